@@ -1,0 +1,23 @@
+"""`drctl`: the one command an on-call engineer or a scheduler runs.
+
+Each concern adds its own click group or command in its own module; this module only assembles them, so the
+entry point stays small and importing it stays cheap (no moto, no PostgreSQL unless a sandbox command runs).
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ehr-dr")
+def cli() -> None:
+    """Disaster-recovery runbooks and drills for the ehr-dr two-region records archive.
+
+    Exit codes: 0 done; 1 the runbook ran and failed (see its journal and evidence); 2 refused before changing
+    anything (bad input, missing MFA, unhealthy target, another run holds the lock).
+    """
+
+
+def main() -> None:
+    cli()

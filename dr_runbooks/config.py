@@ -1,0 +1,149 @@
+"""The deployment config: the few values that decide the whole estate.
+
+It is read from flat `cdk.json` context keys (overridable with `cdk synth -c KEY=VALUE`) by `stacks/`, and from the same
+file by the sandbox, so one file describes what is deployed and what is rehearsed. It is validated before anything is
+built: every violation is one line naming its key, because the person reading it is fixing a cdk.json at a prompt.
+Plain Python (pydantic), never aws_cdk: the runbooks and the Lambda package import it too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MINUTES_PER_MONTH = 365.25 * 24 * 60 / 12
+
+#: The keys this module reads from the CDK context; everything else there (feature flags, lookups) is CDK's.
+CONFIG_KEYS = (
+    "env_name",
+    "account",
+    "primary_region",
+    "dr_region",
+    "retention_years",
+    "backup_retention_days",
+    "archive_cold_after_days",
+    "rto_minutes",
+    "rpo_minutes",
+    "availability_target",
+    "alarm_email",
+    "hosted_zone_name",
+    "app_record_name",
+    "primary_endpoint",
+    "dr_endpoint",
+)
+
+
+class ConfigError(ValueError):
+    """A deployment config that must not be deployed; `str()` is one line per violation, each naming its key."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """Region names from botocore's bundled endpoint data: offline, and current with the installed botocore."""
+    session = boto3.session.Session()
+    return frozenset(session.get_available_regions("s3")) | frozenset(session.get_available_regions("rds"))
+
+
+class DeploymentConfig(BaseModel):
+    """One environment of the estate: where it runs, how long it keeps data, what recovery it promises."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env_name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$",
+        description="3-16 lowercase letters, digits or '-': it is part of every physical name (bucket names <= 63).",
+    )
+    account: str = Field(pattern=r"^\d{12}$", description="the 12-digit AWS account id")
+    primary_region: str = "us-east-1"
+    dr_region: str = "us-west-1"
+    retention_years: int = Field(7, ge=7, le=100, description="Object Lock retention of every chart version")
+    backup_retention_days: int = Field(
+        35, ge=7, le=35, description="point-in-time window (Aurora and AWS Backup continuous backups allow 1-35)"
+    )
+    archive_cold_after_days: int = Field(90, ge=30, description="age at which chart versions move to Glacier IR")
+    rto_minutes: int = Field(15, ge=1, description="recovery time objective of a regional failover")
+    rpo_minutes: int = Field(15, ge=1, le=60, description="recovery point objective (S3 RTC replicates in 15 min)")
+    availability_target: float = Field(0.9995, gt=0.9, lt=1.0)
+    alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    hosted_zone_name: str | None = Field(None, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}\.?$")
+    app_record_name: str = Field("records", pattern=r"^[a-z0-9-]+$")
+    primary_endpoint: str | None = Field(None, pattern=r"^[a-z0-9.-]+$", description="the app's hostname in primary")
+    dr_endpoint: str | None = Field(None, pattern=r"^[a-z0-9.-]+$", description="the app's hostname in the DR region")
+
+    @field_validator("primary_region", "dr_region")
+    @classmethod
+    def _is_a_region(cls, value: str) -> str:
+        if value not in known_regions():
+            raise ValueError(f"{value!r} is not an AWS region")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> DeploymentConfig:
+        if self.dr_region == self.primary_region:
+            raise ValueError(f"dr_region: must differ from primary_region ({self.primary_region})")
+        if self.rto_minutes > self.monthly_downtime_budget_minutes:
+            raise ValueError(
+                f"rto_minutes: {self.rto_minutes} min exceeds the whole monthly downtime budget of "
+                f"{self.monthly_downtime_budget_minutes:.1f} min at availability_target {self.availability_target}"
+            )
+        traffic = {"hosted_zone_name": self.hosted_zone_name, "primary_endpoint": self.primary_endpoint,
+                   "dr_endpoint": self.dr_endpoint}
+        given = [key for key, value in traffic.items() if value]
+        if given and len(given) != len(traffic):
+            missing = sorted(set(traffic) - set(given))
+            raise ValueError(f"{missing[0]}: traffic management needs {', '.join(sorted(traffic))} together")
+        return self
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        """Both regions, primary first."""
+        return (self.primary_region, self.dr_region)
+
+    @property
+    def monthly_downtime_budget_minutes(self) -> float:
+        """Downtime a month allows at the availability target (99.95% -> 21.9 min)."""
+        return (1 - self.availability_target) * MINUTES_PER_MONTH
+
+    @property
+    def manages_traffic(self) -> bool:
+        return bool(self.hosted_zone_name)
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> DeploymentConfig:
+        """Validate the config keys of a CDK context (values from `-c` arrive as strings; pydantic coerces them)."""
+        values = {key: context[key] for key in CONFIG_KEYS if context.get(key) not in (None, "")}
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise ConfigError([_one_line(problem) for problem in error.errors()]) from None
+
+    @classmethod
+    def from_cdk_json(cls, path: Path, overrides: Mapping[str, Any] | None = None) -> DeploymentConfig:
+        """The config a `cdk synth` in the folder of `path` would deploy, for the sandbox and drctl."""
+        try:
+            context = json.loads(path.read_text())["context"]
+        except (OSError, KeyError, json.JSONDecodeError) as error:
+            raise ConfigError([f"{path}: cannot read a CDK context from it ({error})"]) from None
+        return cls.from_context({**context, **(overrides or {})})
+
+
+def _one_line(problem: Mapping[str, Any]) -> str:
+    """`key: what is wrong (got value)`; model-level problems already start with their key."""
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if not problem["loc"]:
+        return message
+    key = ".".join(str(part) for part in problem["loc"])
+    if problem["type"] == "extra_forbidden":
+        return f"{key}: not a deployment config key"
+    return f"{key}: {message} (got {problem.get('input')!r})"
+
