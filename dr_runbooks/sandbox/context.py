@@ -1,0 +1,52 @@
+"""What an emulation gets when it is installed: the estate's config and names, moto's state, and a place to clean up.
+
+Emulations run in the sandbox server's process (where moto's backends live), so they read and change moto's state
+directly through `backend()` instead of calling the endpoint (a call through the endpoint would pass the guards and
+observers again: a replica written that way would be replicated back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto.backends import get_backend
+
+from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.topology import Topology, build_topology
+
+
+@dataclass
+class SandboxContext:
+    config: DeploymentConfig
+    state_dir: Path
+    endpoint_url: str = ""
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("dr_runbooks.sandbox"))
+    _stoppers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def topology(self) -> Topology:
+        return build_topology(self.config)
+
+    def backend(self, service: str, region: str) -> Any:
+        """moto's backend of `service` in `region` for the sandbox account, e.g. `backend("s3", "us-east-1")`.
+
+        S3 is global in moto (one backend under the pseudo-region "aws"), so any region gives that one.
+        """
+        backends = get_backend(service)[self.config.account]  # type: ignore[call-overload]
+        return backends["aws"] if service == "s3" else backends[region]
+
+    def on_stop(self, stopper: Callable[[], None]) -> None:
+        """Run `stopper` when the sandbox stops (last registered runs first): threads, processes, temp files."""
+        self._stoppers.append(stopper)
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:
+                self.log.exception("sandbox: a stop hook failed")

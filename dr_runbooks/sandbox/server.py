@@ -1,0 +1,176 @@
+"""The sandbox endpoint: moto's server app behind the dispatch seam, one HTTP port for both regions.
+
+`SandboxServer` runs it in a thread of the current process (the pytest fixture: fast, no process to spawn);
+`python -m dr_runbooks.sandbox.server` runs it as the background process of `drctl sandbox up`, which writes the
+state file once it listens and removes it when it stops (SIGTERM, SIGINT or `POST /_sandbox/shutdown`).
+
+moto keeps its state in module globals, so one process holds at most one sandbox at a time: a second `start()` is
+refused instead of silently sharing state. Each start resets moto, so every sandbox begins empty.
+
+Besides AWS, the endpoint answers the sandbox's control API under `/_sandbox/`: `GET status` (the reports of every
+emulation) and `POST actions/<name>` (faults and other named actions, JSON arguments in, JSON result out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.moto_api._internal import moto_api_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.sandbox.context import SandboxContext
+from dr_runbooks.sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
+from dr_runbooks.sandbox.faults import CONTROL_PREFIX
+from dr_runbooks.sandbox.state import LOG_FILE, SandboxState, read_state, state_file, write_state
+
+#: The emulations installed into every sandbox, in order (each module has `install(registry, context)`).
+#: Guards run in this order too, so faults come first.
+EMULATIONS = (
+    "dr_runbooks.sandbox.faults",
+)
+
+_one_per_process = threading.Lock()
+
+
+class SandboxServer:
+    """The endpoint in a thread: `start()` listens (port 0 picks a free one), `stop()` undoes everything."""
+
+    def __init__(self, context: SandboxContext, host: str = "127.0.0.1", port: int = 0):
+        self.context = context
+        self.registry = Registry()
+        self._host, self._port = host, port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return self._server.server_address[1]
+
+    def start(self) -> SandboxServer:
+        if not _one_per_process.acquire(blocking=False):
+            raise RuntimeError("a sandbox is already running in this process (moto's state is per process)")
+        try:
+            self._server = make_server(
+                self._host, self._port, self.app(), threaded=True, request_handler=MotoRequestHandler
+            )
+        except OSError as error:
+            _one_per_process.release()
+            raise OSError(f"cannot listen on {self._host}:{self._port}: {error.strerror or error}") from None
+        self.context.endpoint_url = f"http://{self._host}:{self.port}"
+        moto_api_backend.reset()
+        for name in EMULATIONS:
+            importlib.import_module(name).install(self.registry, self.context)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-endpoint", daemon=True)
+        self._thread.start()
+        return self
+
+    def app(self) -> WSGIApp:
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        return _ControlApp(DispatchMiddleware(moto_app, self.registry), self)
+
+    def status(self) -> dict[str, Any]:
+        reports = {name: report() for name, report in self.registry.reports.items()}
+        return {"endpoint_url": self.context.endpoint_url, "pid": os.getpid(), "env_name": self.context.config.env_name,
+                "regions": list(self.context.config.regions), "actions": sorted(self.registry.actions), **reports}
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        if self._thread:
+            self._thread.join()
+        self._server.server_close()
+        self._server = None
+        self.context.stop()
+        moto_api_backend.reset()
+        _one_per_process.release()
+        self.stopped.set()
+
+
+class _ControlApp:
+    """`/_sandbox/...` answered here; everything else goes to the AWS side."""
+
+    def __init__(self, aws: WSGIApp, server: SandboxServer):
+        self.aws, self.server = aws, server
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path: str = environ.get("PATH_INFO", "")
+        if not path.startswith(CONTROL_PREFIX + "/"):
+            return self.aws(environ, start_response)
+        route = path.removeprefix(CONTROL_PREFIX + "/")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        arguments = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+        try:
+            if route == "status":
+                status, result = 200, self.server.status()
+            elif route.startswith("actions/"):
+                name = route.removeprefix("actions/")
+                status, result = 200, self.server.registry.run_action(name, arguments)
+            elif route == "shutdown":
+                threading.Thread(target=self.server.stop, daemon=True).start()
+                status, result = 202, {"stopping": True}
+            else:
+                status, result = 404, {"error": f"no sandbox control route {route!r}"}
+        except (KeyError, ValueError) as error:
+            status, result = 400, {"error": str(error.args[0] if error.args else error)}
+        body = json.dumps(result, default=str).encode()
+        start_response(f"{status} Sandbox", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0) -> SandboxServer:
+    """Listen, install the emulations and provision the estate; on any failure leave nothing running."""
+    from dr_runbooks.sandbox.provision import provision
+
+    server = SandboxServer(SandboxContext(config=config, state_dir=state_dir), port=port).start()
+    try:
+        provision(server.context)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The background process of `drctl sandbox up`: serve until told to stop, then remove the state file."""
+    parser = argparse.ArgumentParser(prog="python -m dr_runbooks.sandbox.server")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--cdk-json", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        filename=args.state_dir / LOG_FILE, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    from dr_runbooks.sandbox.provision import sandbox_config
+
+    server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: threading.Thread(target=server.stop, daemon=True).start())
+    write_state(
+        args.state_dir,
+        SandboxState(pid=os.getpid(), endpoint_url=server.context.endpoint_url, port=server.port,
+                     cdk_json=str(args.cdk_json), started_at=datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+    server.stopped.wait()
+    current = read_state(args.state_dir)
+    if current and current.pid == os.getpid():
+        state_file(args.state_dir).unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
