@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from dr_runbooks.evidence.commands import report
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ehr-dr")
@@ -17,6 +19,9 @@ def cli() -> None:
     Exit codes: 0 done; 1 the runbook ran and failed (see its journal and evidence); 2 refused before changing
     anything (bad input, missing MFA, unhealthy target, another run holds the lock).
     """
+
+
+cli.add_command(report)
 
 
 def main() -> None:

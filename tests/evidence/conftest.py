@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from dr_runbooks.evidence.record import AwsCall, EvidenceRecord, Identity, Objective, Step, Verification
+from dr_runbooks.evidence.chain import seal
+from dr_runbooks.evidence.record import (
+    AwsCall,
+    EvidenceRecord,
+    Identity,
+    Objective,
+    RunError,
+    Step,
+    Verification,
+)
 
 T0 = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
 
@@ -60,3 +69,23 @@ def _make_record(**overrides: Any) -> EvidenceRecord:
 def make_record() -> Callable[..., EvidenceRecord]:
     """A succeeded failover drill of environment `demo` on the sandbox, started 2026-11-03 14:00 UTC, lasting 5 min."""
     return _make_record
+
+
+@pytest.fixture
+def sealed_chain(make_record) -> list[EvidenceRecord]:
+    """Two sealed records: a passed failover drill (`drill-1`) and a failed restore drill (`restore-1`)."""
+    first = seal(make_record(run_id="drill-1"), None)
+    failed = make_record(
+        run_id="restore-1",
+        kind="restore-drill",
+        outcome="failed",
+        rto=None,
+        rpo=Objective(measured_seconds=1200, target_seconds=900, how="newest restored canary row"),
+        downtime_seconds=0,
+        verifications=(
+            Verification(what="chart files", how="SHA-256 of each restored file against its scan row",
+                         result="failed", checked=50, mismatched=1, detail="charts/p1/pt9/s3.pdf changed"),
+        ),
+        errors=(RunError(message="1 chart file does not match its stored checksum", step="validate-charts"),),
+    )
+    return [first, seal(failed, first)]
