@@ -39,9 +39,12 @@ from dr_runbooks.sandbox.state import LOG_FILE, SandboxState, read_state, state_
 #: Guards run in this order too, so faults come first.
 EMULATIONS = (
     "dr_runbooks.sandbox.faults",
+    "dr_runbooks.sandbox.s3_replication",
 )
 
 _one_per_process = threading.Lock()
+#: The endpoint's request log is werkzeug's INFO; keep it out of test output and the server log.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 class SandboxServer:

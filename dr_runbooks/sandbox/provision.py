@@ -1,0 +1,263 @@
+"""Provision the estate the CDK app deploys, by name and by setting, into the sandbox's moto (both regions).
+
+Everything is created through the sandbox endpoint with boto3, as a deployment would call the APIs, from
+`build_topology(config)`: the same names the stacks use. Settings follow the stacks (see `stacks/archive.py`): chart
+buckets versioned, Object Lock COMPLIANCE with the configured retention, SSE-KMS with the region's key, replication
+both ways (rule `charts-<src>-to-<dst>`, RTC 15 minutes with metrics, delete markers, replica modifications).
+
+Where the sandbox must differ from AWS, on purpose:
+- **KMS**: one ordinary key per region under the topology's alias, not a multi-region key with a replica: moto 5.2
+  fails decrypt under a multi-region key (AccessDenied), and a runbook only ever names the key by its alias.
+- **Traffic**: the sandbox always manages traffic (`sandbox_config` fills the hosted zone and endpoints when cdk.json
+  has none), so the traffic gates and failover records exist for a drill to shift.
+- **Database secret**: carries the credentials of the local PostgreSQL pair once it is up (sandbox-db's emulation
+  overwrites it); until then `PLACEHOLDER_DB_CREDENTIALS`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.sandbox.context import SandboxContext
+from dr_runbooks.topology import (
+    TRAFFIC_GATE_METRIC,
+    TRAFFIC_GATE_NAMESPACE,
+    RegionalResources,
+    Topology,
+    TrafficGate,
+    build_topology,
+    name_prefix,
+    parameter_name,
+)
+
+#: moto's default account: the sandbox always uses it, whatever cdk.json says (no real account is ever involved).
+SANDBOX_ACCOUNT = "123456789012"
+SANDBOX_ZONE = "ehr-dr.example.com"
+EVIDENCE_RETENTION_YEARS = 6
+PLACEHOLDER_DB_CREDENTIALS = {"username": "ehr_admin", "password": "sandbox-placeholder", "port": 5432}
+#: Gate dimension name (the value is the topology's `TrafficGate.dimension_value`).
+GATE_DIMENSION = "Region"
+#: What each regional alarm watches in the sandbox: (namespace, metric, statistic, threshold).
+ALARM_METRICS = {
+    "s3-replication-latency": ("AWS/S3", "ReplicationLatency", "Maximum", 900.0),
+    "s3-replication-failed": ("AWS/S3", "OperationsFailedReplication", "Sum", 0.0),
+    "aurora-global-lag": ("AWS/RDS", "AuroraGlobalDBReplicationLag", "Maximum", 60_000.0),
+    "backup-job-failed": ("AWS/Backup", "NumberOfBackupJobsFailed", "Sum", 0.0),
+    "backup-copy-failed": ("AWS/Backup", "NumberOfCopyJobsFailed", "Sum", 0.0),
+    "break-glass-assumed": ("EhrDr/Security", "BreakGlassAssumed", "Sum", 0.0),
+}
+
+
+def sandbox_config(cdk_json: Path) -> DeploymentConfig:
+    """The deployment config of `cdk_json`, in the sandbox account, with traffic management on."""
+    overrides: dict[str, Any] = {"account": SANDBOX_ACCOUNT}
+    context = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.exists() else {}
+    if not context.get("hosted_zone_name"):
+        overrides |= {
+            "hosted_zone_name": SANDBOX_ZONE,
+            "primary_endpoint": f"app.{context.get('primary_region', 'us-east-1')}.{SANDBOX_ZONE}",
+            "dr_endpoint": f"app.{context.get('dr_region', 'us-west-1')}.{SANDBOX_ZONE}",
+        }
+    return DeploymentConfig.from_cdk_json(cdk_json, overrides)
+
+
+def replication_rule_id(source_region: str, destination_region: str) -> str:
+    """The stacks' rule id (a dimension of S3's replication metrics)."""
+    return f"charts-{source_region}-to-{destination_region}"
+
+
+def replication_role_arn(config: DeploymentConfig, region: str) -> str:
+    return f"arn:aws:iam::{config.account}:role/{name_prefix(config)}-s3-replication-{region}"
+
+
+def retention_days(years: int) -> int:
+    """Days that cover `years` calendar years, leap days included (as the stacks compute it)."""
+    return math.ceil(years * 365.25)
+
+
+def health_check_reference(region: str) -> str:
+    """CallerReference of a region's record health check: how a runbook or the traffic emulation finds it again."""
+    return f"ehr-dr-record-{region}"
+
+
+def provision(context: SandboxContext) -> None:
+    """Create the whole estate; both regions concurrently (each region's steps in order)."""
+    topology = context.topology
+    aws = _Clients(context.endpoint_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        keys = dict(zip(context.config.regions,
+                        pool.map(lambda r: _region(aws, context.config, topology.regions[r]), context.config.regions),
+                        strict=True))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda r: _replication(aws, context.config, topology, r, keys), context.config.regions))
+    _database(aws, context.config, topology, keys)
+    if topology.traffic:
+        _traffic(aws, topology)
+
+
+class _Clients:
+    def __init__(self, endpoint_url: str):
+        self.endpoint_url = endpoint_url
+        self.session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def __call__(self, service: str, region: str) -> Any:
+        return self.session.client(service, region_name=region, endpoint_url=self.endpoint_url,
+                                   config=Config(retries={"total_max_attempts": 2, "mode": "standard"}))
+
+
+def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) -> str:
+    """A region's own resources; returns its key's ARN."""
+    region, topology = here.region, build_topology(config)
+    kms = aws("kms", region)
+    key_arn = kms.create_key(Description=f"{topology.env_name} data key ({region})")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=here.kms_key_alias, TargetKeyId=key_arn)
+    aws("ssm", region).put_parameter(Name=parameter_name(topology.env_name), Value=topology.to_json(), Type="String",
+                                     Tier="Advanced", Overwrite=True)
+    s3 = aws("s3", region)
+    _bucket(s3, here.access_log_bucket, region)
+    s3.put_bucket_versioning(Bucket=here.access_log_bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=here.access_log_bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.put_bucket_policy(Bucket=here.access_log_bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "S3ServerAccessLogsFromThisAccount", "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{here.access_log_bucket}/*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": config.account}}}]}))
+    for bucket, days in ((here.chart_bucket, retention_days(config.retention_years)),
+                         (here.evidence_bucket, retention_days(EVIDENCE_RETENTION_YEARS))):
+        _bucket(s3, bucket, region, object_lock=True)
+        s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": days}}})
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+            "BucketKeyEnabled": True}]})
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True})
+        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": {
+            "TargetBucket": here.access_log_bucket, "TargetPrefix": f"{bucket}/"}})
+    aws("dynamodb", region).create_table(
+        TableName=here.runbook_table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    sns = aws("sns", region)
+    topic_arn = sns.create_topic(Name=here.oncall_topic_arn.rpartition(":")[2],
+                                 Attributes={"KmsMasterKeyId": here.kms_key_alias})["TopicArn"]
+    cloudwatch = aws("cloudwatch", region)
+    for name in here.alarm_names:
+        namespace, metric, statistic, threshold = ALARM_METRICS[name.removeprefix(f"{name_prefix(config)}-")]
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, Namespace=namespace, MetricName=metric, Statistic=statistic, Period=60,
+            EvaluationPeriods=1, Threshold=threshold, ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn])
+    backup = aws("backup", region)
+    backup.create_backup_vault(BackupVaultName=here.backup_vault, EncryptionKeyArn=key_arn)
+    partner_vault = next(r for r in topology.regions.values() if r.region != region)
+    backup.create_backup_plan(BackupPlan={"BackupPlanName": f"{name_prefix(config)}-plan-{region}", "Rules": [{
+        "RuleName": "daily-with-copy-to-partner", "TargetBackupVaultName": here.backup_vault,
+        "ScheduleExpression": "cron(0 5 * * ? *)", "EnableContinuousBackup": True,
+        "Lifecycle": {"DeleteAfterDays": config.backup_retention_days},
+        "CopyActions": [{"DestinationBackupVaultArn": (
+            f"arn:aws:backup:{partner_vault.region}:{topology.account}:backup-vault:{partner_vault.backup_vault}"),
+            "Lifecycle": {"DeleteAfterDays": config.backup_retention_days}}]}]})
+    return key_arn
+
+
+def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> None:
+    arguments: dict[str, Any] = {"Bucket": name, "ObjectLockEnabledForBucket": object_lock}
+    if region != "us-east-1":
+        arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**arguments)
+    if object_lock:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _replication(aws: _Clients, config: DeploymentConfig, topology: Topology, region: str,
+                 keys: dict[str, str]) -> None:
+    here, partner = topology.regions[region], topology.regions[topology.partner(region)]
+    fifteen = {"Minutes": 15}
+    aws("s3", region).put_bucket_replication(Bucket=here.chart_bucket, ReplicationConfiguration={
+        "Role": replication_role_arn(config, region),
+        "Rules": [{
+            "ID": replication_rule_id(region, partner.region), "Status": "Enabled", "Priority": 1,
+            "Filter": {"Prefix": ""},
+            "DeleteMarkerReplication": {"Status": "Enabled"},
+            "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"},
+                                        "ReplicaModifications": {"Status": "Enabled"}},
+            "Destination": {
+                "Bucket": f"arn:aws:s3:::{partner.chart_bucket}",
+                "EncryptionConfiguration": {"ReplicaKmsKeyID": keys[partner.region]},
+                "ReplicationTime": {"Status": "Enabled", "Time": fifteen},
+                "Metrics": {"Status": "Enabled", "EventThreshold": fifteen},
+            },
+        }],
+    })
+
+
+def _database(aws: _Clients, config: DeploymentConfig, topology: Topology, keys: dict[str, str]) -> None:
+    """The global cluster, its writer in the primary region, its secondary in the DR region, and the secret."""
+    primary, dr = topology.regions[topology.primary_region], topology.regions[topology.dr_region]
+    aws("rds", primary.region).create_global_cluster(
+        GlobalClusterIdentifier=topology.global_cluster_id, Engine="aurora-postgresql", EngineVersion="16.4",
+        DatabaseName=topology.database_name, StorageEncrypted=True)
+    for here, writer in ((primary, True), (dr, False)):
+        arguments: dict[str, Any] = {
+            "DBClusterIdentifier": here.db_cluster_id, "Engine": "aurora-postgresql", "EngineVersion": "16.4",
+            "GlobalClusterIdentifier": topology.global_cluster_id, "StorageEncrypted": True,
+            "KmsKeyId": keys[here.region], "DeletionProtection": True,
+            "BackupRetentionPeriod": config.backup_retention_days,
+        }
+        if writer:
+            arguments |= {"DatabaseName": topology.database_name,
+                          "MasterUsername": PLACEHOLDER_DB_CREDENTIALS["username"],
+                          "MasterUserPassword": PLACEHOLDER_DB_CREDENTIALS["password"]}
+        aws("rds", here.region).create_db_cluster(**arguments)
+    secret = json.dumps({**PLACEHOLDER_DB_CREDENTIALS, "dbname": topology.database_name, "engine": "postgres"})
+    for here in (primary, dr):
+        aws("secretsmanager", here.region).create_secret(Name=topology.db_secret_name, SecretString=secret,
+                                                         KmsKeyId=here.kms_key_alias)
+
+
+def _traffic(aws: _Clients, topology: Topology) -> None:
+    """Gate alarms in the partner regions, one health check per region, failover records in the hosted zone."""
+    traffic = topology.traffic
+    assert traffic is not None
+    route53 = aws("route53", "us-east-1")
+    zone_id = route53.create_hosted_zone(Name=traffic.hosted_zone_name, CallerReference=f"ehr-dr-{topology.env_name}")[
+        "HostedZone"]["Id"].rpartition("/")[2]
+    changes = []
+    for region, gate in traffic.gates.items():
+        _gate_alarm(aws, gate)
+        check_id = route53.create_health_check(CallerReference=health_check_reference(region), HealthCheckConfig={
+            "Type": "CLOUDWATCH_METRIC",
+            "AlarmIdentifier": {"Region": gate.alarm_region, "Name": gate.alarm_name},
+            "InsufficientDataHealthStatus": "LastKnownStatus",
+        })["HealthCheck"]["Id"]
+        route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=check_id, AddTags=[
+            {"Key": "Name", "Value": f"ehr-dr-{topology.env_name}-{region}"},
+            {"Key": "ehr-dr:region", "Value": region}])
+        changes.append({"Action": "CREATE", "ResourceRecordSet": {
+            "Name": traffic.record_name, "Type": "CNAME", "TTL": 60, "SetIdentifier": region,
+            "Failover": "PRIMARY" if region == topology.primary_region else "SECONDARY",
+            "HealthCheckId": check_id, "ResourceRecords": [{"Value": traffic.endpoints[region]}],
+        }})
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+
+
+def _gate_alarm(aws: _Clients, gate: TrafficGate) -> None:
+    aws("cloudwatch", gate.alarm_region).put_metric_alarm(
+        AlarmName=gate.alarm_name, Namespace=TRAFFIC_GATE_NAMESPACE, MetricName=TRAFFIC_GATE_METRIC,
+        Dimensions=[{"Name": GATE_DIMENSION, "Value": gate.dimension_value}], Statistic="Maximum", Period=60,
+        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="ignore")
+

@@ -1,0 +1,330 @@
+"""S3 cross-region replication, which moto stores the configuration of but never performs.
+
+What AWS documents (S3 User Guide, "Replicating objects" and "What does Amazon S3 replicate?"), and this emulation does:
+- A new object version written to a bucket with a replication configuration is replicated by every *enabled* rule
+  whose filter matches it (prefix, tags, or both under `And`; a legacy rule's `Prefix`), to that rule's destination
+  bucket; of several matching rules to one destination, the highest `Priority` wins.
+- The replica keeps the source's version id, body, checksum, metadata, tags, last-modified and Object Lock retention;
+  it is encrypted with the destination's `ReplicaKmsKeyID` when the rule names one, and written in the rule's storage
+  class. The source version reports `x-amz-replication-status: PENDING` until done, then `COMPLETED`; the replica
+  reports `REPLICA`.
+- Objects encrypted with SSE-KMS replicate only when `SourceSelectionCriteria.SseKmsEncryptedObjects` is enabled.
+- A delete marker (a DELETE without a version id) replicates only when the rule has `DeleteMarkerReplication` enabled,
+  or the rule is a legacy (V1, no `Filter`) rule; never for tag-filtered rules. Deleting a specific version is never
+  replicated (a malicious delete cannot propagate).
+- Replicas are not replicated again: the replica is written to moto's state directly, not through the endpoint, so no
+  observer sees it, and a replica is skipped if one ever comes by. This is what makes the two-way setup safe.
+
+Sandbox controls (actions): `replication-pause` / `replication-resume` (rehearse a replication outage: writes queue up,
+source versions stay PENDING), `replication-lag {"seconds": N}` (delay before a write is replicated) and
+`replication-drain {"timeout": S}` (wait until nothing is queued, for tests and the seed). Status report: `replication`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.s3.models import FakeDeleteMarker, FakeKey
+
+from dr_runbooks.sandbox.context import SandboxContext
+from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
+
+STATUS_HEADER = "x-amz-replication-status"
+
+
+@dataclass(order=True)
+class Job:
+    """One version (or delete marker) to replicate, due at `due` (monotonic clock)."""
+
+    due: float
+    sequence: int
+    bucket: str = field(compare=False)
+    key: str = field(compare=False)
+    version_id: str = field(compare=False)
+    delete_marker: bool = field(compare=False, default=False)
+    enqueued: float = field(compare=False, default_factory=time.monotonic)
+
+
+def _listify(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _tags_match(wanted: list[dict[str, str]], tags: dict[str, str]) -> bool:
+    return all(tags.get(tag["Key"]) == tag["Value"] for tag in wanted)
+
+
+def _filter(rule: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+    """The rule's prefix and tags, whichever schema (V1 `Prefix`, V2 `Filter` with `Prefix`/`Tag`/`And`)."""
+    if "Filter" not in rule:
+        return rule.get("Prefix") or "", []
+    filter_ = rule["Filter"] or {}
+    if "And" in filter_:
+        both = filter_["And"] or {}
+        return both.get("Prefix") or "", _listify(both.get("Tag"))
+    return filter_.get("Prefix") or "", _listify(filter_.get("Tag"))
+
+
+def matching_rules(configuration: dict[str, Any] | None, key: str, tags: dict[str, str], *, kms_encrypted: bool,
+                   delete_marker: bool) -> list[dict[str, Any]]:
+    """The rules that replicate this version, at most one per destination bucket (the highest priority)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for rule in _listify((configuration or {}).get("Rule")):
+        if rule.get("Status") != "Enabled":
+            continue
+        prefix, wanted_tags = _filter(rule)
+        if delete_marker:
+            legacy = "Filter" not in rule
+            enabled = (rule.get("DeleteMarkerReplication") or {}).get("Status") == "Enabled"
+            if wanted_tags or not (legacy or enabled) or not key.startswith(prefix):
+                continue
+        else:
+            if not key.startswith(prefix) or not _tags_match(wanted_tags, tags):
+                continue
+            criteria = ((rule.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects") or {})
+            if kms_encrypted and criteria.get("Status") != "Enabled":
+                continue
+        destination = rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::")
+        current = chosen.get(destination)
+        if current is None or int(rule.get("Priority", 0)) > int(current.get("Priority", 0)):
+            chosen[destination] = rule
+    return list(chosen.values())
+
+
+class Replicator:
+    """The background worker: a due-ordered queue of jobs, pausable, with a settable lag."""
+
+    def __init__(self, context: SandboxContext):
+        self.context = context
+        self.lag_seconds = 0.0
+        self.paused = False
+        self.replicated = 0
+        self.failed = 0
+        self._queue: list[Job] = []
+        self._sequence = itertools.count()
+        self._in_flight = 0
+        self._wake = threading.Condition()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="sandbox-s3-replication", daemon=True)
+        self._thread.start()
+
+    @property
+    def s3(self) -> Any:
+        return self.context.backend("s3", self.context.config.primary_region)
+
+    # -- enqueue (observers, on the request thread: quick) ---------------------------------------------------------
+
+    def enqueue(self, bucket: str, key: str, version_id: str | None, *, delete_marker: bool = False) -> None:
+        if not version_id or version_id == "null":
+            return  # an unversioned bucket cannot have replication (S3 requires versioning on both sides)
+        backend = self.s3
+        configuration = backend.get_bucket_replication(bucket)
+        if not configuration:
+            return
+        source = None if delete_marker else self.version(bucket, key, version_id)
+        if source is not None:
+            if getattr(source, "replication_status", None) == "REPLICA":
+                return
+            if not self._rules_for(bucket, source, delete_marker=False):
+                return
+            source.replication_status = "PENDING"
+        elif not delete_marker or not self._rules_for(bucket, None, key=key, delete_marker=True):
+            return
+        with self._wake:
+            job = Job(time.monotonic() + self.lag_seconds, next(self._sequence), bucket, key, version_id,
+                      delete_marker)
+            heapq.heappush(self._queue, job)
+            self._wake.notify()
+
+    def _rules_for(self, bucket: str, source: FakeKey | None, *, delete_marker: bool,
+                   key: str | None = None) -> list[dict[str, Any]]:
+        backend = self.s3
+        tags = backend.tagger.get_tag_dict_for_resource(source.arn) if source is not None else {}
+        return matching_rules(
+            backend.get_bucket_replication(bucket), key if source is None else source.name, tags,
+            kms_encrypted=source is not None and source.encryption == "aws:kms", delete_marker=delete_marker,
+        )
+
+    def version(self, bucket: str, key: str, version_id: str) -> FakeKey | None:
+        for version in self.s3.get_bucket(bucket).keys.getlist(key, []):
+            if isinstance(version, FakeKey) and version.version_id == version_id:
+                return version
+        return None
+
+    # -- the worker ------------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._running and (self.paused or not self._queue or self._queue[0].due > time.monotonic()):
+                    timeout = None if self.paused or not self._queue else self._queue[0].due - time.monotonic()
+                    self._wake.wait(timeout)
+                if not self._running:
+                    return
+                job = heapq.heappop(self._queue)
+                self._in_flight += 1
+            try:
+                self._replicate(job)
+                self.replicated += 1
+            except Exception:
+                self.failed += 1
+                self.context.log.exception("sandbox: replicating %s/%s %s failed", job.bucket, job.key,
+                                           job.version_id)
+            finally:
+                with self._wake:
+                    self._in_flight -= 1
+                    self._wake.notify_all()
+
+    def _replicate(self, job: Job) -> None:
+        backend = self.s3
+        if job.delete_marker:
+            for rule in self._rules_for(job.bucket, None, key=job.key, delete_marker=True):
+                destination = backend.get_bucket(rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::"))
+                if job.key in destination.keys:
+                    marker = FakeDeleteMarker(key=destination.keys[job.key])
+                    marker._version_id = job.version_id
+                    destination.keys[job.key] = marker
+            return
+        source = self.version(job.bucket, job.key, job.version_id)
+        if source is None:
+            return  # the version was deleted before it was replicated: nothing left to copy
+        for rule in self._rules_for(job.bucket, source, delete_marker=False):
+            self._copy(source, rule)
+        source.replication_status = "COMPLETED"
+
+    def _copy(self, source: FakeKey, rule: dict[str, Any]) -> None:
+        backend = self.s3
+        target = rule["Destination"]
+        bucket = target["Bucket"].removeprefix("arn:aws:s3:::")
+        replica_key = (target.get("EncryptionConfiguration") or {}).get("ReplicaKmsKeyID")
+        replica = backend.put_object(
+            bucket_name=bucket, key_name=source.name, value=source.value,
+            storage=target.get("StorageClass") or source.storage_class, etag=source._etag,
+            encryption="aws:kms" if replica_key else source.encryption,
+            kms_key_id=replica_key or source.kms_key_id, bucket_key_enabled=source.bucket_key_enabled,
+            lock_mode=source.lock_mode, lock_legal_status=source.lock_legal_status, lock_until=source.lock_until,
+            checksum_value=source.checksum_value, disable_notification=True,
+        )
+        replica._version_id = source.version_id
+        replica.last_modified = source.last_modified
+        replica.checksum_algorithm = source.checksum_algorithm
+        replica.checksum_type = source.checksum_type
+        replica.set_metadata(source.metadata)
+        backend.tagger.copy_tags(source.arn, replica.arn)
+        replica.replication_status = "REPLICA"
+
+    # -- controls --------------------------------------------------------------------------------------------------
+
+    def set_paused(self, paused: bool) -> dict[str, Any]:
+        with self._wake:
+            self.paused = paused
+            self._wake.notify_all()
+        return self.report()
+
+    def drain(self, timeout: float) -> dict[str, Any]:
+        """Wait until nothing is queued or in flight; refused while paused (it would never end)."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            if self.paused and self._queue:
+                raise ValueError("replication is paused: resume it before draining")
+            while self._queue or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ValueError(f"replication backlog of {len(self._queue)} not drained in {timeout} s")
+                self._wake.wait(min(remaining, 0.05))
+        return self.report()
+
+    def report(self) -> dict[str, Any]:
+        with self._wake:
+            oldest = min((job.enqueued for job in self._queue), default=time.monotonic())
+            backlog = len(self._queue)
+        return {
+            "paused": self.paused, "lag_seconds": self.lag_seconds, "backlog": backlog,
+            "oldest_pending_seconds": round(time.monotonic() - oldest, 3),
+            "replicated": self.replicated, "failed": self.failed,
+        }
+
+    def stop(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify_all()
+        self._thread.join(timeout=5)
+
+
+def _deleted_markers(body: bytes) -> list[tuple[str, str]]:
+    """(key, delete marker version id) of each delete marker a DeleteObjects result reports."""
+    markers = []
+    for deleted in ET.fromstring(body).iter():
+        if not deleted.tag.endswith("Deleted"):
+            continue
+        fields = {child.tag.rpartition("}")[2]: child.text for child in deleted}
+        if fields.get("DeleteMarker") == "true" and fields.get("DeleteMarkerVersionId") and not fields.get(
+                "VersionId"):
+            markers.append((fields["Key"], fields["DeleteMarkerVersionId"]))
+    return markers
+
+
+def install(registry: Registry, context: SandboxContext) -> None:
+    replicator = Replicator(context)
+    context.on_stop(replicator.stop)
+
+    def new_version(call: Call, reply: Reply) -> None:
+        replicator.enqueue(call.uri_params["Bucket"], call.uri_params["Key"], reply.header("x-amz-version-id"))
+
+    for operation in ("PutObject", "CopyObject", "CompleteMultipartUpload"):
+        registry.observe("s3", operation)(new_version)
+
+    @registry.observe("s3", "DeleteObject")
+    def delete_marker(call: Call, reply: Reply) -> None:
+        if "versionId" not in call.query and reply.header("x-amz-delete-marker") == "true":
+            replicator.enqueue(call.uri_params["Bucket"], call.uri_params["Key"], reply.header("x-amz-version-id"),
+                               delete_marker=True)
+
+    @registry.observe("s3", "DeleteObjects")
+    def delete_markers(call: Call, reply: Reply) -> None:
+        for key, version_id in _deleted_markers(reply.body):
+            replicator.enqueue(call.uri_params["Bucket"], key, version_id, delete_marker=True)
+
+    def with_status(call: Call, forward: Forward) -> Reply:
+        """AWS reports each version's replication status on GET and HEAD; moto has no such field."""
+        reply = forward()
+        version_id = reply.header("x-amz-version-id")
+        if not reply.ok or not version_id:
+            return reply
+        version = replicator.version(call.uri_params["Bucket"], call.uri_params["Key"], version_id)
+        status = getattr(version, "replication_status", None)
+        if status is None:
+            return reply
+        return Reply(reply.status, [*reply.headers, (STATUS_HEADER, status)], reply.body)
+
+    registry.intercept("s3", "GetObject")(with_status)
+    registry.intercept("s3", "HeadObject")(with_status)
+
+    @registry.action("replication-pause")
+    def pause(arguments: dict[str, Any]) -> dict[str, Any]:
+        return replicator.set_paused(True)
+
+    @registry.action("replication-resume")
+    def resume(arguments: dict[str, Any]) -> dict[str, Any]:
+        return replicator.set_paused(False)
+
+    @registry.action("replication-lag")
+    def lag(arguments: dict[str, Any]) -> dict[str, Any]:
+        seconds = float(arguments.get("seconds", -1))
+        if seconds < 0:
+            raise ValueError("replication-lag needs seconds >= 0")
+        replicator.lag_seconds = seconds
+        return replicator.report()
+
+    @registry.action("replication-drain")
+    def drain(arguments: dict[str, Any]) -> dict[str, Any]:
+        return replicator.drain(float(arguments.get("timeout", 60)))
+
+    registry.report("replication")(replicator.report)
