@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.evidence.commands import report
 
 
@@ -22,6 +23,12 @@ def cli() -> None:
 
 
 cli.add_command(report)
+cli.add_command(status)
+cli.add_command(switchover)
+cli.add_command(failover)
+cli.add_command(failback)
+cli.add_command(resume)
+cli.add_command(unlock)
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ SCHEMA_VERSION = 1
 #: Namespace and metric of the traffic gates (see `TrafficTopology`).
 TRAFFIC_GATE_NAMESPACE = "EhrDr/Traffic"
 TRAFFIC_GATE_METRIC = "Evacuate"
+#: The gate metric's one dimension; its value is `TrafficGate.dimension_value`.
+TRAFFIC_GATE_DIMENSION = "Region"
 
 #: What each regional alarm watches; the alarm's name is `ehr-dr-<env>-<what>`.
 REGIONAL_ALARMS = (

@@ -1,0 +1,1 @@
+"""The on-call click commands: status, switchover, failover, failback, resume, unlock."""

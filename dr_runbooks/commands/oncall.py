@@ -1,0 +1,156 @@
+"""`drctl status | switchover | failover | failback | resume | unlock`: what on-call types.
+
+Order of every changing command: validate the input, read the topology in the target region, open the MFA session,
+run the read-only preflight, confirm, and only then take the lock and start the journal. Each refusal before that last
+point exits 2 with nothing changed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from dr_runbooks.commands.common import (
+    EXIT_DONE,
+    EXIT_FAILED,
+    Mfa,
+    Options,
+    aws_options,
+    confirm,
+    mfa_options,
+    refusals,
+)
+from dr_runbooks.commands.render import Progress, err, print_plan, print_run, print_status
+from dr_runbooks.engine.journal import region_of_run
+from dr_runbooks.engine.lock import RunLock
+from dr_runbooks.observe.estate import observe_estate
+from dr_runbooks.runbooks import driver
+from dr_runbooks.runbooks.estate import Refused, check_region, load_topology, load_topology_anywhere
+from dr_runbooks.runbooks.plans import PLANS
+from dr_runbooks.runbooks.preflight import PREFLIGHTS
+
+DEFAULT_REGIONS = ("us-east-1", "us-west-1")
+
+
+@click.command()
+@click.option("--region", "regions", multiple=True, default=DEFAULT_REGIONS, show_default=True,
+              help="where to read the topology from (the first that answers)")
+@aws_options
+@refusals
+def status(options: Options, regions: tuple[str, ...]) -> None:
+    """Both regions: who writes, lag, replication, backups, alarms, traffic, and whether a failover is ready."""
+    for region in regions:
+        check_region(region)
+    aws = options.session()
+    topology = load_topology_anywhere(aws, options.env_name, regions)
+    print_status(observe_estate(aws, topology), options.as_json)
+
+
+def _runbook_command(runbook: str, help_text: str, data_loss: bool = False) -> click.Command:
+    @click.option("--to", "to_region", required=True, help="the region to move to")
+    @click.option("--dry-run", is_flag=True, help="print the plan and the exact calls; change nothing")
+    @click.option("--yes", is_flag=True, help="skip the typed confirmation (never MFA or --accept-data-loss)")
+    @aws_options
+    @mfa_options
+    @refusals
+    def command(options: Options, mfa: Mfa, to_region: str, dry_run: bool, yes: bool, **extra: Any) -> None:
+        _launch(runbook, options, mfa, to_region, dry_run, yes, **extra)
+
+    command.__doc__ = help_text
+    if data_loss:
+        command = click.option("--accept-data-loss", is_flag=True,
+                               help="acknowledge the data loss shown (the replication lag last observed)")(command)
+    return click.command(name=runbook, help=help_text)(command)
+
+
+def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: bool, yes: bool,
+            accept_data_loss: bool = False) -> None:
+    check_region(to_region)
+    aws = options.session()
+    topology = load_topology(aws, options.env_name, to_region)
+    if dry_run:
+        seen = PREFLIGHTS[runbook](aws, topology, to_region)
+        ctx = driver.new_context(aws, topology, runbook, to_region, seen, operator="dry-run")
+        print_plan(runbook, to_region, driver.describe(PLANS[runbook](), ctx), seen, options.as_json)
+        return
+    session = mfa.session(aws, to_region, topology.role_arns.get("dr-operator"), f"drctl {runbook}")
+    seen = PREFLIGHTS[runbook](session, topology, to_region)
+    if runbook == "failover":
+        _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
+    confirm(runbook, yes)
+    ctx = driver.new_context(session, topology, runbook, to_region, seen, session.identity(to_region).arn)
+    _finish(ctx, options)
+
+
+def _acknowledge_loss(lag: float, accepted: bool, yes: bool) -> None:
+    err.print(f"[bold yellow]expected data loss:[/] up to {lag:.1f} s of writes (replication lag last observed)")
+    if accepted:
+        return
+    if yes:
+        raise Refused("--yes does not accept data loss: add --accept-data-loss")
+    confirm("accept data loss", yes=False)
+
+
+def _finish(ctx: Any, options: Options) -> None:
+    run = driver.run(ctx, Progress(quiet=options.as_json))
+    evidence = None
+    try:
+        evidence = driver.write_evidence(ctx, sandbox=bool(options.endpoint_url)).run_id
+    except Exception as error:  # the run happened either way; say the evidence is missing rather than hide the run
+        err.print(f"[red]evidence not written:[/] {error}")
+    print_run(run, evidence, options.as_json)
+    sys.exit(EXIT_DONE if run.status == "succeeded" else EXIT_FAILED)
+
+
+switchover = _runbook_command("switchover", "Planned move of the writer and traffic to --to, no data loss.")
+failover = _runbook_command(
+    "failover", "Unplanned: the other region is gone. Calls only --to's APIs; shows and needs the data loss.",
+    data_loss=True,
+)
+failback = _runbook_command("failback", "Re-protect --to (the region that came back) as an up-to-date secondary.")
+
+
+@click.command()
+@click.argument("run_id")
+@aws_options
+@mfa_options
+@refusals
+def resume(options: Options, mfa: Mfa, run_id: str) -> None:
+    """Continue a run from its journal (in the region its id names): steps already done are not redone."""
+    region = region_of_run(run_id)
+    aws = options.session()
+    topology = load_topology(aws, options.env_name, region)
+    session = mfa.session(aws, region, topology.role_arns.get("dr-operator"), "drctl resume")
+    try:
+        ctx = driver.resume_context(session, topology, run_id)
+    except LookupError as error:
+        raise Refused(str(error)) from None
+    if ctx.run.status == "succeeded":
+        print_run(ctx.run, None, options.as_json)
+        return
+    _finish(ctx, options)
+
+
+@click.command()
+@click.option("--region", required=True, help="the region whose runbook lock to break (the run's target)")
+@click.option("--run-id", required=True, help="the run holding the lock (as `drctl resume` or a refusal named it)")
+@aws_options
+@mfa_options
+@refusals
+def unlock(options: Options, mfa: Mfa, region: str, run_id: str) -> None:
+    """Break a stale runbook lock: only the named run's, so a race never breaks someone else's."""
+    check_region(region)
+    aws = options.session()
+    topology = load_topology(aws, options.env_name, region)
+    session = mfa.session(aws, region, topology.role_arns.get("dr-operator"), "drctl unlock")
+    lock = RunLock(session, region, topology.in_region(region).runbook_table, topology.env_name)
+    try:
+        lock.break_lock(run_id)
+    except LookupError as error:
+        raise Refused(str(error)) from None
+    err.print(f"lock of {run_id} in {region} broken")
+
+
+COMMANDS = (status, switchover, failover, failback, resume, unlock)

@@ -1,0 +1,1 @@
+"""Observing live state (who writes, lag, replication, backups, alarms, traffic): never a stored flag."""

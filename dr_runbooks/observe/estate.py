@@ -1,0 +1,172 @@
+"""The state of both regions, observed concurrently within a time budget, and the one-line verdict.
+
+`drctl status` must answer within 10 s while a region is dark: every probe runs on a probe client (2 s connect, 3 s
+read, 2 attempts), all probes of both regions run at once, and whatever has not answered when the budget is spent is
+reported as unreachable rather than waited for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from dr_runbooks.observe import probes
+from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import Topology
+
+#: Seconds status waits for probes; with reading the topology first, the command stays under 10 s.
+STATUS_BUDGET_SECONDS = 7.0
+#: A backup or cross-region copy older than this makes the estate not ready (the plans back up daily).
+BACKUP_MAX_AGE_HOURS = 26
+
+
+class Probe(BaseModel):
+    """One probe's answer, or why there is none."""
+
+    value: Any = None
+    error: str | None = None
+
+
+class RegionReport(BaseModel):
+    region: str
+    home: str
+    reachable: bool
+    probes: dict[str, Probe] = Field(default_factory=dict)
+
+    def value(self, name: str) -> Any:
+        probe = self.probes.get(name)
+        return None if probe is None else probe.value
+
+
+class EstateReport(BaseModel):
+    env_name: str
+    observed_at: float
+    seconds: float
+    rpo_seconds: float
+    regions: dict[str, RegionReport]
+    writer_region: str | None
+    traffic_region: str | None
+    ready: bool
+    target_region: str | None
+    reasons: list[str]
+
+    @property
+    def verdict(self) -> str:
+        if self.target_region is None:
+            return "NOT READY: " + "; ".join(self.reasons)
+        if self.ready:
+            return f"READY to fail over to {self.target_region}"
+        return f"NOT READY to fail over to {self.target_region}: " + "; ".join(self.reasons)
+
+
+def _probes(aws: AwsSession, topology: Topology, region: str) -> dict[str, Callable[[], Any]]:
+    here = topology.in_region(region)
+    partner = topology.in_region(topology.partner(region))
+
+    def client(service: str) -> Any:
+        return aws.client(service, region, probe=True)
+
+    gate_alarms = [gate.alarm_name for gate in (topology.traffic.gates.values() if topology.traffic else ())
+                   if gate.alarm_region == region]
+    return {
+        "global_cluster": lambda: probes.global_cluster(client("rds"), topology.global_cluster_id).model_dump(),
+        "cluster_status": lambda: probes.db_cluster(client("rds"), here.db_cluster_id)["Status"],
+        "lag_seconds": lambda: probes.aurora_lag_seconds(client("cloudwatch"), here.db_cluster_id),
+        "s3_replication": lambda: [r.model_dump() for r in probes.s3_replication(
+            client("s3"), client("cloudwatch"), here.chart_bucket)],
+        "backups": lambda: probes.newest_recovery_points(client("backup"), here.backup_vault,
+                                                         f":backup-vault:{partner.backup_vault}"),
+        "alarms": lambda: probes.alarm_states(client("cloudwatch"), [*here.alarm_names, *gate_alarms]),
+    }
+
+
+def observe_estate(aws: AwsSession, topology: Topology, budget_seconds: float = STATUS_BUDGET_SECONDS) -> EstateReport:
+    started = time.time()
+    pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="probe")
+    futures = {
+        (region, name): pool.submit(probe)
+        for region in topology.regions
+        for name, probe in _probes(aws, topology, region).items()
+    }
+    wait(futures.values(), timeout=budget_seconds)
+    pool.shutdown(wait=False, cancel_futures=True)
+    regions = {}
+    for region, resources in topology.regions.items():
+        answers: dict[str, Probe] = {}
+        for (where, name), future in futures.items():
+            if where != region:
+                continue
+            if not future.done():
+                answers[name] = Probe(error=f"no answer within {budget_seconds:.0f} s")
+            elif future.exception() is not None:
+                answers[name] = Probe(error=_one_line(future.exception()))
+            else:
+                answers[name] = Probe(value=future.result())
+        reachable = any(probe.error is None for probe in answers.values())
+        regions[region] = RegionReport(region=region, home=resources.home, reachable=reachable, probes=answers)
+    return _judge(topology, regions, started)
+
+
+def _one_line(error: BaseException | None) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def _judge(topology: Topology, regions: dict[str, RegionReport], started: float) -> EstateReport:
+    writer_region = None
+    for report in regions.values():
+        cluster = report.value("global_cluster")
+        if cluster:
+            writer = probes.GlobalCluster.model_validate(cluster).writer()
+            writer_region = writer.region if writer else writer_region
+            if writer and writer.region == report.region:
+                break
+    evacuated = set()
+    for gate in topology.traffic.gates.values() if topology.traffic else ():
+        state = (regions[gate.alarm_region].value("alarms") or {}).get(gate.alarm_name)
+        if state == "ALARM":
+            evacuated.add(gate.region)
+    order = (topology.primary_region, topology.dr_region)
+    traffic_region = next((region for region in order if region not in evacuated), None) if topology.traffic else None
+
+    target = topology.partner(writer_region) if writer_region else None
+    reasons = _not_ready_because(topology, regions, target) if target else ["no region reports a writer"]
+    return EstateReport(
+        env_name=topology.env_name,
+        observed_at=started,
+        seconds=time.time() - started,
+        rpo_seconds=topology.rpo_minutes * 60,
+        regions=regions,
+        writer_region=writer_region,
+        traffic_region=traffic_region,
+        ready=not reasons,
+        target_region=target,
+        reasons=reasons,
+    )
+
+
+def _not_ready_because(topology: Topology, regions: dict[str, RegionReport], target: str) -> list[str]:
+    """Why a failover to `target` would not meet its objectives now (empty: ready)."""
+    report = regions[target]
+    if not report.reachable:
+        return [f"{target} does not answer"]
+    reasons = []
+    status = report.value("cluster_status")
+    if status != "available":
+        reasons.append(f"cluster in {target} is {status or 'unknown'}")
+    lag = report.value("lag_seconds")
+    if lag is None:
+        reasons.append(f"no Aurora replication lag reported in {target} for 10 min")
+    elif lag > topology.rpo_minutes * 60:
+        reasons.append(f"Aurora lag {lag:.0f} s exceeds the RPO of {topology.rpo_minutes * 60} s")
+    alarms = report.value("alarms") or {}
+    firing = sorted(name for name, state in alarms.items() if state == "ALARM" and "evacuate" not in name)
+    if firing:
+        reasons.append(f"alarms firing in {target}: {', '.join(firing)}")
+    backups = report.value("backups") or {}
+    if not backups.get("last_copy"):
+        reasons.append(f"no cross-region backup copy in {target}'s vault")
+    return reasons

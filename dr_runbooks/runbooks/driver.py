@@ -1,0 +1,124 @@
+"""Starting, dry-running and resuming a runbook run, and turning its journal into an evidence record.
+
+This is the glue the commands call; it owns no policy of its own beyond the order: preflight (refusals change
+nothing), then the lock and the journal in the target region, then the plan, then the evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dr_runbooks.engine.context import RunContext
+from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id, region_of_run
+from dr_runbooks.engine.lock import RunLock
+from dr_runbooks.engine.plan import Plan
+from dr_runbooks.engine.runner import Listener, execute
+from dr_runbooks.evidence.record import AwsCall, EvidenceRecord, Identity, Objective, RunError
+from dr_runbooks.evidence.record import Step as EvidenceStep
+from dr_runbooks.evidence.store import EvidenceLog, S3EvidenceBucket
+from dr_runbooks.runbooks.plans import PLANS
+from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import Topology
+
+
+def new_context(
+    aws: AwsSession, topology: Topology, runbook: str, target: str, params: dict[str, Any], operator: str,
+    local_dir: Path = LOCAL_RUNS,
+) -> RunContext:
+    plan = PLANS[runbook]()
+    run = RunRecord(
+        run_id=new_run_id(runbook, target),
+        runbook=runbook,
+        env_name=topology.env_name,
+        target_region=target,
+        params={**params, "changing_steps": [step.name for step in plan.steps if step.changes]},
+        operator=operator,
+        mfa=aws.mfa,
+    )
+    resources = topology.in_region(target)
+    return RunContext(run=run, topology=topology, aws=aws,
+                      journal=Journal(aws, target, resources.runbook_table, local_dir))
+
+
+def resume_context(aws: AwsSession, topology: Topology, run_id: str, local_dir: Path = LOCAL_RUNS) -> RunContext:
+    region = region_of_run(run_id)
+    journal = Journal(aws, region, topology.in_region(region).runbook_table, local_dir)
+    return RunContext(run=journal.load(run_id), topology=topology, aws=aws, journal=journal)
+
+
+def lock_of(ctx: RunContext) -> RunLock:
+    return RunLock(ctx.aws, ctx.run.target_region, ctx.target.runbook_table, ctx.topology.env_name)
+
+
+def describe(plan: Plan, ctx: RunContext) -> list[dict[str, Any]]:
+    """The plan with the exact calls each step would make, for --dry-run and the confirmation screen."""
+    names = ctx.template_vars()
+    gate = ctx.topology.traffic.gates[ctx.source.region].alarm_region if ctx.topology.traffic else "-"
+    names["gate_region"] = gate
+    return [
+        {
+            "step": step.name,
+            "description": step.description,
+            "depends_on": list(step.depends_on),
+            "changes": step.changes,
+            "timeout_seconds": step.timeout_seconds,
+            "calls": [template.format(**names) for template in step.calls],
+        }
+        for step in plan.steps
+    ]
+
+
+def run(ctx: RunContext, listener: Listener | None = None) -> RunRecord:
+    return execute(PLANS[ctx.run.runbook](), ctx, lock_of(ctx), listener)
+
+
+def evidence_record(run: RunRecord, topology: Topology, sandbox: bool) -> EvidenceRecord:
+    def when(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    timeline = tuple(
+        EvidenceStep(
+            name=step.name,
+            started_at=when(step.started_at),
+            ended_at=when(step.ended_at or step.started_at),
+            outcome="succeeded" if step.status == "succeeded" else "failed",
+            detail=step.error,
+            aws_calls=tuple(
+                AwsCall(service=call.service, operation=call.operation, region=call.region, error=call.error)
+                for call in step.calls
+            ),
+        )
+        for step in sorted(run.steps.values(), key=lambda record: record.started_at)
+    )
+    objectives = run.steps.get("record-objectives")
+    measured = objectives.outputs if objectives and objectives.status == "succeeded" else {}
+    source = topology.partner(run.target_region)
+    return EvidenceRecord(
+        run_id=run.run_id,
+        kind=run.runbook,  # type: ignore[arg-type]
+        environment=run.env_name,
+        from_region=source,
+        to_region=run.target_region,
+        identity=Identity(caller_arn=run.operator, account=topology.account, mfa_used=run.mfa),
+        started_at=when(run.started_at),
+        ended_at=when(run.ended_at or run.started_at),
+        outcome="succeeded" if run.status == "succeeded" else "failed",
+        timeline=timeline,
+        rto=Objective(measured_seconds=measured.get("rto_seconds"), target_seconds=topology.rto_minutes * 60,
+                      how="journal: start of the first changing step to the end of the last step")
+        if run.runbook != "failback" else None,
+        rpo=Objective(measured_seconds=measured.get("rpo_seconds"), target_seconds=topology.rpo_minutes * 60,
+                      how=measured.get("rpo_how", "not measured"))
+        if run.runbook != "failback" else None,
+        errors=(RunError(message=run.error),) if run.error else (),
+        sandbox=sandbox,
+    )
+
+
+def write_evidence(ctx: RunContext, sandbox: bool) -> EvidenceRecord:
+    """Seal the run's record into the evidence chain kept in the target region's Object Lock evidence bucket."""
+    record = evidence_record(ctx.run, ctx.topology, sandbox)
+    bucket = S3EvidenceBucket(ctx.client("s3"), ctx.target.evidence_bucket)
+    return EvidenceLog(ctx.topology.env_name, [bucket]).append(record)

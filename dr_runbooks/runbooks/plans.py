@@ -1,0 +1,109 @@
+"""The on-call runbooks as plans: data the engine runs here and a later issue turns into Step Functions.
+
+Reading the dependencies is reading the runbook: in a switchover the canaries are written first (in parallel), then
+the Aurora switchover and the S3 canary's arrival proceed side by side; traffic moves once the database writes in the
+target; the RTO/RPO step reads the journal at the end. A failover never names a step that calls the source region.
+"""
+
+from __future__ import annotations
+
+from dr_runbooks.engine.plan import Plan, PollPolicy, Step
+
+_STEPS = "dr_runbooks.runbooks.steps"
+#: Aurora global switchover/failover takes minutes on AWS; poll every few seconds, at most every 15.
+_AURORA_POLL = PollPolicy(initial_seconds=0.2, maximum_seconds=15)
+_FAST_POLL = PollPolicy(initial_seconds=0.1, maximum_seconds=5)
+
+
+def _step(name: str, action: str, description: str, *depends_on: str, changes: bool = False,
+          calls: tuple[str, ...] = (), timeout: float = 120, poll: PollPolicy = _FAST_POLL) -> Step:
+    return Step(name=name, action=f"{_STEPS}:{action}", description=description, depends_on=depends_on,
+                changes=changes, calls=calls, timeout_seconds=timeout, poll=poll)
+
+
+def _objectives(*depends_on: str) -> Step:
+    return _step("record-objectives", "record_objectives", "measure RTO from the journal and RPO from the canaries",
+                 *depends_on)
+
+
+_TRAFFIC = ("cloudwatch.PutMetricData({gate_region}: EhrDr/Traffic Evacuate=1 Region={source_region})",
+            "cloudwatch.DescribeAlarms({gate_region}: gate until ALARM)")
+
+
+def switchover() -> Plan:
+    return Plan(
+        runbook="switchover",
+        description="planned move of the writer and traffic to the target region, no data loss",
+        steps=(
+            _step("canary-row", "write_source_canary_row", "write a canary row on the current writer", changes=True,
+                  calls=("rds.DescribeDBClusters({source_region}: {source_cluster_id})",
+                         "secretsmanager.GetSecretValue({source_region}: {db_secret_name})",
+                         "postgres INSERT INTO dr_canary (run_id={run_id})")),
+            _step("canary-object", "write_source_canary_object", "write a canary object in the source bucket",
+                  changes=True, calls=("s3.PutObject({source_bucket}/dr-canary/{run_id})",)),
+            _step("aurora-switchover", "aurora_switchover", "switch the global cluster's writer to the target",
+                  "canary-row", changes=True, timeout=900, poll=_AURORA_POLL,
+                  calls=("rds.SwitchoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id})",
+                         "rds.DescribeGlobalClusters({target_region}: until the target writes)")),
+            _step("canary-object-arrived", "verify_canary_object", "the canary object replicated to the target",
+                  "canary-object", timeout=900, calls=("s3.HeadObject({target_bucket}/dr-canary/{run_id})",)),
+            _step("canary-row-arrived", "verify_canary_row", "the canary row is in the new writer", "aurora-switchover",
+                  calls=("postgres SELECT dr_canary (run_id={run_id}) on {target_cluster_id}",)),
+            _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
+                  "canary-object-arrived", changes=True,
+                  calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
+            _step("restore-target-gate", "restore_target_gate", "let the target region into DNS", "aurora-switchover",
+                  changes=True, timeout=300,
+                  calls=("cloudwatch.PutMetricData({source_region}: Evacuate=0 Region={target_region})",)),
+            _step("shift-traffic", "shift_traffic", "take the source region out of DNS", "restore-target-gate",
+                  changes=True, timeout=300, calls=_TRAFFIC),
+            _objectives("canary-row-arrived", "archive-writable", "shift-traffic"),
+        ),
+    )
+
+
+def failover() -> Plan:
+    return Plan(
+        runbook="failover",
+        description="unplanned: the source region is gone; promote the target, accepting the data loss shown",
+        steps=(
+            _step("find-last-canaries", "find_last_canaries", "newest canary row and object the target holds",
+                  calls=("postgres SELECT max(written_at) FROM dr_canary on {target_cluster_id} (reader)",
+                         "s3.ListObjectsV2({target_bucket}/dr-canary/)")),
+            _step("aurora-failover", "aurora_failover", "promote the target cluster (AllowDataLoss)",
+                  "find-last-canaries", changes=True, timeout=900, poll=_AURORA_POLL,
+                  calls=("rds.FailoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id}, "
+                         "AllowDataLoss)", "rds.DescribeGlobalClusters({target_region}: until the target writes)")),
+            _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
+                  changes=True,
+                  calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
+            _step("shift-traffic", "shift_traffic", "take the source region out of DNS", "aurora-failover",
+                  changes=True, timeout=300, calls=_TRAFFIC),
+            _step("writer-canary", "write_target_canary_row", "a canary row proves the new writer takes writes",
+                  "aurora-failover", changes=True, calls=("postgres INSERT INTO dr_canary on {target_cluster_id}",)),
+            _objectives("archive-writable", "shift-traffic", "writer-canary"),
+        ),
+    )
+
+
+def failback() -> Plan:
+    """Re-protect: the returning region (the target) is a secondary again and both directions replicate."""
+    return Plan(
+        runbook="failback",
+        description="re-protect: the returned region is an up-to-date secondary and replication flows to it",
+        steps=(
+            _step("reattached", "reattached_secondary", "the returned cluster is a secondary again", timeout=900,
+                  poll=_AURORA_POLL, calls=("rds.DescribeGlobalClusters({target_region})",)),
+            _step("canary-row", "write_source_canary_row", "a canary row on the writer", "reattached", changes=True,
+                  calls=("postgres INSERT INTO dr_canary on {source_cluster_id}",)),
+            _step("canary-object", "write_source_canary_object", "a canary object in the writer's bucket",
+                  changes=True, calls=("s3.PutObject({source_bucket}/dr-canary/{run_id})",)),
+            _step("canary-row-arrived", "verify_replica_canary_row", "the row reached the returned region",
+                  "canary-row", timeout=300, calls=("postgres SELECT dr_canary on {target_cluster_id} (reader)",)),
+            _step("canary-object-arrived", "verify_canary_object", "the object reached the returned region",
+                  "canary-object", timeout=900, calls=("s3.HeadObject({target_bucket}/dr-canary/{run_id})",)),
+        ),
+    )
+
+
+PLANS = {"switchover": switchover, "failover": failover, "failback": failback}
