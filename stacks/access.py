@@ -1,0 +1,114 @@
+"""The human roles of the estate (IAM is global: one stack, deployed with the primary region).
+
+Every role is assumable only by principals of this account holding an MFA session younger than an hour
+(`aws:MultiFactorAuthPresent` and `aws:MultiFactorAuthAge`), and its sessions are short. The auditor reads; the DR
+operator can do what the runbooks do and nothing else; platform admin and break-glass administer (break-glass use
+raises the break-glass alarm, in the audit stack).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from dr_runbooks.topology import TRAFFIC_GATE_NAMESPACE, AccessRole, parameter_name, role_name
+from stacks.site import Site
+
+MFA_MAX_AGE_SECONDS = 3600
+SESSION_HOURS: dict[AccessRole, int] = {"platform-admin": 1, "dr-operator": 4, "auditor": 4, "break-glass": 1}
+
+
+def mfa_conditions() -> dict[str, dict[str, object]]:
+    return {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"},
+        "NumericLessThan": {"aws:MultiFactorAuthAge": MFA_MAX_AGE_SECONDS},
+    }
+
+
+class AccessStack(cdk.Stack):
+    def __init__(self, scope: Construct, site: Site) -> None:
+        super().__init__(scope, site.stack_name("access"), env=site.env, description=f"{site.prefix} human roles")
+        administrator = iam.ManagedPolicy.from_aws_managed_policy_name("AdministratorAccess")
+        policies: dict[AccessRole, list[iam.IManagedPolicy]] = {
+            "platform-admin": [administrator],
+            "break-glass": [administrator],
+            "auditor": [iam.ManagedPolicy.from_aws_managed_policy_name("SecurityAudit")],
+            "dr-operator": [_dr_operator_policy(self, site)],
+        }
+        self.roles = {
+            role: iam.Role(
+                self,
+                "".join(part.capitalize() for part in role.split("-")),
+                role_name=role_name(site.config, role),
+                assumed_by=iam.AccountPrincipal(site.config.account).with_conditions(mfa_conditions()),
+                max_session_duration=cdk.Duration.hours(SESSION_HOURS[role]),
+                managed_policies=managed,
+            )
+            for role, managed in policies.items()
+        }
+
+
+def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
+    """What the runbooks call, on the estate's own resources only."""
+    account = site.config.account
+    topology = site.topology
+    regions = topology.regions.values()
+    return iam.ManagedPolicy(
+        scope,
+        "DrOperatorPolicy",
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadTopology",
+                actions=["ssm:GetParameter"],
+                resources=[f"arn:aws:ssm:{r.region}:{account}:parameter{parameter_name(topology.env_name)}"
+                           for r in regions],
+            ),
+            iam.PolicyStatement(
+                sid="LockAndJournal",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                         "dynamodb:Query"],
+                resources=[site.table_arn(r.region) for r in regions],
+            ),
+            iam.PolicyStatement(
+                sid="WriteEvidence",
+                actions=["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+                resources=[arn for r in regions
+                           for arn in (site.bucket_arn(r.evidence_bucket), f"{site.bucket_arn(r.evidence_bucket)}/*")],
+            ),
+            iam.PolicyStatement(
+                sid="CanaryAndVerifyCharts",
+                actions=["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
+                         "s3:ListBucketVersions", "s3:GetReplicationConfiguration"],
+                resources=[arn for r in regions
+                           for arn in (site.bucket_arn(r.chart_bucket), f"{site.bucket_arn(r.chart_bucket)}/*")],
+            ),
+            iam.PolicyStatement(
+                sid="FailOverTheGlobalDatabase",
+                actions=["rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster", "rds:DescribeGlobalClusters",
+                         "rds:DescribeDBClusters", "rds:RemoveFromGlobalCluster"],
+                resources=[
+                    f"arn:aws:rds::{account}:global-cluster:{topology.global_cluster_id}",
+                    *(site.cluster_arn(r.region) for r in regions),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ReadDatabaseSecret",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[f"arn:aws:secretsmanager:{r.region}:{account}:secret:{topology.db_secret_name}-*"
+                           for r in regions],
+            ),
+            iam.PolicyStatement(
+                sid="ObserveAndGateTraffic",
+                actions=["cloudwatch:PutMetricData", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"],
+                resources=["*"],
+                conditions={"StringEqualsIfExists": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}},
+            ),
+            iam.PolicyStatement(
+                sid="ObserveBackups",
+                actions=["backup:ListRecoveryPointsByBackupVault", "backup:DescribeBackupVault",
+                         "backup:StartRestoreJob", "backup:DescribeRestoreJob"],
+                resources=[site.vault_arn(r.region) for r in regions],
+            ),
+        ],
+    )

@@ -1,0 +1,70 @@
+"""The CDK app: validate the deployment config, then build every stack of both regions and run the compliance packs.
+
+`cdk synth` runs `python3 -m stacks.app` (cdk.json); tests, the synth benchmark and the sandbox's drift test call
+`build_app(context)` instead. The config is validated before any stack exists, so a bad value writes no template:
+its one-line errors go to stderr and the process exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
+
+from dr_runbooks.config import CONFIG_KEYS, ConfigError, DeploymentConfig
+from stacks.estate import build_estate
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+#: Stack-only context: `true` for the first pass of a new environment's first deploy (see stacks/archive.py).
+ARCHIVE_BOOTSTRAP_KEY = "archive_bootstrap"
+
+
+def cdk_json_context(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The context `cdk synth` would see from the project's cdk.json, with `-c`-style overrides on top."""
+    return {**json.loads(CDK_JSON.read_text())["context"], **(overrides or {})}
+
+
+def archive_bootstrap(context: Mapping[str, Any]) -> bool:
+    value = context.get(ARCHIVE_BOOTSTRAP_KEY)
+    if value in (None, ""):
+        return False
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise ConfigError([f"{ARCHIVE_BOOTSTRAP_KEY}: must be true or false (got {value!r})"])
+
+
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    """The whole estate as a CDK App, with the HIPAA Security and AWS Solutions packs registered.
+
+    `context=None` reads the context the CDK CLI passes (cdk.json plus `-c`). Raises `ConfigError` before any
+    stack is made.
+    """
+    app = cdk.App(context=dict(context) if context is not None else None, outdir=outdir)
+    values = {key: app.node.try_get_context(key) for key in (*CONFIG_KEYS, ARCHIVE_BOOTSTRAP_KEY)}
+    config = DeploymentConfig.from_context(values)
+    bootstrap = archive_bootstrap(values)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), HIPAASecurityChecks(app))
+    build_estate(app, config, archive_bootstrap=bootstrap)
+    return app
+
+
+def main() -> None:
+    try:
+        app = build_app()
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The chart archive of one region: the chart bucket, its two-way replication, and the region's access-log bucket.
+
+Replication runs both ways with replica modification sync: charts written in the DR region after a failover flow back
+to the primary when it returns, and Object Lock retention set on either copy follows. Each direction has Replication
+Time Control (15 minutes, with metrics) and replicates delete markers; replicas are encrypted with the destination
+region's key, named by alias (no cross-region reference).
+
+S3 refuses a replication rule whose destination bucket does not exist, and each chart bucket is the other's
+destination. So the first deployment of an environment runs twice: with `-c archive_bootstrap=true` the DR bucket
+is created without its way-back rule (the DR archive stack deploys before the primary one), then a plain deploy adds it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.buckets import locked_bucket
+from stacks.site import Site
+
+#: Server access logs and VPC flow logs are audit records: kept six years (45 CFR 164.316(b)(2)).
+AUDIT_LOG_DAYS = 6 * 366
+
+
+def replication_rule_id(source_region: str, destination_region: str) -> str:
+    """The rule id is a dimension of S3's replication metrics, so the monitoring stack alarms on it by name."""
+    return f"charts-{source_region}-to-{destination_region}"
+
+
+def retention_days(years: int) -> int:
+    """Days that cover `years` calendar years, leap days included: disposal never comes before the lock ends."""
+    return math.ceil(years * 365.25)
+
+
+class ArchiveStack(cdk.Stack):
+    """`chart_bucket` and `log_bucket` of the region."""
+
+    def __init__(self, scope: Construct, site: Site, key: kms.IKey, *, replicate: bool) -> None:
+        super().__init__(scope, site.stack_name("archive"), env=site.env, description=f"{site.prefix} chart archive")
+        self.log_bucket = self._log_bucket(site)
+        config = site.config
+        cold = cdk.Duration.days(config.archive_cold_after_days)
+        keep = cdk.Duration.days(retention_days(config.retention_years))
+        self.chart_bucket = locked_bucket(
+            self,
+            "ChartBucket",
+            bucket_name=site.here.chart_bucket,
+            log_bucket=self.log_bucket,
+            key=key,
+            retention=keep,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="cold-after-configured-age-dispose-after-retention",
+                    transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                                               transition_after=cold)],
+                    noncurrent_version_transitions=[
+                        s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                                                       transition_after=cold)
+                    ],
+                    expiration=keep,
+                    noncurrent_version_expiration=keep,
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+        )
+        if replicate:
+            self._replicate_to_partner(site)
+
+    def _log_bucket(self, site: Site) -> s3.Bucket:
+        """S3 server access logs accept only SSE-S3 on their target; VPC flow logs land here too."""
+        bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            bucket_name=site.here.access_log_bucket,
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="audit-log-retention",
+                    expiration=cdk.Duration.days(AUDIT_LOG_DAYS),
+                    noncurrent_version_expiration=cdk.Duration.days(AUDIT_LOG_DAYS),
+                )
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        account = {"aws:SourceAccount": site.config.account}
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="S3ServerAccessLogsFromThisAccount",
+                principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects("*")],
+                conditions={"StringEquals": account},
+            )
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="VpcFlowLogsFromThisAccount",
+                principals=[iam.ServicePrincipal("delivery.logs.amazonaws.com")],
+                actions=["s3:PutObject", "s3:GetBucketAcl"],
+                resources=[bucket.bucket_arn, bucket.arn_for_objects("vpc-flow-logs/*")],
+                conditions={"StringEquals": account},
+            )
+        )
+        return bucket
+
+    def _replicate_to_partner(self, site: Site) -> None:
+        source, destination = site.here.chart_bucket, site.partner.chart_bucket
+        role = iam.Role(
+            self,
+            "ReplicationRole",
+            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
+            description=f"S3 replicates {source} to {destination}",
+            managed_policies=[_replication_policy(self, site)],
+        )
+        rule_id = replication_rule_id(site.region, site.partner_region)
+        fifteen_minutes = s3.CfnBucket.ReplicationTimeValueProperty(minutes=15)
+        rule = s3.CfnBucket.ReplicationRuleProperty(
+            id=rule_id,
+            status="Enabled",
+            priority=1,
+            filter=s3.CfnBucket.ReplicationRuleFilterProperty(prefix=""),
+            delete_marker_replication=s3.CfnBucket.DeleteMarkerReplicationProperty(status="Enabled"),
+            source_selection_criteria=s3.CfnBucket.SourceSelectionCriteriaProperty(
+                sse_kms_encrypted_objects=s3.CfnBucket.SseKmsEncryptedObjectsProperty(status="Enabled"),
+                replica_modifications=s3.CfnBucket.ReplicaModificationsProperty(status="Enabled"),
+            ),
+            destination=s3.CfnBucket.ReplicationDestinationProperty(
+                bucket=site.bucket_arn(destination),
+                encryption_configuration=s3.CfnBucket.EncryptionConfigurationProperty(
+                    replica_kms_key_id=site.key_alias_arn(site.partner_region)
+                ),
+                replication_time=s3.CfnBucket.ReplicationTimeProperty(status="Enabled", time=fifteen_minutes),
+                metrics=s3.CfnBucket.MetricsProperty(status="Enabled", event_threshold=fifteen_minutes),
+            ),
+        )
+        cfn_bucket = self.chart_bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.replication_configuration = s3.CfnBucket.ReplicationConfigurationProperty(
+            role=role.role_arn, rules=[rule]
+        )
+
+
+def _replication_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
+    """Read versions (with their lock) here, write replicas there, decrypt with this key, encrypt with the partner's."""
+    account = site.config.account
+    source = site.bucket_arn(site.here.chart_bucket)
+    destination = site.bucket_arn(site.partner.chart_bucket)
+    return iam.ManagedPolicy(
+        scope,
+        "ReplicationPolicy",
+        statements=[
+            iam.PolicyStatement(
+                actions=["s3:GetReplicationConfiguration", "s3:ListBucket"], resources=[source]
+            ),
+            iam.PolicyStatement(
+                actions=[
+                    "s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
+                    "s3:GetObjectRetention", "s3:GetObjectLegalHold",
+                ],
+                resources=[f"{source}/*"],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags",
+                         "s3:ObjectOwnerOverrideToBucketOwner"],
+                resources=[f"{destination}/*"],
+            ),
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[f"arn:aws:kms:{site.region}:{account}:key/*"],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{site.region}.amazonaws.com"},
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": site.here.kms_key_alias},
+                },
+            ),
+            iam.PolicyStatement(
+                actions=["kms:Encrypt", "kms:GenerateDataKey"],
+                resources=[f"arn:aws:kms:{site.partner_region}:{account}:key/*"],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{site.partner_region}.amazonaws.com"},
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": site.partner.kms_key_alias},
+                },
+            ),
+        ],
+    )

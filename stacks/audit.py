@@ -1,0 +1,187 @@
+"""Audit in one region: GuardDuty, an AWS Config recorder with the HIPAA Security conformance pack, and, in the
+primary region, the multi-region CloudTrail trail.
+
+The trail validates its log files, encrypts them with the region's key, delivers them to an Object Lock bucket and to
+CloudWatch Logs, and records S3 data events on both chart buckets: every read and write of a chart is logged. A
+metric filter on its log group raises the break-glass alarm whenever the break-glass role is assumed, in any region
+(the multi-region trail delivers every region's events here).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudtrail as cloudtrail
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_config as config_
+from aws_cdk import aws_guardduty as guardduty
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from dr_runbooks.topology import alarm_name, bucket_name
+from stacks.archive import retention_days
+from stacks.buckets import access_log_bucket, locked_bucket
+from stacks.hipaa_conformance_pack import conformance_pack_template
+from stacks.runbook_support import CONFIG_PREFIX, EVIDENCE_RETENTION_YEARS
+from stacks.site import Site
+
+BREAK_GLASS_METRIC_NAMESPACE = "EhrDr/Access"
+BREAK_GLASS_METRIC = "BreakGlassAssumed"
+
+
+def trail_name(site: Site) -> str:
+    return f"{site.prefix}-audit"
+
+
+def trail_bucket_name(site: Site) -> str:
+    return bucket_name(site.config, "trail", site.config.primary_region)
+
+
+class AuditStack(cdk.Stack):
+    def __init__(self, scope: Construct, site: Site, key: kms.IKey) -> None:
+        super().__init__(scope, site.stack_name("audit"), env=site.env, description=f"{site.prefix} audit")
+        guardduty.CfnDetector(
+            self,
+            "GuardDuty",
+            enable=True,
+            finding_publishing_frequency="FIFTEEN_MINUTES",
+            features=[
+                guardduty.CfnDetector.CFNFeatureConfigurationProperty(name=name, status="ENABLED")
+                for name in ("S3_DATA_EVENTS", "RDS_LOGIN_EVENTS")
+            ],
+        )
+        self._config_recorder(site, key)
+        if site.is_primary:
+            self._trail(site, key)
+
+    def _config_recorder(self, site: Site, key: kms.IKey) -> None:
+        role = iam.Role(
+            self,
+            "ConfigRole",
+            assumed_by=iam.ServicePrincipal("config.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWS_ConfigRole")],
+        )
+        recorder = config_.CfnConfigurationRecorder(
+            self,
+            "Recorder",
+            role_arn=role.role_arn,
+            recording_group=config_.CfnConfigurationRecorder.RecordingGroupProperty(
+                all_supported=True, include_global_resource_types=site.is_primary
+            ),
+        )
+        channel = config_.CfnDeliveryChannel(
+            self,
+            "DeliveryChannel",
+            s3_bucket_name=site.here.evidence_bucket,
+            s3_key_prefix=CONFIG_PREFIX,
+            s3_kms_key_arn=key.key_arn,
+        )
+        pack = config_.CfnConformancePack(
+            self,
+            "HipaaSecurity",
+            conformance_pack_name=f"{site.prefix}-hipaa-security",
+            template_body=conformance_pack_template(),
+        )
+        pack.add_dependency(recorder)
+        pack.add_dependency(channel)
+
+    def _trail(self, site: Site, key: kms.IKey) -> None:
+        account, region = site.config.account, site.region
+        arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{trail_name(site)}"
+        bucket = locked_bucket(
+            self,
+            "TrailBucket",
+            bucket_name=trail_bucket_name(site),
+            log_bucket=access_log_bucket(self, site),
+            key=key,
+            retention=cdk.Duration.days(retention_days(EVIDENCE_RETENTION_YEARS)),
+        )
+        service = iam.ServicePrincipal("cloudtrail.amazonaws.com")
+        from_this_trail = {"StringEquals": {"aws:SourceArn": arn}}
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(sid="CloudTrailChecksBucket", principals=[service], actions=["s3:GetBucketAcl"],
+                                resources=[bucket.bucket_arn], conditions=from_this_trail)
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudTrailDelivers", principals=[service], actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"AWSLogs/{account}/*")],
+                conditions={"StringEquals": {"aws:SourceArn": arn, "s3:x-amz-acl": "bucket-owner-full-control"}},
+            )
+        )
+        log_group = logs.LogGroup(
+            self, "TrailLogs", log_group_name=f"/{site.prefix}/cloudtrail", encryption_key=key,
+            retention=logs.RetentionDays.SIX_YEARS, removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        delivery_role = iam.Role(
+            self,
+            "TrailToLogsRole",
+            assumed_by=service,
+            managed_policies=[
+                iam.ManagedPolicy(
+                    self,
+                    "TrailToLogsPolicy",
+                    statements=[
+                        iam.PolicyStatement(
+                            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                            resources=[f"{log_group.log_group_arn}"],
+                        )
+                    ],
+                )
+            ],
+        )
+        charts = [f"arn:aws:s3:::{resources.chart_bucket}/" for resources in site.topology.regions.values()]
+        trail = cloudtrail.CfnTrail(
+            self,
+            "Trail",
+            trail_name=trail_name(site),
+            is_logging=True,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            enable_log_file_validation=True,
+            kms_key_id=key.key_arn,
+            s3_bucket_name=bucket.bucket_name,
+            cloud_watch_logs_log_group_arn=log_group.log_group_arn,
+            cloud_watch_logs_role_arn=delivery_role.role_arn,
+            event_selectors=[
+                cloudtrail.CfnTrail.EventSelectorProperty(
+                    read_write_type="All",
+                    include_management_events=True,
+                    data_resources=[cloudtrail.CfnTrail.DataResourceProperty(type="AWS::S3::Object", values=charts)],
+                )
+            ],
+        )
+        assert bucket.policy is not None
+        trail.node.add_dependency(bucket.policy)
+        self._break_glass_alarm(site, log_group)
+
+    def _break_glass_alarm(self, site: Site, log_group: logs.LogGroup) -> None:
+        role_arn = site.topology.role_arns["break-glass"]
+        metric = logs.MetricFilter(
+            self,
+            "BreakGlassAssumed",
+            log_group=log_group,
+            metric_namespace=BREAK_GLASS_METRIC_NAMESPACE,
+            metric_name=BREAK_GLASS_METRIC,
+            metric_value="1",
+            filter_pattern=logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.eventName", "=", "AssumeRole"),
+                logs.FilterPattern.string_value("$.requestParameters.roleArn", "=", role_arn),
+            ),
+        ).metric(statistic="Sum", period=cdk.Duration.minutes(1))
+        alarm = cloudwatch.Alarm(
+            self,
+            "BreakGlassAlarm",
+            alarm_name=alarm_name(site.config, "break-glass-assumed"),
+            alarm_description="The break-glass role was assumed: confirm the incident ticket and who holds it",
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        topic = sns.Topic.from_topic_arn(self, "OnCall", site.here.oncall_topic_arn)
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))

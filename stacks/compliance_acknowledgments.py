@@ -1,0 +1,185 @@
+"""Every cdk-nag finding this estate acknowledges instead of fixing, with its reason, in one place for a reviewer.
+
+An entry names the rule (for rules that report per finding, like IAM4/IAM5, the finding as cdk-nag prints it) and
+the construct path below the stack it applies to (a glob); `{account}`, `{region}`, `{partner_region}`, `{prefix}`
+and `{secret}` in either are filled from the stack's site. Nothing else is silenced: a new resource with the same
+problem fails the synth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+import aws_cdk as cdk
+
+from stacks.site import Site
+
+
+@dataclass(frozen=True)
+class Acknowledgment:
+    rule: str
+    path: str
+    reason: str
+
+
+ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
+    # --- Archive: the access-log bucket ---
+    Acknowledgment(
+        "HIPAA.Security-S3DefaultEncryptionKMS", "AccessLogBucket/Resource",
+        "S3 server access log delivery supports only SSE-S3 (AES256) on the target bucket; SSE-KMS would drop logs.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-S3BucketReplicationEnabled", "AccessLogBucket/Resource",
+        "Access logs describe this region's buckets and are written where they happen; each region keeps its own, "
+        "versioned, for six years. Replicating them would log the replica writes of the other region back here.",
+    ),
+    # --- Buckets that are write-once audit records, one per region or per trail ---
+    Acknowledgment(
+        "HIPAA.Security-S3BucketReplicationEnabled", "EvidenceBucket/Resource",
+        "Evidence is written in the region a run fails over to, which must work while the other region is dark; "
+        "each region's evidence bucket is Object-Lock protected for six years and backed up by the region's plan "
+        "with copies to the partner vault (BackupStack), which is the cross-region copy.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-S3BucketReplicationEnabled", "TrailBucket/Resource",
+        "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) "
+        "and integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
+    ),
+    # --- Database ---
+    Acknowledgment(
+        "HIPAA.Security-RDSInBackupPlan", "Records/writer/Resource",
+        "The cluster is in the backup plan of BackupStack (selection by cluster ARN, tested in "
+        "tests/stacks/test_backup.py); cdk-nag only looks for a selection in the same stack.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-RDSInBackupPlan", "Records/reader/Resource",
+        "Aurora backs up at cluster level; the cluster is selected by ARN in BackupStack's plan.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-RDSInBackupPlan", "Reader",
+        "Aurora backs up at cluster level; the secondary cluster is selected by ARN in its region's BackupStack plan.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-VPCDefaultSecurityGroupClosed", "Vpc/Resource",
+        "Nothing is placed in the default security group (the cluster, endpoint and rotation function have their "
+        "own); closing it from CloudFormation takes a Lambda-backed custom resource, more code with more access "
+        "than the unused group. The conformance pack's Config rules watch the deployed VPC.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-EC2RestrictedSSH",
+        "DatabaseSecurityGroup/from *RotationSingleUserSecurityGroup*:{{IndirectPort}}",
+        "Ingress from the secret-rotation function's security group on the cluster's port (a token cdk-nag cannot "
+        "read); no CIDR source, so no SSH from anywhere.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-EC2RestrictedCommonPorts",
+        "DatabaseSecurityGroup/from *RotationSingleUserSecurityGroup*:{{IndirectPort}}",
+        "Ingress from the secret-rotation function's security group on the cluster's port (a token cdk-nag cannot "
+        "read), not from a CIDR.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+        "MonitoringRole/Resource",
+        "The AWS-maintained policy RDS enhanced monitoring requires; it only writes the RDSOSMetrics log group.",
+    ),
+    # --- Runbook state ---
+    Acknowledgment(
+        "HIPAA.Security-DynamoDBInBackupPlan", "StateTable/Resource",
+        "The table is in the backup plan of BackupStack (selection by table ARN, tested); cdk-nag only looks for a "
+        "selection in the same stack. PITR is on as well.",
+    ),
+    # --- Backup and Config service roles ---
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", "BackupRole/Resource",
+            "AWS Backup's own service-role policies, maintained by AWS as services gain backup support; a hand copy "
+            "would silently fall behind and fail backups.",
+        )
+        for policy in (
+            "service-role/AWSBackupServiceRolePolicyForBackup", "service-role/AWSBackupServiceRolePolicyForRestores",
+            "AWSBackupServiceRolePolicyForS3Backup", "AWSBackupServiceRolePolicyForS3Restore",
+        )
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWS_ConfigRole]",
+        "ConfigRole/Resource",
+        "AWS Config's read-only recording policy, maintained by AWS as Config records new resource types.",
+    ),
+    # --- Replication role ---
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/*]",
+            "ReplicationPolicy/Resource",
+            "Replication reads and writes every object version of the chart bucket pair, and only of that pair.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
+            "ReplicationPolicy/Resource",
+            "Narrowed by conditions to the one key with the estate's alias (kms:ResourceAliases) used through S3 "
+            "in that region (kms:ViaService); the partner key's id is not known without a cross-region reference.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    # --- Human roles ---
+    *(
+        Acknowledgment(
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AdministratorAccess]", f"{role}/Resource",
+            "Administration is this role's purpose; it is assumable only with MFA younger than an hour, for one "
+            "hour at most, and every use is in the multi-region trail (break-glass use also pages on-call).",
+        )
+        for role in ("PlatformAdmin", "BreakGlass")
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/SecurityAudit]", "Auditor/Resource",
+        "AWS's read-only audit policy (configuration metadata, no data reads), kept current by AWS for new services.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
+        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms have no resource-level permissions; "
+        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
+            "DrOperatorPolicy/Resource",
+            "Runbooks write canary charts and evidence reports under run-specific keys and verify them afterwards; "
+            "the policy is limited to the estate's chart and evidence buckets.",
+        )
+        for bucket in ("charts", "evidence")
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
+            "DrOperatorPolicy/Resource",
+            "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
+        )
+        for region in ("region", "partner_region")
+    ),
+)
+
+
+def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
+    """Attach each acknowledgment to the constructs it names (a glob on the path below the stack), in every stack."""
+    by_region = {site.region: site for site in sites}
+    for stack in app.node.children:
+        if not isinstance(stack, cdk.Stack):
+            continue
+        site = by_region[stack.region]
+        fields = {
+            "account": site.config.account, "region": site.region, "partner_region": site.partner_region,
+            "prefix": site.prefix, "secret": site.topology.db_secret_name,
+        }
+        entries = [
+            (entry.path.format(**fields), entry.rule.format(**fields), entry.reason) for entry in ACKNOWLEDGMENTS
+        ]
+        for construct in stack.node.find_all():
+            path = construct.node.path.removeprefix(f"{stack.node.path}/")
+            rules = [cdk.Acknowledgment(id=rule, reason=reason)
+                     for pattern, rule, reason in entries if fnmatchcase(path, pattern)]
+            if rules:
+                cdk.Validations.of(construct).acknowledge(*rules)
