@@ -25,6 +25,8 @@ class SandboxContext:
     state_dir: Path
     endpoint_url: str = ""
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("dr_runbooks.sandbox"))
+    #: Regions whose endpoints are dark (the faults emulation sets it; traffic health checks read it).
+    down_regions: set[str] = field(default_factory=set)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -34,10 +36,11 @@ class SandboxContext:
     def backend(self, service: str, region: str) -> Any:
         """moto's backend of `service` in `region` for the sandbox account, e.g. `backend("s3", "us-east-1")`.
 
-        S3 is global in moto (one backend under the pseudo-region "aws"), so any region gives that one.
+        Global services (S3, Route 53, IAM) have one backend under the partition name ("aws"): any region gives it.
         """
-        backends = get_backend(service)[self.config.account]  # type: ignore[call-overload]
-        return backends["aws"] if service == "s3" else backends[region]
+        backend_dict = get_backend(service)  # type: ignore[call-overload]
+        global_service = not backend_dict._use_boto3_regions
+        return backend_dict[self.config.account]["aws" if global_service else region]
 
     def on_stop(self, stopper: Callable[[], None]) -> None:
         """Run `stopper` when the sandbox stops (last registered runs first): threads, processes, temp files."""

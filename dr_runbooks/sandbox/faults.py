@@ -79,7 +79,7 @@ class FaultState:
 
 
 def install(registry: Registry, context: SandboxContext) -> None:
-    state = FaultState()
+    state = FaultState(down_regions=context.down_regions)
     regions = set(context.config.regions)
 
     def region_of(arguments: dict[str, Any]) -> str:

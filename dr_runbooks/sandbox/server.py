@@ -40,6 +40,7 @@ from dr_runbooks.sandbox.state import LOG_FILE, SandboxState, read_state, state_
 EMULATIONS = (
     "dr_runbooks.sandbox.faults",
     "dr_runbooks.sandbox.s3_replication",
+    "dr_runbooks.sandbox.traffic",
 )
 
 _one_per_process = threading.Lock()

@@ -1,0 +1,155 @@
+"""Traffic: the gate alarms evaluate and the Route 53 health checks report, which moto does neither of.
+
+The design (`topology.TrafficGate`): the record of a region is healthy only while its endpoint answers AND its gate
+alarm (kept in the partner region) is OK; a runbook evacuates a region by putting `Evacuate=1` into the gate metric in
+the surviving region, and restores it with `0`. Here:
+
+- **Gate alarms** are evaluated whenever metric data arrives in their region (`PutMetricData` observed): ALARM when the
+  latest `Evacuate` datapoint is >= 1, OK when it is below. The alarm's `TreatMissingData=ignore`: with no datapoint
+  the alarm keeps its state. (moto's alarms never evaluate otherwise.)
+- **Health checks** of the failover records (found by their CallerReference, `provision.health_check_reference`;
+  moto drops a CLOUDWATCH_METRIC check's AlarmIdentifier): `GetHealthCheckStatus` reports Success while the gate is
+  not in ALARM and the region's endpoint is up (not a `region-down` fault); INSUFFICIENT_DATA keeps the last known
+  status (`InsufficientDataHealthStatus=LastKnownStatus`).
+- **`TestDNSAnswer`** answers what Route 53 would resolve the failover record to: the PRIMARY record while it is
+  healthy, else the SECONDARY when that is healthy, else the PRIMARY (Route 53 answers the primary when both are down).
+
+Route 53's API signs for us-east-1, so a `region-down` of us-east-1 takes these reads with it, as in AWS; a runbook
+that has lost us-east-1 watches the gate alarm in the surviving region (`DescribeAlarms`) instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from dr_runbooks.sandbox.context import SandboxContext
+from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
+from dr_runbooks.sandbox.provision import GATE_DIMENSION, health_check_reference
+from dr_runbooks.topology import TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE, TrafficGate
+
+ROUTE53_XMLNS = "https://route53.amazonaws.com/doc/2013-04-01/"
+#: Route 53's checkers report from several regions; the sandbox's all agree.
+CHECKER_REGIONS = ("us-east-1", "us-west-1", "eu-west-1")
+
+
+class Traffic:
+    def __init__(self, context: SandboxContext):
+        self.context = context
+        traffic = context.topology.traffic
+        self.gates: dict[str, TrafficGate] = dict(traffic.gates) if traffic else {}
+        self.last_known_healthy: dict[str, bool] = dict.fromkeys(self.gates, True)
+
+    def evaluate_gates(self, alarm_region: str) -> None:
+        """Set each gate alarm kept in `alarm_region` from the latest gate datapoint (none: keep the state)."""
+        cloudwatch = self.context.backend("cloudwatch", alarm_region)
+        for gate in self.gates.values():
+            if gate.alarm_region != alarm_region or gate.alarm_name not in cloudwatch.alarms:
+                continue
+            latest = self._latest(cloudwatch, gate)
+            if latest is None:
+                continue
+            state = "ALARM" if latest >= 1 else "OK"
+            if cloudwatch.alarms[gate.alarm_name].state_value != state:
+                cloudwatch.set_alarm_state(gate.alarm_name, f"sandbox: latest {TRAFFIC_GATE_METRIC} is {latest}",
+                                           "{}", state)
+
+    @staticmethod
+    def _latest(cloudwatch: Any, gate: TrafficGate) -> float | None:
+        points = [
+            datum for datum in cloudwatch.metric_data
+            if datum.namespace == TRAFFIC_GATE_NAMESPACE and datum.name == TRAFFIC_GATE_METRIC
+            and any(d.name == GATE_DIMENSION and d.value == gate.dimension_value for d in datum.dimensions)
+            and hasattr(datum, "value")
+        ]
+        return float(max(points, key=lambda datum: datum.timestamp).value) if points else None
+
+    def healthy(self, region: str) -> bool:
+        gate = self.gates[region]
+        alarm = self.context.backend("cloudwatch", gate.alarm_region).alarms.get(gate.alarm_name)
+        state = alarm.state_value if alarm else "INSUFFICIENT_DATA"
+        if state != "INSUFFICIENT_DATA":
+            self.last_known_healthy[region] = state == "OK"
+        return self.last_known_healthy[region] and region not in self.context.down_regions
+
+    def region_of_check(self, health_check_id: str) -> str | None:
+        check = self.context.backend("route53", "us-east-1").health_checks.get(health_check_id)
+        if check is None:
+            return None
+        return next((region for region in self.gates if check.caller_reference == health_check_reference(region)),
+                    None)
+
+    def report(self) -> dict[str, Any]:
+        return {region: {"healthy": self.healthy(region)} for region in self.gates}
+
+
+def install(registry: Registry, context: SandboxContext) -> None:
+    traffic = Traffic(context)
+    if not traffic.gates:
+        return
+
+    @registry.observe("monitoring", "PutMetricData")
+    def evaluate(call: Call, reply: Reply) -> None:
+        traffic.evaluate_gates(call.region)
+
+    @registry.intercept("route53", "GetHealthCheckStatus")
+    def health_check_status(call: Call, forward: Forward) -> Reply:
+        region = traffic.region_of_check(call.uri_params.get("HealthCheckId", ""))
+        if region is None:
+            return forward()
+        healthy = traffic.healthy(region)
+        status = ("Success: the gate alarm is OK and the endpoint answers" if healthy
+                  else "Failure: the gate alarm is in ALARM or the endpoint does not answer")
+        checked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        observations = "".join(
+            f"<HealthCheckObservation><Region>{checker}</Region><IPAddress>127.0.0.1</IPAddress><StatusReport>"
+            f"<Status>{escape(status)}</Status><CheckedTime>{checked}</CheckedTime></StatusReport>"
+            "</HealthCheckObservation>"
+            for checker in CHECKER_REGIONS
+        )
+        return _route53_reply("GetHealthCheckStatusResponse",
+                              f"<HealthCheckObservations>{observations}</HealthCheckObservations>")
+
+    @registry.intercept("route53", "TestDNSAnswer")
+    def test_dns_answer(call: Call, forward: Forward) -> Reply:
+        zone_id = (call.param("hostedzoneid") or "").rpartition("/")[2]
+        name = (call.param("recordname") or "").rstrip(".")
+        record_type = call.param("recordtype") or ""
+        zone = context.backend("route53", "us-east-1").zones.get(zone_id)
+        if zone is None:
+            return Reply.error(call, "NoSuchHostedZone", f"No hosted zone found with ID: {zone_id}", 404)
+        records = [r for r in zone.rrsets if r.name.rstrip(".") == name and r.type == record_type]
+        answer = _failover_answer(records, traffic)
+        data = "".join(f"<RecordDataEntry>{escape(value)}</RecordDataEntry>" for value in answer)
+        return _route53_reply("TestDNSAnswerResponse", (
+            f"<Nameserver>ns-1.awsdns-sandbox.org</Nameserver><RecordName>{escape(name)}</RecordName>"
+            f"<RecordType>{escape(record_type)}</RecordType><RecordData>{data}</RecordData>"
+            f"<ResponseCode>{'NOERROR' if answer else 'NXDOMAIN'}</ResponseCode><Protocol>UDP</Protocol>"))
+
+    registry.report("traffic")(traffic.report)
+
+
+def _failover_answer(records: list[Any], traffic: Traffic) -> list[str]:
+    """The values Route 53 answers for these records: failover by health, or the plain record."""
+    def healthy(record: Any) -> bool:
+        region = traffic.region_of_check(record.health_check_id) if record.health_check_id else None
+        return traffic.healthy(region) if region else True
+
+    by_role = {record.failover: record for record in records if record.failover}
+    if not by_role:
+        chosen = records[0] if records else None
+    elif "PRIMARY" in by_role and healthy(by_role["PRIMARY"]):
+        chosen = by_role["PRIMARY"]
+    elif "SECONDARY" in by_role and healthy(by_role["SECONDARY"]):
+        chosen = by_role["SECONDARY"]
+    else:
+        chosen = by_role.get("PRIMARY") or by_role.get("SECONDARY")
+    if chosen is None:
+        return []
+    return [record["Value"] if isinstance(record, dict) else str(record) for record in chosen.records]
+
+
+def _route53_reply(element: str, inner: str) -> Reply:
+    body = f'<?xml version="1.0" encoding="UTF-8"?><{element} xmlns="{ROUTE53_XMLNS}">{inner}</{element}>'.encode()
+    return Reply(200, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body)
