@@ -118,8 +118,12 @@ def print_status(report: EstateReport, as_json: bool) -> None:
         "alarms firing": lambda s: _alarms(s),
     }
     for label, cell in rows.items():
-        table.add_row(label, *(cell(state) for state in report.regions.values()))
+        table.add_row(label, *(cell(state) if state.reachable else "-" for state in report.regions.values()))
     out.print(table)
+    for region, state in report.regions.items():
+        if not state.reachable:
+            first = next(probe.error for probe in state.probes.values() if probe.error)
+            out.print(f"[bold red]{region} is unreachable:[/] {first}")
     out.print(f"traffic goes to: {report.traffic_region or 'not managed/unknown'}")
     colour = "green" if report.ready else "red"
     out.print(f"[bold {colour}]{report.verdict}[/]")

@@ -1,0 +1,60 @@
+"""Helpers for the on-call commands run in-process against the module's sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dr_runbooks.cli import cli
+from dr_runbooks.sandbox.api import Sandbox
+
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+
+
+@pytest.fixture
+def drctl(sandbox_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `drctl ARGS` in-process against the sandbox, in a fresh working dir (journals land in .ehr-dr/ there)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=sandbox_env, catch_exceptions=False)
+
+    return run
+
+
+def report_lag(sandbox: Sandbox, region: str, seconds: float) -> None:
+    """Publish `AuroraGlobalDBReplicationLag` of the region's cluster, as Aurora does every minute."""
+    sandbox.client("cloudwatch", region).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[{
+            "MetricName": "AuroraGlobalDBReplicationLag",
+            "Dimensions": [{"Name": "DBClusterIdentifier", "Value": sandbox.topology.in_region(region).db_cluster_id}],
+            "Timestamp": datetime.now(UTC),
+            "Value": seconds * 1000,
+            "Unit": "Milliseconds",
+        }],
+    )
+
+
+def estate_state(sandbox: Sandbox) -> dict[str, Any]:
+    """What a runbook could change: runbook tables, chart buckets, writer, gate alarms (to assert 'nothing changed')."""
+    topology = sandbox.topology
+    state: dict[str, Any] = {}
+    for region, resources in topology.regions.items():
+        items = sandbox.client("dynamodb", region).scan(TableName=resources.runbook_table)["Items"]
+        objects = sandbox.client("s3", region).list_object_versions(Bucket=resources.chart_bucket)
+        cluster = sandbox.client("rds", region).describe_global_clusters(
+            GlobalClusterIdentifier=topology.global_cluster_id)["GlobalClusters"][0]
+        alarms = sandbox.client("cloudwatch", region).describe_alarms()["MetricAlarms"]
+        state[region] = {
+            "items": sorted(json.dumps(item, sort_keys=True) for item in items),
+            "objects": sorted(version["VersionId"] for version in objects.get("Versions", [])),
+            "writers": sorted(m["DBClusterArn"] for m in cluster["GlobalClusterMembers"] if m["IsWriter"]),
+            "alarms": sorted((alarm["AlarmName"], alarm["StateValue"]) for alarm in alarms),
+        }
+    return state

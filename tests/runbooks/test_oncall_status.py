@@ -1,0 +1,69 @@
+"""`drctl status` on an estate whose DR region lags beyond the RPO; and with a region dark."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+
+from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.sandbox.faults import FaultsClient
+
+from .conftest import MFA, estate_state, report_lag
+
+
+@pytest.fixture(autouse=True)
+def dr_lags_beyond_the_rpo(sandbox: Sandbox) -> None:
+    report_lag(sandbox, "us-west-1", 4000)
+
+
+def status(drctl: Callable[..., Result]) -> dict:
+    result = drctl("status", "--output", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_status_names_the_writer_and_where_traffic_goes(drctl: Callable[..., Result]) -> None:
+    report = status(drctl)
+    assert report["writer_region"] == "us-east-1"
+    assert report["traffic_region"] == "us-east-1"
+    assert report["regions"]["us-west-1"]["probes"]["lag_seconds"]["value"] == 4000
+
+
+def test_status_says_not_ready_and_why_when_the_dr_region_lags(drctl: Callable[..., Result]) -> None:
+    report = status(drctl)
+    assert report["ready"] is False
+    assert "Aurora lag 4000 s exceeds the RPO of 900 s" in report["verdict"]
+
+
+def test_failover_to_a_lagging_region_is_refused_with_the_lag(drctl: Callable[..., Result], sandbox: Sandbox) -> None:
+    before = estate_state(sandbox)
+    result = drctl("failover", "--to", "us-west-1", "--yes", "--accept-data-loss", *MFA)
+    assert result.exit_code == 2
+    assert "refused: us-west-1 lags 4000 s behind, beyond the RPO of 900 s" in result.output
+    assert estate_state(sandbox) == before
+
+
+def test_status_answers_within_ten_seconds_with_a_region_dark_and_marks_it(
+    drctl: Callable[..., Result], sandbox_faults: FaultsClient
+) -> None:
+    sandbox_faults.region_down("us-east-1")
+    started = time.monotonic()
+    result = drctl("status")
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 0, result.output
+    assert "us-east-1 is unreachable" in result.output
+    assert "us-west-1 (dr)" in result.output
+
+
+def test_status_in_json_marks_the_dark_region_unreachable(
+    drctl: Callable[..., Result], sandbox_faults: FaultsClient
+) -> None:
+    sandbox_faults.region_down("us-east-1")
+    report = status(drctl)
+    assert report["regions"]["us-east-1"]["reachable"] is False
+    assert report["regions"]["us-west-1"]["reachable"] is True
+    assert report["writer_region"] == "us-east-1"  # as the surviving region's view of the global cluster says
