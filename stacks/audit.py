@@ -85,8 +85,7 @@ class AuditStack(cdk.Stack):
             conformance_pack_name=f"{site.prefix}-hipaa-security",
             template_body=conformance_pack_template(),
         )
-        pack.add_dependency(recorder)
-        pack.add_dependency(channel)
+        pack.node.add_dependency(recorder, channel)
 
     def _trail(self, site: Site, key: kms.IKey) -> None:
         account, region = site.config.account, site.region

@@ -46,6 +46,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) "
         "and integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
     ),
+    *(
+        Acknowledgment(
+            "@aws-cdk/aws-s3:accessLogsPolicyNotAdded", bucket,
+            "The region's access-log bucket is created by the archive stack, whose policy admits S3 server access "
+            "logging (logging.s3.amazonaws.com) from any bucket of this account; nothing needs adding here.",
+        )
+        for bucket in ("EvidenceBucket", "TrailBucket")
+    ),
     # --- Database ---
     Acknowledgment(
         "HIPAA.Security-RDSInBackupPlan", "Records/writer/Resource",

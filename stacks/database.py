@@ -20,7 +20,7 @@ from constructs import Construct
 from stacks.buckets import access_log_bucket
 from stacks.site import Site
 
-ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_6
+ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_9
 INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.R6G, ec2.InstanceSize.LARGE)
 PORT = 5432
 LOG_EXPORTS = ["postgresql"]

@@ -19,10 +19,15 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from dr_runbooks.topology import TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE, TrafficGate, TrafficTopology
+from dr_runbooks.topology import (
+    TRAFFIC_GATE_DIMENSION,
+    TRAFFIC_GATE_METRIC,
+    TRAFFIC_GATE_NAMESPACE,
+    TrafficGate,
+    TrafficTopology,
+)
 from stacks.site import Site
 
-GATE_DIMENSION = "Region"
 HEALTH_PATH = "/health"
 RECORD_TTL_SECONDS = 60
 
@@ -50,7 +55,7 @@ class TrafficGateStack(cdk.Stack):
             metric=cloudwatch.Metric(
                 namespace=TRAFFIC_GATE_NAMESPACE,
                 metric_name=TRAFFIC_GATE_METRIC,
-                dimensions_map={GATE_DIMENSION: gate.dimension_value},
+                dimensions_map={TRAFFIC_GATE_DIMENSION: gate.dimension_value},
                 statistic="Maximum",
                 period=cdk.Duration.minutes(1),
             ),
