@@ -76,6 +76,7 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
         print_plan(runbook, to_region, driver.describe(PLANS[runbook](), ctx), seen, options.as_json)
         return
     session = mfa.session(aws, to_region, topology.role_arns.get("dr-operator"), f"drctl {runbook}")
+    RunLock(session, to_region, topology.in_region(to_region).runbook_table, topology.env_name).check_free()
     seen = PREFLIGHTS[runbook](session, topology, to_region)
     if runbook == "failover":
         _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)

@@ -53,6 +53,11 @@ class RunLock:
                 raise
             raise LockHeld(self.describe_holder()) from None
 
+    def check_free(self) -> None:
+        """Refuse early (before any preflight) when a run holds the lock: resuming it is the operator's next move."""
+        if self.holder() is not None:
+            raise LockHeld(self.describe_holder())
+
     def refresh(self, run_id: str) -> None:
         self._dynamodb.update_item(
             TableName=self.table,

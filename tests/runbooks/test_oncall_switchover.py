@@ -1,0 +1,119 @@
+"""A planned switchover on the sandbox, and its crash-and-resume, in both directions (each test moves the writer)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from dr_runbooks.observe import probes
+from dr_runbooks.runbooks.plans import switchover as switchover_plan
+from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.sandbox.faults import FaultsClient
+
+from .conftest import MFA, report_lag
+from .stand_ins import CanaryTable, aurora_stand_in  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("aurora_stand_in")
+
+
+def writer(sandbox: Sandbox) -> str:
+    rds = sandbox.client("rds", "us-west-1")
+    found = probes.global_cluster(rds, sandbox.topology.global_cluster_id).writer()
+    assert found is not None
+    return found.region
+
+
+@pytest.fixture
+def target(sandbox: Sandbox) -> str:
+    """The region that does not write now; both regions report a small lag."""
+    for region in sandbox.topology.regions:
+        report_lag(sandbox, region, 1.0)
+    return sandbox.topology.partner(writer(sandbox))
+
+
+def switchover(drctl: Callable[..., Result], target: str) -> dict:
+    result = drctl("switchover", "--to", target, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_switchover_moves_the_writer_and_traffic(drctl: Callable[..., Result], sandbox: Sandbox, target: str) -> None:
+    switchover(drctl, target)
+    assert writer(sandbox) == target
+    status = json.loads(drctl("status", "--output", "json").output)
+    assert status["traffic_region"] == target
+
+
+def test_a_switchover_finds_both_canaries_and_measures_rpo_zero(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str, aurora_stand_in: CanaryTable  # noqa: F811
+) -> None:
+    summary = switchover(drctl, target)
+    run_id = summary["run_id"]
+    assert run_id in aurora_stand_in.rows
+    sandbox.client("s3", target).head_object(Bucket=sandbox.topology.in_region(target).chart_bucket,
+                                             Key=f"dr-canary/{run_id}")
+    assert summary["objectives"]["rpo_seconds"] == 0
+    assert summary["objectives"]["rto_seconds"] > 0
+
+
+def test_a_switchover_seals_an_evidence_record_in_the_target_region(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    summary = switchover(drctl, target)
+    bucket = sandbox.topology.in_region(target).evidence_bucket
+    keys = [item["Key"] for item in sandbox.client("s3", target).list_objects_v2(Bucket=bucket)["Contents"]]
+    name = next(key for key in keys if summary["run_id"] in key)
+    record = json.loads(sandbox.client("s3", target).get_object(Bucket=bucket, Key=name)["Body"].read())
+    assert record["kind"] == "switchover"
+    assert record["outcome"] == "succeeded"
+    assert record["identity"]["mfa_used"] is True
+    assert record["rpo"]["measured_seconds"] == 0
+    assert record["record_hash"]
+
+
+def test_a_throttling_storm_during_a_switchover_is_retried_to_success(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str, sandbox_faults: FaultsClient
+) -> None:
+    sandbox_faults.throttle("rds", calls=4)
+    sandbox_faults.throttle("cloudwatch", calls=4)
+    summary = switchover(drctl, target)
+    assert summary["status"] == "succeeded"
+    assert writer(sandbox) == target
+
+
+class Crash(BaseException):
+    """The process dying right after a step: nothing in drctl handles a BaseException."""
+
+
+@pytest.mark.parametrize("crash_after", [step.name for step in switchover_plan().steps])
+def test_a_switchover_killed_after_any_step_is_finished_by_resume(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str, crash_after: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dr_runbooks.commands import render
+
+    real = render.Progress.step_ended
+
+    def crash(self: render.Progress, step, record) -> None:  # type: ignore[no-untyped-def]
+        real(self, step, record)
+        if step.name == crash_after:
+            raise Crash(step.name)
+
+    monkeypatch.setattr(render.Progress, "step_ended", crash)
+    with pytest.raises(Crash):
+        drctl("switchover", "--to", target, "--yes", *MFA)
+    monkeypatch.setattr(render.Progress, "step_ended", real)
+
+    run_id = next(Path(".ehr-dr/runs").glob(f"*switchover-{target}*.json")).stem
+    refused = drctl("switchover", "--to", target, "--yes", *MFA)
+    assert refused.exit_code == 2 and f"drctl resume {run_id}" in refused.output
+
+    resumed = drctl("resume", run_id, "--output", "json", *MFA)
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.output)
+    assert summary["status"] == "succeeded"
+    assert set(summary["steps"]) == {step.name for step in switchover_plan().steps}
+    assert writer(sandbox) == target
