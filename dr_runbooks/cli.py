@@ -10,6 +10,7 @@ import click
 
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.evidence.commands import report
+from dr_runbooks.verify.commands import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +24,7 @@ def cli() -> None:
 
 
 cli.add_command(report)
+cli.add_command(verify)
 cli.add_command(status)
 cli.add_command(switchover)
 cli.add_command(failover)

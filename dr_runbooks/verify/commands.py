@@ -1,0 +1,174 @@
+"""`drctl verify replication`: compare the primary and replica chart archives, list differences, re-drive the missing.
+
+Exit codes: 0 in sync; 1 differences found (with `--repair`, also after re-driving them: replication takes its time,
+run the check again); 2 refused (bad input, no topology, unreadable inventory), nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, refusals
+from dr_runbooks.runbooks.estate import Refused, check_region, load_topology_anywhere
+from dr_runbooks.session import AwsSession
+from dr_runbooks.verify import compare
+from dr_runbooks.verify.compare import ReplicationComparison, Side
+from dr_runbooks.verify.counting import RequestCounter
+from dr_runbooks.verify.inventory import InventoryError, compare_inventories
+from dr_runbooks.verify.model import ReplicationReport
+from dr_runbooks.verify.repair import redrive_all
+
+#: Differences listed in text output; `--output json` lists them all.
+SHOWN = 50
+#: Where the topology is read before it is known: the design's two regions, DR first (it must answer in a disaster).
+TOPOLOGY_REGIONS = ("us-west-1", "us-east-1")
+
+
+class RichProgress(compare.Progress):
+    """Partitions done out of all, and objects compared, on stderr; nothing when stderr is not a terminal."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.task = bar.add_task("listing partitions", total=None, objects=0)
+        self.objects = 0
+
+    def partitions(self, total: int) -> None:
+        self.bar.update(self.task, total=total, description="comparing")
+
+    def compared(self, objects: int) -> None:
+        self.objects += objects
+        self.bar.update(self.task, objects=self.objects)
+
+    def partition_done(self) -> None:
+        self.bar.advance(self.task)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("partitions, {task.fields[objects]:,} objects"), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )
+
+
+def _sides(
+    aws: AwsSession, env_name: str | None, from_region: str | None, source_bucket: str | None,
+    replica_bucket: str | None, source_region: str | None, replica_region: str | None,
+) -> tuple[Side, Side]:
+    """The two archives: named ad hoc, or the chart buckets the environment's topology (SSM) names."""
+    if source_bucket or replica_bucket:
+        if not (source_bucket and replica_bucket and source_region and replica_region):
+            raise Refused("ad hoc use needs --source-bucket, --replica-bucket, --source-region and --replica-region")
+        return (Side(aws.client("s3", check_region(source_region)), source_bucket),
+                Side(aws.client("s3", check_region(replica_region)), replica_bucket))
+    if not env_name:
+        raise Refused("name the environment (--env or EHR_DR_ENV), or give --source-bucket and --replica-bucket")
+    region = check_region(from_region) if from_region else None
+    # The first region that answers: the topology is published in both, and one of them may be dark.
+    topology = load_topology_anywhere(aws, env_name, TOPOLOGY_REGIONS)
+    source = region or topology.primary_region
+    replica = topology.partner(source)
+    return (Side(aws.client("s3", source), topology.in_region(source).chart_bucket),
+            Side(aws.client("s3", replica), topology.in_region(replica).chart_bucket))
+
+
+def _print_text(report: ReplicationReport) -> None:
+    console = Console()
+    mode = f"{report.listing} listing" if report.mode == "list" else "inventory reports"
+    checks = "size and SHA-256 checksum" if report.deep else "size"
+    console.print(
+        f"Compared {report.compared:,} keys of {report.source} with {report.replica} ({mode}, {checks}) "
+        f"in {report.seconds:.1f} s, {report.requests:,} requests.", highlight=False,
+    )
+    if report.in_sync:
+        console.print("[green]In sync:[/] every current version is on the replica, nothing extra.")
+    else:
+        table = Table("difference", "keys", title=f"{len(report.differences):,} differences")
+        for kind, count in sorted(report.counts().items()):
+            table.add_row(kind, f"{count:,}")
+        console.print(table)
+        for difference in report.differences[:SHOWN]:
+            console.print(f"  {difference.kind:32} {difference.key}", highlight=False, soft_wrap=True)
+        if len(report.differences) > SHOWN:
+            console.print(f"  ... and {len(report.differences) - SHOWN:,} more (--output json lists all)")
+    if report.repairs:
+        failed = [repair for repair in report.repairs if repair.error]
+        console.print(
+            f"Re-drove {len(report.repairs) - len(failed):,} versions by copying them in place on the source; "
+            "run this check again once replication has caught up (S3 RTC: within 15 minutes)."
+        )
+        for repair in failed:
+            console.print(f"  [red]re-drive failed[/] {repair.key}: {repair.error}", highlight=False)
+
+
+@click.group("verify")
+def verify() -> None:
+    """Integrity checks of the estate."""
+
+
+@verify.command("replication")
+@click.option("--env", "env_name", envvar="EHR_DR_ENV", help="environment whose topology names the buckets")
+@click.option("--from-region", help="the region replicating from (default: the topology's primary region)")
+@click.option("--source-bucket", help="ad hoc: the source archive (instead of --env)")
+@click.option("--replica-bucket", help="ad hoc: the replica archive")
+@click.option("--source-region", help="ad hoc: region of --source-bucket")
+@click.option("--replica-region", help="ad hoc: region of --replica-bucket")
+@click.option("--prefix", default="", help="compare only keys under this prefix")
+@click.option("--deep", is_flag=True, help="also compare SHA-256 checksums (one HEAD per object per side)")
+@click.option("--listing", type=click.Choice(["current", "versions"]), default="current", show_default=True,
+              help="ListObjectsV2 (current versions) or ListObjectVersions (sees delete markers while listing)")
+@click.option("--partition-depth", type=click.IntRange(0, 8), default=compare.DEFAULT_PARTITION_DEPTH,
+              show_default=True, help="prefix levels split into concurrently listed partitions")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=compare.DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--inventory", nargs=2, metavar="SOURCE_MANIFEST REPLICA_MANIFEST",
+              help="compare two S3 Inventory reports (s3://bucket/.../manifest.json) instead of listing")
+@click.option("--repair", is_flag=True, help="re-drive replication of missing or different versions (copy in place)")
+@click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile (or AWS_PROFILE)")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="one endpoint for every service, e.g. the sandbox's (or AWS_ENDPOINT_URL)")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@refusals
+def replication(
+    env_name: str | None, from_region: str | None, source_bucket: str | None, replica_bucket: str | None,
+    source_region: str | None, replica_region: str | None, prefix: str, deep: bool, listing: str,
+    partition_depth: int, concurrency: int, inventory: tuple[str, str] | None, repair: bool,
+    profile: str | None, endpoint_url: str | None, output: str,
+) -> None:
+    """Compare the primary and replica chart archives: every current version on both sides, same size (and with
+    --deep, same checksum), nothing extra, delete markers matching."""
+    aws = AwsSession.from_options(profile, endpoint_url)
+    source, replica = _sides(aws, env_name, from_region, source_bucket, replica_bucket, source_region, replica_region)
+    counter = RequestCounter()
+    for side in (source, replica):
+        counter.attach(side.client)
+    report = _run(source, replica, inventory, prefix, deep, listing, partition_depth, concurrency, counter, output)
+    if repair and not report.in_sync:
+        repairs = redrive_all(counter.attach(source.client), source.bucket, report.differences, concurrency)
+        report = report.model_copy(update={"repairs": repairs, "requests": counter()})
+    if output == "json":
+        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        _print_text(report)
+    raise SystemExit(EXIT_DONE if report.in_sync else EXIT_FAILED)
+
+
+def _run(source: Side, replica: Side, inventory: tuple[str, str] | None, prefix: str, deep: bool, listing: Any,
+         partition_depth: int, concurrency: int, counter: RequestCounter, output: str) -> ReplicationReport:
+    if inventory:
+        if deep:
+            raise Refused("--deep reads checksums from the buckets; inventory mode compares the reports only")
+        try:
+            return compare_inventories(source, replica, inventory[0], inventory[1], prefix, counter)
+        except InventoryError as error:
+            raise Refused(str(error)) from None
+    with _progress_bar() as bar:
+        return ReplicationComparison(
+            source, replica, listing=listing, deep=deep, prefix=prefix, partition_depth=partition_depth,
+            concurrency=concurrency, progress=RichProgress(bar), request_count=counter,
+        ).run()
