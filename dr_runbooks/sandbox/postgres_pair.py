@@ -214,8 +214,8 @@ class Node:
         try:
             self.run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
                      "-o", f"-p {self.port}")
-        except PostgresError:
-            raise PostgresError(f"the {self.region} node did not start: {self._last_log_line()}") from None
+        except PostgresError as error:
+            raise PostgresError(f"{error} (server log: {self._last_log_line()})") from None
 
     def stop(self, mode: Literal["fast", "immediate"] = "fast") -> None:
         if self.pid is not None:
@@ -385,7 +385,7 @@ class PostgresPair:
                 " (SELECT count(*) = 0 FROM pg_stat_wal_receiver WHERE status = 'streaming')").fetchone()
         try:
             with self.partner(standby.region).connect() as conn:
-                behind = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)",
+                behind = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), %s::pg_lsn)",
                                       (str(replay_lsn),)).fetchone()[0]
         except psycopg.OperationalError:
             return LagSample(bytes=None, seconds=None if replay_age is None else float(replay_age), paused=paused)
@@ -536,6 +536,20 @@ def _poll(condition: Callable[[], bool], timeout: float, interval: float = 0.05)
 
 class _Behind(Exception):
     """The standby still trails (internal to `wait_caught_up`)."""
+
+
+@contextlib.contextmanager
+def pair_state_dir() -> Iterator[Path]:
+    """A fresh temporary state dir for a pair, removed afterwards.
+
+    Not under pytest's tmp_path: pytest makes `/tmp/pytest-of-<user>` private (0700) again whenever a session
+    starts, which would lock PostgreSQL's system user out of a pair another session is running.
+    """
+    path = Path(tempfile.mkdtemp(prefix="ehr-dr-pg-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
