@@ -37,9 +37,11 @@ class CallRecord(BaseModel):
 
 
 class Recorder:
-    """Collects the calls and waits of one step (or of a whole status probe); thread-safe."""
+    """Collects the calls and waits of one step; thread-safe. Whatever it records also goes to `parent`, so a
+    recorder around a whole run (the benchmark's) sees every call, in steps or not."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Recorder | None = None) -> None:
+        self.parent = parent
         self._lock = threading.Lock()
         self.calls: list[CallRecord] = []
         self.calls_dropped = 0
@@ -54,10 +56,14 @@ class Recorder:
                 self.calls.append(call)
             else:
                 self.calls_dropped += 1
+        if self.parent is not None:
+            self.parent.add_call(call)
 
     def add_wait(self, started: float, ended: float) -> None:
         with self._lock:
             self.intervals.append((started, ended))
+        if self.parent is not None:
+            self.parent.add_wait(started, ended)
 
 
 _current: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("ehr_dr_recorder", default=None)

@@ -44,7 +44,7 @@ def run_step(ctx: RunContext, step: Step) -> StepRecord:
     """Run one step and journal its start and end: the unit a Lambda task of the Step Functions version runs too."""
     started = time.time()
     ctx.journal.record_step(ctx.run.run_id, StepRecord(name=step.name, status="running", started_at=started))
-    recorder = calls.Recorder()
+    recorder = calls.Recorder(parent=calls.current())
     with calls.recording(recorder):
         try:
             outputs = step.resolve()(ctx.for_step(step)) or {}

@@ -154,8 +154,10 @@ def record_objectives(ctx: RunContext) -> dict[str, Any]:
     rto = max(ended) - min(changing) if changing and ended else None
     if ctx.run.runbook == "failover":
         last = ctx.output("find-last-canaries")
-        newest = max(filter(None, (last["newest_row_at"], last["newest_object_at"])), default=None)
-        rpo, how = _seconds_between(newest, ctx.run.started_at), "run start minus the newest canary the DR region held"
+        # The database and the archive lose data separately; the RPO is the larger loss, so the older of the two.
+        newest = min(filter(None, (last["newest_row_at"], last["newest_object_at"])), default=None)
+        rpo = _seconds_between(newest, ctx.run.started_at)
+        how = "run start minus the older of the newest canary row and newest canary object the DR region held"
     else:
         rpo, how = 0.0, "the canary row and object written before the switchover were found in the new primary"
     return {"rto_seconds": rto, "rpo_seconds": rpo, "rpo_how": how}

@@ -50,8 +50,7 @@ class CanaryTable:
         return max(self.rows.values(), default=None)
 
 
-@pytest.fixture
-def aurora_stand_in(monkeypatch: pytest.MonkeyPatch) -> CanaryTable:
+def install(patcher: pytest.MonkeyPatch) -> CanaryTable:
     """Every client drctl makes answers the Aurora global writer moves itself; the canary table is in memory."""
     new_client = AwsSession._new_client
 
@@ -62,7 +61,12 @@ def aurora_stand_in(monkeypatch: pytest.MonkeyPatch) -> CanaryTable:
                 client.meta.events.register_first(f"before-call.rds.{operation}", _make_writer)
         return client
 
-    monkeypatch.setattr(AwsSession, "_new_client", client_with_aurora)
+    patcher.setattr(AwsSession, "_new_client", client_with_aurora)
     table = CanaryTable()
-    monkeypatch.setattr(steps, "DB_CANARY", table)
+    patcher.setattr(steps, "DB_CANARY", table)
     return table
+
+
+@pytest.fixture
+def aurora_stand_in(monkeypatch: pytest.MonkeyPatch) -> CanaryTable:
+    return install(monkeypatch)

@@ -23,7 +23,7 @@ def dr_lags_beyond_the_rpo(sandbox: Sandbox) -> None:
 def status(drctl: Callable[..., Result]) -> dict:
     result = drctl("status", "--output", "json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_status_names_the_writer_and_where_traffic_goes(drctl: Callable[..., Result]) -> None:

@@ -38,13 +38,13 @@ def target(sandbox: Sandbox) -> str:
 def switchover(drctl: Callable[..., Result], target: str) -> dict:
     result = drctl("switchover", "--to", target, "--yes", "--output", "json", *MFA)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_a_switchover_moves_the_writer_and_traffic(drctl: Callable[..., Result], sandbox: Sandbox, target: str) -> None:
     switchover(drctl, target)
     assert writer(sandbox) == target
-    status = json.loads(drctl("status", "--output", "json").output)
+    status = json.loads(drctl("status", "--output", "json").stdout)
     assert status["traffic_region"] == target
 
 
@@ -113,7 +113,7 @@ def test_a_switchover_killed_after_any_step_is_finished_by_resume(
 
     resumed = drctl("resume", run_id, "--output", "json", *MFA)
     assert resumed.exit_code == 0, resumed.output
-    summary = json.loads(resumed.output)
+    summary = json.loads(resumed.stdout)
     assert summary["status"] == "succeeded"
     assert set(summary["steps"]) == {step.name for step in switchover_plan().steps}
     assert writer(sandbox) == target

@@ -1,0 +1,92 @@
+"""An unplanned failover with the writer's region dark, then failback once it returns (each test moves the writer)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from dr_runbooks.observe import probes
+from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.sandbox.faults import FaultsClient
+
+from .conftest import MFA, report_lag
+from .stand_ins import CanaryTable, aurora_stand_in  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("aurora_stand_in")
+
+
+def writer(sandbox: Sandbox, ask: str) -> str:
+    found = probes.global_cluster(sandbox.client("rds", ask), sandbox.topology.global_cluster_id).writer()
+    assert found is not None
+    return found.region
+
+
+@pytest.fixture
+def dark(sandbox: Sandbox, sandbox_faults: FaultsClient) -> Iterator[str]:
+    """The writer's region goes dark; yields it. Both regions reported a small lag just before."""
+    for region in sandbox.topology.regions:
+        report_lag(sandbox, region, 3.0)
+    region = writer(sandbox, "us-west-1")
+    sandbox_faults.region_down(region)
+    yield region
+
+
+def failover(drctl: Callable[..., Result], target: str) -> dict:
+    result = drctl("failover", "--to", target, "--yes", "--accept-data-loss", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_failover_with_the_writer_region_dark_promotes_the_target(
+    drctl: Callable[..., Result], sandbox: Sandbox, dark: str
+) -> None:
+    target = sandbox.topology.partner(dark)
+    failover(drctl, target)
+    assert writer(sandbox, target) == target
+
+
+def test_a_failover_moves_traffic_out_of_the_dark_region(
+    drctl: Callable[..., Result], sandbox: Sandbox, dark: str
+) -> None:
+    target = sandbox.topology.partner(dark)
+    failover(drctl, target)
+    status = json.loads(drctl("status", "--output", "json").stdout)
+    assert status["traffic_region"] == target
+    assert status["regions"][dark]["reachable"] is False
+
+
+def test_a_failover_calls_only_the_target_regions_apis(
+    drctl: Callable[..., Result], sandbox: Sandbox, dark: str
+) -> None:
+    target = sandbox.topology.partner(dark)
+    summary = failover(drctl, target)
+    journal = json.loads(Path(f".ehr-dr/runs/{summary['run_id']}.json").read_text())
+    regions = {call["region"] for step in journal["steps"].values() for call in step["calls"]}
+    assert regions == {target}
+
+
+def test_a_failover_measures_the_rpo_from_the_newest_canary_the_target_held(
+    drctl: Callable[..., Result], sandbox: Sandbox, dark: str, aurora_stand_in: CanaryTable  # noqa: F811
+) -> None:
+    aurora_stand_in.rows["heartbeat"] = datetime.now(UTC) - timedelta(seconds=40)
+    summary = failover(drctl, sandbox.topology.partner(dark))
+    assert 40 <= summary["objectives"]["rpo_seconds"] < 60
+
+
+def test_a_failback_reprotects_the_returned_region(
+    drctl: Callable[..., Result], sandbox: Sandbox, dark: str, sandbox_faults: FaultsClient
+) -> None:
+    target = sandbox.topology.partner(dark)
+    failover(drctl, target)
+    sandbox_faults.region_up(dark)
+    result = drctl("failback", "--to", dark, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {name for name, step in summary["steps"].items() if step["status"] == "succeeded"} == {
+        "reattached", "canary-row", "canary-object", "canary-row-arrived", "canary-object-arrived"}
+    assert writer(sandbox, dark) == target
