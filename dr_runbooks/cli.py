@@ -10,6 +10,7 @@ import click
 
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.evidence.commands import report
+from dr_runbooks.sandbox.cli import sandbox
 from dr_runbooks.verify.commands import verify
 
 
@@ -31,6 +32,7 @@ cli.add_command(failover)
 cli.add_command(failback)
 cli.add_command(resume)
 cli.add_command(unlock)
+cli.add_command(sandbox)
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Emulations run in the sandbox server's process (where moto's backends live), so they read and change moto's state
 directly through `backend()` instead of calling the endpoint (a call through the endpoint would pass the guards and
-observers again: a replica written that way would be replicated back).
+observers again: a replica written that way would be replicated back). An emulation that writes a new S3 object
+version directly (a restore, the seed) announces it with `new_version()`, so replication treats it as any write.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class SandboxContext:
     #: Regions whose endpoints are dark (the faults emulation sets it; traffic health checks read it).
     down_regions: set[str] = field(default_factory=set)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
+    _version_listeners: list[Callable[[str, str, str], None]] = field(default_factory=list)
 
     @property
     def topology(self) -> Topology:
@@ -45,6 +47,15 @@ class SandboxContext:
     def on_stop(self, stopper: Callable[[], None]) -> None:
         """Run `stopper` when the sandbox stops (last registered runs first): threads, processes, temp files."""
         self._stoppers.append(stopper)
+
+    def on_new_version(self, listener: Callable[[str, str, str], None]) -> None:
+        """Hear of object versions an emulation wrote into moto's S3 directly (bucket, key, version id)."""
+        self._version_listeners.append(listener)
+
+    def new_version(self, bucket: str, key: str, version_id: str) -> None:
+        """Announce a version written directly into moto's S3 (no observer saw it): replication picks it up."""
+        for listener in self._version_listeners:
+            listener(bucket, key, version_id)
 
     def stop(self) -> None:
         while self._stoppers:

@@ -411,7 +411,11 @@ class DispatchMiddleware:
 
     @staticmethod
     def _send(reply: Reply, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", reply.headers)
+        """Always with a Content-Length: the server keeps connections alive, so the length ends the answer."""
+        headers = reply.headers
+        if reply.header("content-length") is None:
+            headers = [*headers, ("Content-Length", str(len(reply.body)))]
+        start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", headers)
         return [reply.body]
 
 

@@ -155,7 +155,7 @@ class FaultsClient:
         return self.action("clear")
 
 
-def control_request(endpoint_url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
+def control_request(endpoint_url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 300) -> Any:
     """GET (no body) or POST a JSON document to the control API; its error message becomes the exception's."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(

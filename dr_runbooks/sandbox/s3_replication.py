@@ -274,6 +274,7 @@ def _deleted_markers(body: bytes) -> list[tuple[str, str]]:
 def install(registry: Registry, context: SandboxContext) -> None:
     replicator = Replicator(context)
     context.on_stop(replicator.stop)
+    context.on_new_version(replicator.enqueue)
 
     def new_version(call: Call, reply: Reply) -> None:
         replicator.enqueue(call.uri_params["Bucket"], call.uri_params["Key"], reply.header("x-amz-version-id"))

@@ -33,7 +33,7 @@ from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
 from dr_runbooks.sandbox.faults import CONTROL_PREFIX
-from dr_runbooks.sandbox.state import LOG_FILE, SandboxState, read_state, state_file, write_state
+from dr_runbooks.sandbox.state import SandboxState, read_state, state_file, write_state
 
 #: The emulations installed into every sandbox, in order (each module has `install(registry, context)`).
 #: Guards run in this order too, so faults come first.
@@ -41,11 +41,26 @@ EMULATIONS = (
     "dr_runbooks.sandbox.faults",
     "dr_runbooks.sandbox.s3_replication",
     "dr_runbooks.sandbox.traffic",
+    "dr_runbooks.sandbox.seed",
 )
 
 _one_per_process = threading.Lock()
 #: The endpoint's request log is werkzeug's INFO; keep it out of test output and the server log.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves a host: moto scans its package directory for every
+    request otherwise (a third of a PutObject's server time)."""
+
+    def __init__(self) -> None:
+        super().__init__(create_backend_app)
+        self._backend_for_host: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host not in self._backend_for_host:
+            self._backend_for_host[host] = super().get_backend_for_host(host)
+        return self._backend_for_host[host]
 
 
 class SandboxServer:
@@ -83,8 +98,7 @@ class SandboxServer:
         return self
 
     def app(self) -> WSGIApp:
-        moto_app = DomainDispatcherApplication(create_backend_app)
-        return _ControlApp(DispatchMiddleware(moto_app, self.registry), self)
+        return _ControlApp(DispatchMiddleware(_Dispatcher(), self.registry), self)
 
     def status(self) -> dict[str, Any]:
         reports = {name: report() for name, report in self.registry.reports.items()}
@@ -150,18 +164,25 @@ def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The background process of `drctl sandbox up`: serve until told to stop, then remove the state file."""
+    """The background process of `drctl sandbox up`: serve until told to stop, then remove the state file.
+
+    Its stdout and stderr are the state dir's log (`drctl sandbox up` opens it); a start that fails ends with one
+    `error: ...` line there, which `up` shows.
+    """
     parser = argparse.ArgumentParser(prog="python -m dr_runbooks.sandbox.server")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--cdk-json", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        filename=args.state_dir / LOG_FILE, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from dr_runbooks.sandbox.provision import sandbox_config
 
-    server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port)
+    try:
+        server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port)
+    except Exception as error:
+        logging.getLogger("dr_runbooks.sandbox").debug("start failed", exc_info=True)
+        print(f"error: {error}".splitlines()[0], file=sys.stderr, flush=True)
+        return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: threading.Thread(target=server.stop, daemon=True).start())
     write_state(

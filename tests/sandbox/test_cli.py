@@ -1,0 +1,142 @@
+"""`drctl sandbox` as a user runs it: subprocesses, outputs and exit codes checked, bad input refused cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+DRCTL = str(Path(sys.executable).parent / "drctl")
+
+
+def drctl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    return subprocess.run([DRCTL, "sandbox", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """A sandbox started with `drctl sandbox up` in a fresh working directory (default state dir)."""
+    cwd = tmp_path_factory.mktemp("user")
+    started = drctl(cwd, "up", "--cdk-json", str(REPO / "cdk.json"))
+    yield cwd, started
+    drctl(cwd, "down")
+
+
+def test_up_prints_the_endpoint_and_the_exports(running):
+    _, started = running
+    assert started.returncode == 0, started.stderr
+    endpoint = re.search(r"sandbox up: (http://127\.0\.0\.1:\d+)", started.stdout)[1]
+    assert f"export AWS_ENDPOINT_URL={endpoint}" in started.stdout
+    for line in ("export AWS_ACCESS_KEY_ID=testing", "export AWS_DEFAULT_REGION=us-east-1", "export EHR_DR_ENV=demo"):
+        assert line in started.stdout
+
+
+def test_up_keeps_its_state_under_the_current_directory(running):
+    cwd, _ = running
+    state = json.loads((cwd / ".ehr-dr/sandbox/sandbox.json").read_text())
+    assert state["endpoint_url"] in running[1].stdout
+
+
+def test_status_shows_what_runs(running):
+    cwd, _ = running
+    shown = drctl(cwd, "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["regions"] == ["us-east-1", "us-west-1"]
+    assert report["replication"]["paused"] is False
+    assert report["rss_mb"] > 0
+
+
+def test_a_second_up_is_refused_while_one_runs(running):
+    cwd, _ = running
+    again = drctl(cwd, "up", "--cdk-json", str(REPO / "cdk.json"))
+    assert again.returncode == 2
+    assert "already up" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_seed_writes_the_requested_patients_and_files(running):
+    cwd, _ = running
+    seeded = drctl(cwd, "seed", "--patients", "20")
+    assert seeded.returncode == 0, seeded.stderr
+    assert "seeded 20 patients, 100 chart files" in seeded.stdout
+
+
+def test_faults_are_set_and_lifted_from_the_cli(running):
+    cwd, _ = running
+    down = drctl(cwd, "fault", "region-down", "us-west-1")
+    assert json.loads(down.stdout)["down_regions"] == ["us-west-1"]
+    assert json.loads(drctl(cwd, "fault", "clear").stdout)["down_regions"] == []
+
+
+def test_a_fault_for_a_foreign_region_is_refused_in_one_line(running):
+    cwd, _ = running
+    refused = drctl(cwd, "fault", "region-down", "eu-west-1")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "Error: region 'eu-west-1' is not one of this sandbox's regions (us-east-1, us-west-1)")
+
+
+def test_down_removes_everything_and_is_safe_to_repeat(tmp_path):
+    assert drctl(tmp_path, "up", "--cdk-json", str(REPO / "cdk.json")).returncode == 0
+    pid = json.loads((tmp_path / ".ehr-dr/sandbox/sandbox.json").read_text())["pid"]
+    first = drctl(tmp_path, "down")
+    assert first.returncode == 0 and "sandbox down" in first.stdout
+    assert not (tmp_path / ".ehr-dr/sandbox").exists()
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    second = drctl(tmp_path, "down")
+    assert second.returncode == 0 and "nothing to do" in second.stdout
+    assert drctl(tmp_path, "status").returncode == 1
+
+
+def test_a_stale_state_dir_is_refused_and_left_for_down_to_clean(tmp_path):
+    state_dir = tmp_path / ".ehr-dr/sandbox"
+    state_dir.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (state_dir / "sandbox.json").write_text(json.dumps({
+        "pid": dead.pid, "endpoint_url": "http://127.0.0.1:9", "port": 9, "cdk_json": "cdk.json",
+        "started_at": "2026-01-01T00:00:00+00:00"}))
+    refused = drctl(tmp_path, "up", "--cdk-json", str(REPO / "cdk.json"))
+    assert refused.returncode == 2
+    assert f"stale sandbox state in .ehr-dr/sandbox: pid {dead.pid} is not running" in refused.stderr
+    assert sorted(p.name for p in state_dir.iterdir()) == ["sandbox.json"]
+    assert drctl(tmp_path, "down").returncode == 0
+    assert not state_dir.exists()
+
+
+def test_a_port_in_use_is_refused_before_anything_is_made(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = drctl(tmp_path, "up", "--port", str(port), "--cdk-json", str(REPO / "cdk.json"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"Error: port {port} is in use: choose another with --port, or omit it for a free one")
+    assert not (tmp_path / ".ehr-dr").exists()
+
+
+def test_a_bad_deployment_config_is_refused_in_one_line(tmp_path):
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"env_name": "Bad Name", "account": "123456789012"}}))
+    refused = drctl(tmp_path, "up")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("Error: env_name:")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / ".ehr-dr").exists()
+
+
+def test_seed_without_a_sandbox_is_refused(tmp_path):
+    refused = drctl(tmp_path, "seed", "--patients", "1")
+    assert refused.returncode == 2
+    assert "no sandbox is up in .ehr-dr/sandbox (run: drctl sandbox up)" in refused.stderr
