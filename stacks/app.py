@@ -56,9 +56,10 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     return app
 
 
-def main() -> None:
+def main(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> None:
+    """What `cdk synth` runs (no arguments: the CLI passes context and output dir); tests pass them directly."""
     try:
-        app = build_app()
+        app = build_app(context, outdir)
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)

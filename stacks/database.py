@@ -92,7 +92,10 @@ class DatabaseStack(cdk.Stack):
                 replica_regions=[
                     secretsmanager.ReplicaRegion(
                         region=site.partner_region,
-                        encryption_key=kms.Alias.from_alias_name(self, "PartnerKey", site.partner.kms_key_alias),
+                        # By alias ARN in the partner region: its key id is not known here (no cross-region ref).
+                        encryption_key=kms.Key.from_key_arn(
+                            self, "PartnerKey", site.key_alias_arn(site.partner_region)
+                        ),
                     )
                 ],
             ),

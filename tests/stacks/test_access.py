@@ -1,0 +1,36 @@
+"""Human roles: named by the topology, assumable only with a recent MFA session, with short sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from stack_assembly import Estate
+
+from dr_runbooks.topology import ACCESS_ROLES
+from stacks.access import MFA_MAX_AGE_SECONDS
+
+
+def _role(estate: Estate, role: str) -> dict[str, Any]:
+    arn = estate.topology.role_arns[role]
+    for resource in estate.resources("access", estate.config.primary_region, "AWS::IAM::Role").values():
+        if arn.endswith(f"/{resource['Properties']['RoleName']}"):
+            return resource["Properties"]
+    raise AssertionError(f"no role {arn}")
+
+
+@pytest.mark.parametrize("role", ACCESS_ROLES)
+def test_role_trust_requires_mfa_present_and_recent(estate: Estate, role: str) -> None:
+    (statement,) = _role(estate, role)["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Condition"]["Bool"] == {"aws:MultiFactorAuthPresent": "true"}
+    assert statement["Condition"]["NumericLessThan"] == {"aws:MultiFactorAuthAge": MFA_MAX_AGE_SECONDS}
+
+
+@pytest.mark.parametrize("role", ACCESS_ROLES)
+def test_role_sessions_are_bounded(estate: Estate, role: str) -> None:
+    assert _role(estate, role)["MaxSessionDuration"] <= 4 * 3600
+
+
+def test_auditor_cannot_write(estate: Estate) -> None:
+    policies = str(_role(estate, "auditor")["ManagedPolicyArns"])
+    assert "SecurityAudit" in policies and "Administrator" not in policies

@@ -1,0 +1,44 @@
+"""The data key of each region: rotated, aliased by the topology, usable for cryptography only through services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stack_assembly import Estate
+
+CRYPTO = ("kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt", "kms:GenerateDataKey", "kms:*")
+
+
+def _statements(estate: Estate, region: str) -> list[dict[str, Any]]:
+    return estate.only("keys", region, "AWS::KMS::Key")["KeyPolicy"]["Statement"]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions
+
+
+def test_each_region_has_its_own_rotated_key(estate: Estate, region: str) -> None:
+    key = estate.only("keys", region, "AWS::KMS::Key")
+    assert key["EnableKeyRotation"] is True
+    assert "MultiRegion" not in key
+
+
+def test_key_alias_is_the_topology_alias(estate: Estate, region: str) -> None:
+    alias = estate.only("keys", region, "AWS::KMS::Alias")
+    assert alias["AliasName"] == estate.topology.in_region(region).kms_key_alias
+
+
+def test_account_principals_use_the_key_only_through_this_regions_services(estate: Estate, region: str) -> None:
+    account_statements = [s for s in _statements(estate, region) if "AWS" in s["Principal"]]
+    crypto = [s for s in account_statements if any(a.startswith(CRYPTO) for a in _actions(s))]
+    assert crypto
+    for statement in crypto:
+        services = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        services = [services] if isinstance(services, str) else services
+        assert all(service.endswith(f".{region}.amazonaws.com") for service in services)
+
+
+def test_key_administration_grants_no_cryptography(estate: Estate, region: str) -> None:
+    (admin,) = [s for s in _statements(estate, region) if s.get("Sid") == "KeyAdministration"]
+    assert not any(action.startswith(CRYPTO) for action in _actions(admin))
