@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader, create_loader
 
 from dr_runbooks.engine.calls import CallHooks
 
@@ -24,6 +26,18 @@ from dr_runbooks.engine.calls import CallHooks
 RUNBOOK_RETRIES = {"mode": "standard", "max_attempts": 10}
 #: Status probes: answer fast; a region that does not answer in two short attempts is reported unreachable.
 PROBE_RETRIES = {"mode": "standard", "max_attempts": 2}
+
+
+#: botocore parses each service's JSON model once per loader; a fresh session (the MFA one) would parse them all again,
+#: which costs ~0.8 s of a runbook run for its ~10 clients. Every session made here shares this one.
+_LOADER: Loader = create_loader()
+
+
+def boto_session(**arguments: Any) -> boto3.session.Session:
+    """A boto3 session (credentials, profile, region as boto3 takes them) sharing the parsed service models."""
+    core = botocore.session.Session(profile=arguments.pop("profile_name", None))
+    core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core, **arguments)
 
 
 class MfaRequired(Exception):
@@ -52,7 +66,7 @@ class AwsSession:
         endpoint_urls: dict[str, str] | None = None,
         mfa: bool = False,
     ) -> None:
-        self.boto = session or boto3.session.Session()
+        self.boto = session or boto_session()
         self.endpoint_url = endpoint_url
         #: Per-region endpoint overrides (tests point one region at a dead address to play "region is down").
         self.endpoint_urls = dict(endpoint_urls or {})
@@ -65,7 +79,7 @@ class AwsSession:
         cls, profile: str | None = None, endpoint_url: str | None = None, region: str | None = None
     ) -> AwsSession:
         """What `drctl` builds from `--profile`/`AWS_PROFILE` and `--endpoint-url`/`AWS_ENDPOINT_URL`."""
-        return cls(boto3.session.Session(profile_name=profile, region_name=region), endpoint_url=endpoint_url)
+        return cls(boto_session(profile_name=profile, region_name=region), endpoint_url=endpoint_url)
 
     def client(self, service: str, region: str, probe: bool = False) -> Any:
         key = (service, region, probe)
@@ -105,7 +119,7 @@ class AwsSession:
                 ]
         except (ClientError, BotoCoreError) as error:
             raise SessionError(f"MFA session refused by STS in {region}: {error}") from None
-        boto = boto3.session.Session(
+        boto = boto_session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
