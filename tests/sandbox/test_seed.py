@@ -1,0 +1,81 @@
+"""Seed data: synthetic, deterministic, stored as PutObject would store it, replicated, checksums right."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+
+from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.sandbox.seed import GIVEN_NAMES, synthesize
+
+EAST, WEST = "us-east-1", "us-west-1"
+
+
+@pytest.fixture(scope="module")
+def seeded(sandbox: Sandbox):
+    result = sandbox.seed(patients=12, files_per_patient=3)
+    sandbox.action("replication-drain", timeout=30)
+    return result
+
+
+def test_seed_reports_what_it_wrote(seeded):
+    assert (seeded.patients, seeded.files) == (12, 36)
+    assert seeded.bytes > 36 * 512
+
+
+def test_without_a_database_emulation_the_seed_says_it_skipped_the_records(seeded, sandbox):
+    if "records-seed" in sandbox.status()["actions"]:
+        pytest.skip("a database emulation is installed")
+    assert seeded.database.startswith("skipped")
+
+
+def test_chart_keys_follow_the_archive_layout(seeded, sandbox):
+    bucket = sandbox.topology.regions[EAST].chart_bucket
+    keys = [o["Key"] for o in sandbox.client("s3", EAST).list_objects_v2(Bucket=bucket, Prefix="charts/practice-")[
+        "Contents"]]
+    assert len(keys) == 36
+    assert all(re.fullmatch(r"charts/practice-\d\d/pt-\d{6}/scan-\d{6}-\d\d\.(pdf|tiff|jpeg)", key) for key in keys)
+
+
+def test_each_file_carries_the_sha256_the_records_hold(seeded, sandbox):
+    _, files = synthesize(12, 3)
+    scan, body = files[7]
+    bucket = sandbox.topology.regions[EAST].chart_bucket
+    stored = sandbox.client("s3", EAST).get_object(Bucket=bucket, Key=scan.object_key, ChecksumMode="ENABLED")
+    data = stored["Body"].read()
+    assert data == body
+    assert hashlib.sha256(data).hexdigest() == scan.sha256
+    assert base64.b64decode(stored["ChecksumSHA256"]).hex() == scan.sha256
+    assert stored["ContentType"] == scan.content_type
+    assert stored["Metadata"] == {"scan-id": scan.scan_id, "patient-id": scan.patient_id}
+
+
+def test_seeded_files_get_the_buckets_encryption_and_retention(seeded, sandbox):
+    _, files = synthesize(12, 3)
+    bucket = sandbox.topology.regions[EAST].chart_bucket
+    head = sandbox.client("s3", EAST).head_object(Bucket=bucket, Key=files[0][0].object_key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"].year >= 2033
+
+
+def test_seeded_files_replicate_to_the_dr_region(seeded, sandbox):
+    _, files = synthesize(12, 3)
+    scan = files[-1][0]
+    replica = sandbox.client("s3", WEST).head_object(Bucket=sandbox.topology.regions[WEST].chart_bucket,
+                                                     Key=scan.object_key)
+    assert replica["ReplicationStatus"] == "REPLICA"
+
+
+def test_synthetic_data_is_deterministic_and_not_real_people():
+    first, second = synthesize(5, 2), synthesize(5, 2)
+    assert first == second
+    assert all(patient.given_name in GIVEN_NAMES for patient in first[0])
+
+
+def test_seed_refuses_a_bad_size(sandbox):
+    with pytest.raises(ValueError, match="patients >= 1"):
+        sandbox.seed(patients=0)
