@@ -30,12 +30,14 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
+import xmltodict
 from moto.s3.models import FakeDeleteMarker, FakeKey
 
 from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
 
 STATUS_HEADER = "x-amz-replication-status"
+S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 @dataclass(order=True)
@@ -307,6 +309,18 @@ def install(registry: Registry, context: SandboxContext) -> None:
 
     registry.intercept("s3", "GetObject")(with_status)
     registry.intercept("s3", "HeadObject")(with_status)
+
+    @registry.intercept("s3", "GetBucketReplication")
+    def stored_configuration(call: Call, forward: Forward) -> Reply:
+        """moto answers every rule with delete-marker replication Disabled and drops the selection criteria:
+        answer the configuration as it was put, as S3 does."""
+        reply = forward()
+        configuration = replicator.s3.get_bucket_replication(call.uri_params["Bucket"]) if reply.ok else None
+        if not configuration:
+            return reply
+        document = {key: value for key, value in configuration.items() if not key.startswith("@")}
+        document["@xmlns"] = S3_XMLNS
+        return reply.with_body(xmltodict.unparse({"ReplicationConfiguration": document}).encode())
 
     @registry.action("replication-pause")
     def pause(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -245,3 +245,13 @@ def test_draining_a_paused_backlog_is_refused_with_a_clear_message(sandbox, sand
     sandbox.client("s3", EAST).put_object(Bucket=charts[0], Key="charts/paused.pdf", Body=b"x")
     with pytest.raises(SandboxControlError, match="replication is paused"):
         drain(sandbox)
+
+
+def test_get_bucket_replication_answers_the_configuration_as_it_was_put(sandbox):
+    rule = {"ID": "as-put", "Status": "Enabled", "Priority": 7, "Filter": {"Prefix": "charts/"},
+            "DeleteMarkerReplication": {"Status": "Enabled"},
+            "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
+            "Destination": {"Bucket": "arn:aws:s3:::roundtrip-west", "StorageClass": "STANDARD_IA"}}
+    east, _ = two_buckets(sandbox, "roundtrip-east", "roundtrip-west", rule)
+    answered = east.get_bucket_replication(Bucket="roundtrip-east")["ReplicationConfiguration"]
+    assert answered == {"Role": "arn:aws:iam::123456789012:role/r", "Rules": [rule]}
