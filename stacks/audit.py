@@ -58,11 +58,29 @@ class AuditStack(cdk.Stack):
             self._trail(site, key)
 
     def _config_recorder(self, site: Site, key: kms.IKey) -> None:
+        evidence = site.bucket_arn(site.here.evidence_bucket)
+        delivery = iam.ManagedPolicy(
+            self,
+            "ConfigDeliveryPolicy",
+            statements=[
+                iam.PolicyStatement(actions=["s3:GetBucketAcl"], resources=[evidence]),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[f"{evidence}/{CONFIG_PREFIX}/AWSLogs/{site.config.account}/*"],
+                ),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]),
+            ],
+        )
+        # A role of our own, not the account's service-linked role (one per account, maybe made elsewhere): it
+        # needs the write to the evidence bucket that AWS_ConfigRole does not grant.
         role = iam.Role(
             self,
             "ConfigRole",
             assumed_by=iam.ServicePrincipal("config.amazonaws.com"),
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWS_ConfigRole")],
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWS_ConfigRole"),
+                delivery,
+            ],
         )
         recorder = config_.CfnConfigurationRecorder(
             self,

@@ -114,6 +114,11 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "ConfigRole/Resource",
         "AWS Config's read-only recording policy, maintained by AWS as Config records new resource types.",
     ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-evidence-{account}-{region}/aws-config/AWSLogs/{account}/*]",
+        "ConfigDeliveryPolicy/Resource",
+        "AWS Config names its history and snapshot objects itself, under this one prefix of the evidence bucket.",
+    ),
     # --- Replication role ---
     *(
         Acknowledgment(
