@@ -12,8 +12,9 @@ failback. For each run it reports:
   and sum-of-steps / wall (> 1 means steps ran side by side).
 
 Sandbox timings say nothing about AWS timings (see docs/runbooks.md for the AWS budget). Aurora's global
-switchover/failover and the `dr_canary` table come from sandbox-db's emulation when present, else from the stand-ins
-in tests/runbooks/stand_ins.py (`--stand-ins`, the default until sandbox-db's emulation is in the sandbox).
+switchover/failover and the `dr_canary` table come from the stand-ins in tests/runbooks/stand_ins.py on an in-process
+sandbox (the default), or from the sandbox's own emulation with `--attach` (a sandbox in its own process: then the
+sandbox's Python work does not compete with the runbook's for the GIL and inflate the measured overhead).
 """
 
 from __future__ import annotations
@@ -111,16 +112,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="every run as JSON instead of the summary")
-    parser.add_argument("--no-stand-ins", action="store_true", help="use the sandbox's own Aurora/PostgreSQL only")
+    parser.add_argument("--attach", type=Path, metavar="STATE_DIR",
+                        help="use the sandbox `drctl sandbox up` runs in another process (no GIL shared with it; "
+                             "needs its own Aurora/PostgreSQL emulation: no stand-ins)")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ehr-dr-bench-"))
     patcher = pytest.MonkeyPatch()
-    if not options.no_stand_ins:
+    started = time.time()
+    if options.attach:
+        sandbox = Sandbox.attach(options.attach)
+    else:
         from runbooks.stand_ins import install
 
         install(patcher)
-    started = time.time()
-    with Sandbox.start(workdir / "sandbox", cdk_json=REPO / "cdk.json") as sandbox:
+        sandbox = Sandbox.start(workdir / "sandbox", cdk_json=REPO / "cdk.json")
+    with sandbox:
         print(f"sandbox up in {time.time() - started:.1f} s", file=sys.stderr)
         os.environ.update(sandbox.env)
         runs = [run for _ in range(options.rounds) for run in round_of_runs(sandbox, workdir)]
