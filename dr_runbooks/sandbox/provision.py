@@ -28,6 +28,7 @@ from botocore.config import Config
 from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.topology import (
+    TRAFFIC_GATE_DIMENSION,
     TRAFFIC_GATE_METRIC,
     TRAFFIC_GATE_NAMESPACE,
     RegionalResources,
@@ -43,8 +44,12 @@ SANDBOX_ACCOUNT = "123456789012"
 SANDBOX_ZONE = "ehr-dr.example.com"
 EVIDENCE_RETENTION_YEARS = 6
 PLACEHOLDER_DB_CREDENTIALS = {"username": "ehr_admin", "password": "sandbox-placeholder", "port": 5432}
-#: Gate dimension name (the value is the topology's `TrafficGate.dimension_value`).
-GATE_DIMENSION = "Region"
+#: The application endpoints' health check, as the stacks configure it.
+HEALTH_PATH = "/health"
+RECORD_TTL_SECONDS = 60
+#: The three health checks behind each region's failover record (as the stacks build them): the endpoint answers,
+#: the gate alarm is OK, and "serving", the CALCULATED check of both that the record uses.
+HEALTH_CHECK_KINDS = ("endpoint", "gate", "serving")
 #: What each regional alarm watches in the sandbox: (namespace, metric, statistic, threshold).
 ALARM_METRICS = {
     "s3-replication-latency": ("AWS/S3", "ReplicationLatency", "Maximum", 900.0),
@@ -83,9 +88,9 @@ def retention_days(years: int) -> int:
     return math.ceil(years * 365.25)
 
 
-def health_check_reference(region: str) -> str:
-    """CallerReference of a region's record health check: how a runbook or the traffic emulation finds it again."""
-    return f"ehr-dr-record-{region}"
+def health_check_reference(kind: str, region: str) -> str:
+    """CallerReference of one of a region's health checks (`HEALTH_CHECK_KINDS`): how the emulation finds it again."""
+    return f"ehr-dr-{kind}-{region}"
 
 
 def provision(context: SandboxContext) -> None:
@@ -229,7 +234,7 @@ def _database(aws: _Clients, config: DeploymentConfig, topology: Topology, keys:
 
 
 def _traffic(aws: _Clients, topology: Topology) -> None:
-    """Gate alarms in the partner regions, one health check per region, failover records in the hosted zone."""
+    """Gate alarms in the partner regions, the health checks of each region, failover records in the hosted zone."""
     traffic = topology.traffic
     assert traffic is not None
     route53 = aws("route53", "us-east-1")
@@ -238,18 +243,25 @@ def _traffic(aws: _Clients, topology: Topology) -> None:
     changes = []
     for region, gate in traffic.gates.items():
         _gate_alarm(aws, gate)
-        check_id = route53.create_health_check(CallerReference=health_check_reference(region), HealthCheckConfig={
+        endpoint = route53.create_health_check(CallerReference=health_check_reference("endpoint", region),
+                                               HealthCheckConfig={
+            "Type": "HTTPS", "FullyQualifiedDomainName": traffic.endpoints[region], "ResourcePath": HEALTH_PATH,
+            "Port": 443, "RequestInterval": 30, "FailureThreshold": 3, "EnableSNI": True,
+        })["HealthCheck"]["Id"]
+        gate_check = route53.create_health_check(CallerReference=health_check_reference("gate", region),
+                                                 HealthCheckConfig={
             "Type": "CLOUDWATCH_METRIC",
             "AlarmIdentifier": {"Region": gate.alarm_region, "Name": gate.alarm_name},
             "InsufficientDataHealthStatus": "LastKnownStatus",
         })["HealthCheck"]["Id"]
-        route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=check_id, AddTags=[
-            {"Key": "Name", "Value": f"ehr-dr-{topology.env_name}-{region}"},
-            {"Key": "ehr-dr:region", "Value": region}])
+        serving = route53.create_health_check(CallerReference=health_check_reference("serving", region),
+                                              HealthCheckConfig={
+            "Type": "CALCULATED", "ChildHealthChecks": [endpoint, gate_check], "HealthThreshold": 2,
+        })["HealthCheck"]["Id"]
         changes.append({"Action": "CREATE", "ResourceRecordSet": {
-            "Name": traffic.record_name, "Type": "CNAME", "TTL": 60, "SetIdentifier": region,
+            "Name": traffic.record_name, "Type": "CNAME", "TTL": RECORD_TTL_SECONDS, "SetIdentifier": region,
             "Failover": "PRIMARY" if region == topology.primary_region else "SECONDARY",
-            "HealthCheckId": check_id, "ResourceRecords": [{"Value": traffic.endpoints[region]}],
+            "HealthCheckId": serving, "ResourceRecords": [{"Value": traffic.endpoints[region]}],
         }})
     route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
 
@@ -257,7 +269,7 @@ def _traffic(aws: _Clients, topology: Topology) -> None:
 def _gate_alarm(aws: _Clients, gate: TrafficGate) -> None:
     aws("cloudwatch", gate.alarm_region).put_metric_alarm(
         AlarmName=gate.alarm_name, Namespace=TRAFFIC_GATE_NAMESPACE, MetricName=TRAFFIC_GATE_METRIC,
-        Dimensions=[{"Name": GATE_DIMENSION, "Value": gate.dimension_value}], Statistic="Maximum", Period=60,
+        Dimensions=[{"Name": TRAFFIC_GATE_DIMENSION, "Value": gate.dimension_value}], Statistic="Maximum", Period=60,
         EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
         TreatMissingData="ignore")
 

@@ -15,6 +15,11 @@ What AWS documents (S3 User Guide, "Replicating objects" and "What does Amazon S
 - Replicas are not replicated again: the replica is written to moto's state directly, not through the endpoint, so no
   observer sees it, and a replica is skipped if one ever comes by. This is what makes the two-way setup safe.
 
+Replication metrics (S3 RTC, namespace `AWS/S3`, dimensions SourceBucket/DestinationBucket/RuleId, in the source
+bucket's region): `OperationsPendingReplication`, `ReplicationLatency` (age in seconds of the oldest pending operation)
+and `OperationsFailedReplication` are measured and put whenever a client reads metrics that mention replication
+(moto publishes none), so a runbook reads the backlog as it would in AWS.
+
 Sandbox controls (actions): `replication-pause` / `replication-resume` (rehearse a replication outage: writes queue up,
 source versions stay PENDING), `replication-lag {"seconds": N}` (delay before a write is replicated) and
 `replication-drain {"timeout": S}` (wait until nothing is queued, for tests and the seed). Status report: `replication`.
@@ -27,7 +32,9 @@ import itertools
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import xmltodict
@@ -51,12 +58,18 @@ class Job:
     version_id: str = field(compare=False)
     delete_marker: bool = field(compare=False, default=False)
     enqueued: float = field(compare=False, default_factory=time.monotonic)
+    #: (rule id, destination bucket) of each rule that replicates it: the dimensions of its RTC metrics.
+    rules: tuple[tuple[str, str], ...] = field(compare=False, default=())
 
 
 def _listify(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def _destination(rule: dict[str, Any]) -> str:
+    return rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::")
 
 
 def _tags_match(wanted: list[dict[str, str]], tags: dict[str, str]) -> bool:
@@ -93,7 +106,7 @@ def matching_rules(configuration: dict[str, Any] | None, key: str, tags: dict[st
             criteria = ((rule.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects") or {})
             if kms_encrypted and criteria.get("Status") != "Enabled":
                 continue
-        destination = rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::")
+        destination = _destination(rule)
         current = chosen.get(destination)
         if current is None or int(rule.get("Priority", 0)) > int(current.get("Priority", 0)):
             chosen[destination] = rule
@@ -112,6 +125,8 @@ class Replicator:
         self._queue: list[Job] = []
         self._sequence = itertools.count()
         self._in_flight = 0
+        self._running_jobs: dict[int, Job] = {}
+        self._failed_since_published: Counter[tuple[str, str, str]] = Counter()
         self._wake = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._run, name="sandbox-s3-replication", daemon=True)
@@ -131,26 +146,26 @@ class Replicator:
         if not configuration:
             return
         source = None if delete_marker else self.version(bucket, key, version_id)
-        if source is not None:
-            if getattr(source, "replication_status", None) == "REPLICA":
-                return
-            if not self._rules_for(bucket, source, delete_marker=False):
-                return
-            source.replication_status = "PENDING"
-        elif not delete_marker or not self._rules_for(bucket, None, key=key, delete_marker=True):
+        if source is not None and getattr(source, "replication_status", None) == "REPLICA":
             return
+        if source is None and not delete_marker:
+            return
+        rules = self._rules_for(bucket, source, key=key, delete_marker=delete_marker)
+        if not rules:
+            return
+        if source is not None:
+            source.replication_status = "PENDING"
         with self._wake:
             job = Job(time.monotonic() + self.lag_seconds, next(self._sequence), bucket, key, version_id,
-                      delete_marker)
+                      delete_marker, rules=tuple((rule["ID"], _destination(rule)) for rule in rules))
             heapq.heappush(self._queue, job)
             self._wake.notify()
 
-    def _rules_for(self, bucket: str, source: FakeKey | None, *, delete_marker: bool,
-                   key: str | None = None) -> list[dict[str, Any]]:
+    def _rules_for(self, bucket: str, source: FakeKey | None, *, key: str, delete_marker: bool) -> list[dict[str, Any]]:
         backend = self.s3
         tags = backend.tagger.get_tag_dict_for_resource(source.arn) if source is not None else {}
         return matching_rules(
-            backend.get_bucket_replication(bucket), key if source is None else source.name, tags,
+            backend.get_bucket_replication(bucket), key, tags,
             kms_encrypted=source is not None and source.encryption == "aws:kms", delete_marker=delete_marker,
         )
 
@@ -172,23 +187,28 @@ class Replicator:
                     return
                 job = heapq.heappop(self._queue)
                 self._in_flight += 1
+                self._running_jobs[id(job)] = job
             try:
                 self._replicate(job)
                 self.replicated += 1
             except Exception:
                 self.failed += 1
+                with self._wake:
+                    for rule in job.rules:
+                        self._failed_since_published[(job.bucket, *rule)] += 1
                 self.context.log.exception("sandbox: replicating %s/%s %s failed", job.bucket, job.key,
                                            job.version_id)
             finally:
                 with self._wake:
                     self._in_flight -= 1
+                    self._running_jobs.pop(id(job), None)
                     self._wake.notify_all()
 
     def _replicate(self, job: Job) -> None:
         backend = self.s3
         if job.delete_marker:
             for rule in self._rules_for(job.bucket, None, key=job.key, delete_marker=True):
-                destination = backend.get_bucket(rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::"))
+                destination = backend.get_bucket(_destination(rule))
                 if job.key in destination.keys:
                     marker = FakeDeleteMarker(key=destination.keys[job.key])
                     marker._version_id = job.version_id
@@ -197,14 +217,14 @@ class Replicator:
         source = self.version(job.bucket, job.key, job.version_id)
         if source is None:
             return  # the version was deleted before it was replicated: nothing left to copy
-        for rule in self._rules_for(job.bucket, source, delete_marker=False):
+        for rule in self._rules_for(job.bucket, source, key=job.key, delete_marker=False):
             self._copy(source, rule)
         source.replication_status = "COMPLETED"
 
     def _copy(self, source: FakeKey, rule: dict[str, Any]) -> None:
         backend = self.s3
         target = rule["Destination"]
-        bucket = target["Bucket"].removeprefix("arn:aws:s3:::")
+        bucket = _destination(rule)
         replica_key = (target.get("EncryptionConfiguration") or {}).get("ReplicaKmsKeyID")
         replica = backend.put_object(
             bucket_name=bucket, key_name=source.name, value=source.value,
@@ -252,6 +272,32 @@ class Replicator:
             "oldest_pending_seconds": round(time.monotonic() - oldest, 3),
             "replicated": self.replicated, "failed": self.failed,
         }
+
+    def publish_metrics(self) -> None:
+        """Put one datapoint of each RTC metric per rule, measured now, in each source bucket's region (as S3 does
+        with replication metrics enabled): pending operations, latency (the age of the oldest pending one) and the
+        operations that failed since the last publication."""
+        backend, now = self.s3, time.monotonic()
+        with self._wake:
+            pending = [*self._queue, *self._running_jobs.values()]
+            failed, self._failed_since_published = self._failed_since_published, Counter()
+        stamp = datetime.now(UTC).replace(tzinfo=None)  # moto keeps metric timestamps naive (UTC)
+        for name, bucket in list(backend.buckets.items()):
+            configuration = getattr(bucket, "replication", None)
+            for rule in _listify((configuration or {}).get("Rule")):
+                dimension = (name, rule["ID"], _destination(rule))
+                waiting = [job.enqueued for job in pending if job.bucket == name and dimension[1:] in job.rules]
+                values = {
+                    "OperationsPendingReplication": float(len(waiting)),
+                    "ReplicationLatency": round(now - min(waiting), 3) if waiting else 0.0,
+                    "OperationsFailedReplication": float(failed[dimension]),
+                }
+                dimensions = [{"Name": "SourceBucket", "Value": name}, {"Name": "DestinationBucket",
+                              "Value": dimension[2]}, {"Name": "RuleId", "Value": dimension[1]}]
+                self.context.backend("cloudwatch", bucket.region_name).put_metric_data("AWS/S3", [
+                    {"MetricName": metric, "Value": value, "Timestamp": stamp, "Dimensions": dimensions,
+                     "Unit": "Seconds" if metric == "ReplicationLatency" else "Count"}
+                    for metric, value in values.items()])
 
     def stop(self) -> None:
         with self._wake:
@@ -309,6 +355,15 @@ def install(registry: Registry, context: SandboxContext) -> None:
 
     registry.intercept("s3", "GetObject")(with_status)
     registry.intercept("s3", "HeadObject")(with_status)
+
+    def fresh_metrics_first(call: Call, forward: Forward) -> Reply:
+        """moto never publishes S3's replication metrics: measure them when someone reads them."""
+        if b"Replication" in call.body or "Replication" in str(call.query):
+            replicator.publish_metrics()
+        return forward()
+
+    for operation in ("GetMetricStatistics", "GetMetricData"):
+        registry.intercept("monitoring", operation)(fresh_metrics_first)
 
     @registry.intercept("s3", "GetBucketReplication")
     def stored_configuration(call: Call, forward: Forward) -> Reply:

@@ -7,10 +7,11 @@ the surviving region, and restores it with `0`. Here:
 - **Gate alarms** are evaluated whenever metric data arrives in their region (`PutMetricData` observed): ALARM when the
   latest `Evacuate` datapoint is >= 1, OK when it is below. The alarm's `TreatMissingData=ignore`: with no datapoint
   the alarm keeps its state. (moto's alarms never evaluate otherwise.)
-- **Health checks** of the failover records (found by their CallerReference, `provision.health_check_reference`;
-  moto drops a CLOUDWATCH_METRIC check's AlarmIdentifier): `GetHealthCheckStatus` reports Success while the gate is
-  not in ALARM and the region's endpoint is up (not a `region-down` fault); INSUFFICIENT_DATA keeps the last known
-  status (`InsufficientDataHealthStatus=LastKnownStatus`).
+- **Health checks** (as the stacks build them, three per region, found by their CallerReference,
+  `provision.health_check_reference`, since moto drops a CLOUDWATCH_METRIC check's AlarmIdentifier):
+  `GetHealthCheckStatus` of the *endpoint* check reports Success while the region is not dark (a `region-down`
+  fault), of the *gate* check while the gate alarm is not in ALARM (INSUFFICIENT_DATA keeps the last known status,
+  `InsufficientDataHealthStatus=LastKnownStatus`), and of the *serving* check (CALCULATED, the record's) when both are.
 - **`TestDNSAnswer`** answers what Route 53 would resolve the failover record to: the PRIMARY record while it is
   healthy, else the SECONDARY when that is healthy, else the PRIMARY (Route 53 answers the primary when both are down).
 
@@ -26,10 +27,15 @@ from xml.sax.saxutils import escape
 
 from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
-from dr_runbooks.sandbox.provision import GATE_DIMENSION, health_check_reference
-from dr_runbooks.topology import TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE, TrafficGate
+from dr_runbooks.sandbox.provision import HEALTH_CHECK_KINDS, health_check_reference
+from dr_runbooks.topology import TRAFFIC_GATE_DIMENSION, TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE, TrafficGate
 
 ROUTE53_XMLNS = "https://route53.amazonaws.com/doc/2013-04-01/"
+STATUS_TEXT = {
+    "endpoint": "the endpoint answers",
+    "gate": "the gate alarm is not in ALARM",
+    "serving": "the endpoint answers and the gate alarm is not in ALARM",
+}
 #: Route 53's checkers report from several regions; the sandbox's all agree.
 CHECKER_REGIONS = ("us-east-1", "us-west-1", "eu-west-1")
 
@@ -60,28 +66,40 @@ class Traffic:
         points = [
             datum for datum in cloudwatch.metric_data
             if datum.namespace == TRAFFIC_GATE_NAMESPACE and datum.name == TRAFFIC_GATE_METRIC
-            and any(d.name == GATE_DIMENSION and d.value == gate.dimension_value for d in datum.dimensions)
+            and any(d.name == TRAFFIC_GATE_DIMENSION and d.value == gate.dimension_value for d in datum.dimensions)
             and hasattr(datum, "value")
         ]
         return float(max(points, key=lambda datum: datum.timestamp).value) if points else None
 
-    def healthy(self, region: str) -> bool:
+    def gate_open(self, region: str) -> bool:
         gate = self.gates[region]
         alarm = self.context.backend("cloudwatch", gate.alarm_region).alarms.get(gate.alarm_name)
         state = alarm.state_value if alarm else "INSUFFICIENT_DATA"
         if state != "INSUFFICIENT_DATA":
             self.last_known_healthy[region] = state == "OK"
-        return self.last_known_healthy[region] and region not in self.context.down_regions
+        return self.last_known_healthy[region]
 
-    def region_of_check(self, health_check_id: str) -> str | None:
+    def endpoint_up(self, region: str) -> bool:
+        return region not in self.context.down_regions
+
+    def healthy(self, kind: str, region: str) -> bool:
+        if kind == "endpoint":
+            return self.endpoint_up(region)
+        if kind == "gate":
+            return self.gate_open(region)
+        return self.endpoint_up(region) and self.gate_open(region)
+
+    def check_of(self, health_check_id: str) -> tuple[str, str] | None:
+        """(kind, region) of one of the estate's health checks, or None for any other."""
         check = self.context.backend("route53", "us-east-1").health_checks.get(health_check_id)
         if check is None:
             return None
-        return next((region for region in self.gates if check.caller_reference == health_check_reference(region)),
-                    None)
+        return next(((kind, region) for kind in HEALTH_CHECK_KINDS for region in self.gates
+                     if check.caller_reference == health_check_reference(kind, region)), None)
 
     def report(self) -> dict[str, Any]:
-        return {region: {"healthy": self.healthy(region)} for region in self.gates}
+        return {region: {"endpoint_up": self.endpoint_up(region), "gate_open": self.gate_open(region)}
+                for region in self.gates}
 
 
 def install(registry: Registry, context: SandboxContext) -> None:
@@ -95,12 +113,12 @@ def install(registry: Registry, context: SandboxContext) -> None:
 
     @registry.intercept("route53", "GetHealthCheckStatus")
     def health_check_status(call: Call, forward: Forward) -> Reply:
-        region = traffic.region_of_check(call.uri_params.get("HealthCheckId", ""))
-        if region is None:
+        check = traffic.check_of(call.uri_params.get("HealthCheckId", ""))
+        if check is None:
             return forward()
-        healthy = traffic.healthy(region)
-        status = ("Success: the gate alarm is OK and the endpoint answers" if healthy
-                  else "Failure: the gate alarm is in ALARM or the endpoint does not answer")
+        kind, region = check
+        status = (f"Success: {STATUS_TEXT[kind]}" if traffic.healthy(kind, region)
+                  else f"Failure: not ({STATUS_TEXT[kind]})")
         checked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         observations = "".join(
             f"<HealthCheckObservation><Region>{checker}</Region><IPAddress>127.0.0.1</IPAddress><StatusReport>"
@@ -133,8 +151,8 @@ def install(registry: Registry, context: SandboxContext) -> None:
 def _failover_answer(records: list[Any], traffic: Traffic) -> list[str]:
     """The values Route 53 answers for these records: failover by health, or the plain record."""
     def healthy(record: Any) -> bool:
-        region = traffic.region_of_check(record.health_check_id) if record.health_check_id else None
-        return traffic.healthy(region) if region else True
+        check = traffic.check_of(record.health_check_id) if record.health_check_id else None
+        return traffic.healthy(*check) if check else True
 
     by_role = {record.failover: record for record in records if record.failover}
     if not by_role:

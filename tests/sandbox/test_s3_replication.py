@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -255,3 +256,29 @@ def test_get_bucket_replication_answers_the_configuration_as_it_was_put(sandbox)
     east, _ = two_buckets(sandbox, "roundtrip-east", "roundtrip-west", rule)
     answered = east.get_bucket_replication(Bucket="roundtrip-east")["ReplicationConfiguration"]
     assert answered == {"Role": "arn:aws:iam::123456789012:role/r", "Rules": [rule]}
+
+
+def replication_metric(sandbox: Sandbox, source: str, destination: str, metric: str,
+                       statistic: str = "Maximum") -> float:
+    now = datetime.now(UTC)
+    points = sandbox.client("cloudwatch", EAST).get_metric_statistics(
+        Namespace="AWS/S3", MetricName=metric, StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=[statistic],
+        Dimensions=[{"Name": "SourceBucket", "Value": source}, {"Name": "DestinationBucket", "Value": destination},
+                    {"Name": "RuleId", "Value": f"charts-{EAST}-to-{WEST}"}])["Datapoints"]
+    return max(points, key=lambda point: point["Timestamp"])[statistic]
+
+
+def test_rtc_metrics_show_the_backlog_while_paused_and_clear_after(sandbox, sandbox_faults, charts):
+    source, destination = charts
+    drain(sandbox)
+    sandbox_faults.pause_replication()
+    for number in range(3):
+        sandbox.client("s3", EAST).put_object(Bucket=source, Key=f"charts/backlog/{number}.pdf", Body=b"x")
+    time.sleep(0.3)
+    assert replication_metric(sandbox, source, destination, "OperationsPendingReplication") == 3
+    assert replication_metric(sandbox, source, destination, "ReplicationLatency") >= 0.3
+    sandbox_faults.resume_replication()
+    drain(sandbox)
+    # One-minute resolution: the minute's Maximum still shows the backlog; a datapoint of 0 was put after it.
+    assert replication_metric(sandbox, source, destination, "OperationsPendingReplication", "Minimum") == 0

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.provision import GATE_DIMENSION, health_check_reference
-from dr_runbooks.topology import TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE
+from dr_runbooks.sandbox.provision import health_check_reference
+from dr_runbooks.topology import TRAFFIC_GATE_DIMENSION, TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE
 
 EAST, WEST = "us-east-1", "us-west-1"
 
@@ -16,7 +16,7 @@ EAST, WEST = "us-east-1", "us-west-1"
 def put_evacuate(sandbox: Sandbox, region: str, value: float, timestamp: datetime | None = None) -> None:
     gate = sandbox.topology.traffic.gates[region]
     datum = {"MetricName": TRAFFIC_GATE_METRIC, "Value": value,
-             "Dimensions": [{"Name": GATE_DIMENSION, "Value": gate.dimension_value}]}
+             "Dimensions": [{"Name": TRAFFIC_GATE_DIMENSION, "Value": gate.dimension_value}]}
     if timestamp:
         datum["Timestamp"] = timestamp
     sandbox.client("cloudwatch", gate.alarm_region).put_metric_data(Namespace=TRAFFIC_GATE_NAMESPACE,
@@ -29,10 +29,10 @@ def gate_state(sandbox: Sandbox, region: str) -> str:
     return alarms["MetricAlarms"][0]["StateValue"]
 
 
-def check_status(sandbox: Sandbox, region: str) -> str:
+def check_status(sandbox: Sandbox, region: str, kind: str = "serving") -> str:
     route53 = sandbox.client("route53", EAST)
     check = next(c for c in route53.list_health_checks()["HealthChecks"]
-                 if c["CallerReference"] == health_check_reference(region))
+                 if c["CallerReference"] == health_check_reference(kind, region))
     observations = route53.get_health_check_status(HealthCheckId=check["Id"])["HealthCheckObservations"]
     return observations[0]["StatusReport"]["Status"].partition(":")[0]
 
@@ -85,10 +85,26 @@ def test_the_latest_datapoint_by_timestamp_decides_not_the_last_one_sent(sandbox
     assert gate_state(sandbox, EAST) == "OK"
 
 
-def test_a_dark_region_fails_its_health_check(sandbox, sandbox_faults):
+def test_a_dark_region_fails_its_endpoint_check_and_so_its_record(sandbox, sandbox_faults):
     sandbox_faults.region_down(WEST)
+    assert (check_status(sandbox, WEST, "endpoint"), check_status(sandbox, WEST, "gate")) == ("Failure", "Success")
     assert check_status(sandbox, WEST) == "Failure"
     assert check_status(sandbox, EAST) == "Success"
+
+
+def test_an_evacuated_region_fails_its_gate_check_but_its_endpoint_still_answers(sandbox):
+    put_evacuate(sandbox, EAST, 1)
+    assert (check_status(sandbox, EAST, "endpoint"), check_status(sandbox, EAST, "gate")) == ("Success", "Failure")
+
+
+def test_each_record_uses_a_calculated_check_of_endpoint_and_gate(sandbox):
+    route53 = sandbox.client("route53", EAST)
+    checks = {c["CallerReference"]: c for c in route53.list_health_checks()["HealthChecks"]}
+    for region in (EAST, WEST):
+        serving = checks[health_check_reference("serving", region)]["HealthCheckConfig"]
+        children = {checks[health_check_reference(kind, region)]["Id"] for kind in ("endpoint", "gate")}
+        assert (serving["Type"], set(serving["ChildHealthChecks"]), serving["HealthThreshold"]) == (
+            "CALCULATED", children, 2)
 
 
 def test_with_both_regions_unhealthy_route53_answers_the_primary(sandbox, sandbox_faults):
