@@ -90,8 +90,9 @@ def _drive(plan: Plan, ctx: RunContext, lock: RunLock, listener: Listener, max_w
     running: dict[Future[StepRecord], tuple[Step, float]] = {}
     failure: str | None = None
     try:
-        while sorter.is_active() and failure is None:
-            for name in sorter.get_ready():
+        # After a failure nothing new starts, but the running steps still end (or time out) and are journaled.
+        while running or (failure is None and sorter.is_active()):
+            for name in sorter.get_ready() if failure is None else ():
                 step = plan.step(name)
                 done_before = ctx.run.steps.get(name)
                 if done_before is not None and done_before.status == "succeeded":
@@ -112,16 +113,13 @@ def _drive(plan: Plan, ctx: RunContext, lock: RunLock, listener: Listener, max_w
                 if record.status == "succeeded":
                     sorter.done(step.name)
                 else:
-                    failure = f"step {step.name} failed: {record.error}"
+                    failure = failure or f"step {step.name} failed: {record.error}"
             for future, (step, deadline) in list(running.items()):
                 if not future.done() and time.time() > deadline:
                     running.pop(future)
                     record = _timed_out(ctx, step)
                     listener.step_ended(step, record)
                     failure = failure or f"step {step.name} failed: {record.error}"
-        for future in list(running):
-            step, _ = running.pop(future)
-            listener.step_ended(step, future.result())
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return failure
@@ -134,7 +132,7 @@ def _timed_out(ctx: RunContext, step: Step) -> StepRecord:
         status="failed",
         started_at=started,
         ended_at=time.time(),
-        error=f"timed out after {step.timeout_seconds:.0f} s",
+        error=f"timed out after {step.timeout_seconds:g} s",
     )
     ctx.journal.record_step(ctx.run.run_id, record)
     return record

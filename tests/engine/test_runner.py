@@ -44,6 +44,11 @@ def wait_forever(ctx: RunContext) -> None:
     wait_until(ctx, lambda: "switching-over", lambda status: status == "available", "global cluster available")
 
 
+def overrun(ctx: RunContext) -> None:
+    """A step that ignores its deadline (a hung API call, say)."""
+    time.sleep(3)
+
+
 def diamond(first_action: str = "count_run") -> Plan:
     """a -> (b, c) -> d: b and c are independent."""
     return Plan(
@@ -141,6 +146,32 @@ def test_a_wait_that_never_holds_fails_the_step_at_its_timeout(
     assert run.status == "failed"
     assert "global cluster available: not reached within" in (run.error or "")
     assert "last seen: switching-over" in (run.error or "")
+
+
+def test_a_step_that_overruns_its_timeout_is_failed_without_waiting_for_it(
+    make_context: Callable[..., RunContext], lock: RunLock
+) -> None:
+    plan = Plan(runbook="test", description="hangs", steps=(
+        Step(name="hang", action=f"{HERE}:overrun", description="hangs", timeout_seconds=0.2),))
+    started = time.time()
+    run = execute(plan, make_context(), lock)
+    assert time.time() - started < 2.5  # the timeout plus the runner's grace, not the step's 3 s
+    assert run.error == "step hang failed: timed out after 0.2 s"
+
+
+def test_after_a_failure_running_siblings_finish_and_are_journaled(
+    make_context: Callable[..., RunContext], lock: RunLock
+) -> None:
+    plan = Plan(runbook="test", description="siblings", steps=(
+        Step(name="fails", action=f"{HERE}:explode", description="fails"),
+        Step(name="slow", action=f"{HERE}:count_run", description="slow"),
+        Step(name="after", action=f"{HERE}:count_run", description="after", depends_on=("slow",)),
+    ))
+    ctx = make_context(sleep=0.3)
+    run = execute(plan, ctx, lock)
+    assert run.status == "failed"
+    assert run.steps["slow"].status == "succeeded"
+    assert "after" not in run.steps
 
 
 @pytest.mark.parametrize("crash_after", ["a", "b", "c", "d"])
