@@ -44,6 +44,8 @@ REQUIRED_PROGRAMS = ("initdb", "postgres", "pg_ctl", "pg_basebackup", "pg_rewind
 OS_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 STATE_FILE = "pair.json"
+#: How many transaction ids past the standby's horizon `lag` looks at for the oldest unreplayed commit.
+LAG_SCAN_XIDS = 100_000
 
 #: Settings shared by both nodes (the standby inherits them through pg_basebackup). wal_log_hints lets pg_rewind
 #: re-attach a diverged old primary; wal_keep_size keeps enough WAL for a paused standby to catch up.
@@ -52,6 +54,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 wal_level = replica
 wal_log_hints = on
+track_commit_timestamp = on
 max_wal_senders = 10
 wal_keep_size = '512MB'
 hot_standby = on
@@ -119,15 +122,23 @@ def _wheel_utils() -> Any:
     return utils
 
 
+def _open_path_to(user: str | None, path: Path) -> None:
+    """Let `user` traverse to `path` (what the wheel does before initdb). Done again before every program: another
+    pytest session on the machine makes `/tmp/pytest-of-<user>` private (0700) whenever it starts. A running server
+    does not care (it works relative to its data dir), but pg_ctl and friends start from the absolute path."""
+    if user is not None:
+        _wheel_utils().ensure_prefix_permissions(path)
+
+
 def _open_to(user: str | None, path: Path, bin_dir: Path) -> None:
-    """Let `user` traverse to `path` and own it, and read/run the binaries (what the wheel does before initdb)."""
+    """Let `user` reach and own `path`, and reach the binaries."""
     if user is None:
         return
     import pwd
 
     entry = pwd.getpwnam(user)
-    _wheel_utils().ensure_prefix_permissions(path)
-    _wheel_utils().ensure_prefix_permissions(bin_dir)
+    _open_path_to(user, path)
+    _open_path_to(user, bin_dir)
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
@@ -158,6 +169,7 @@ class Node:
         `communicate()` waiting (the wheel's authors found the same).
         """
         command = [str(self.bin_dir / program), *args]
+        _open_path_to(self.os_user, self.data_dir.parent)
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             try:
                 subprocess.run(command, stdout=out, stderr=err, user=self.os_user, timeout=timeout, check=True,
@@ -207,15 +219,16 @@ class Node:
             return "stopped"
         return "standby" if in_recovery else "writer"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the server; with `wait`, return once it accepts connections (pg_ctl -w)."""
         if self.pid is not None:
             return
         ensure_port_free(self.port)
         try:
-            self.run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
-                     "-o", f"-p {self.port}")
+            self.run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file),
+                     *(("-w", "-t", "60") if wait else ("-W",)), "-o", f"-p {self.port}")
         except PostgresError as error:
-            raise PostgresError(f"{error} (server log: {self._last_log_line()})") from None
+            raise PostgresError(f"{error} (server log: {self.last_log_line()})") from None
 
     def stop(self, mode: Literal["fast", "immediate"] = "fast") -> None:
         if self.pid is not None:
@@ -240,7 +253,35 @@ class Node:
             raise PostgresError(f"the {self.region} node's processes survived SIGKILL")
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
 
-    def _last_log_line(self) -> str:
+    def give(self, path: Path) -> None:
+        """Hand a file or dir we made to the OS user PostgreSQL runs as, so its programs can read or write it."""
+        if self.os_user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(self.os_user)
+            _open_path_to(self.os_user, path)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def dump(self, database: str, target: Path) -> int:
+        """A custom-format pg_dump of `database` into `target`: the database as of the dump's start (one snapshot
+        transaction), whatever is written meanwhile. Returns its size in bytes."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.give(target.parent)
+        self.run("pg_dump", "--format=custom", "--host=127.0.0.1", f"--port={self.port}", f"--username={SUPERUSER}",
+                 f"--file={target}", database, timeout=600)
+        return target.stat().st_size
+
+    def restore_dump(self, source: Path, database: str, owner: str) -> None:
+        """A new database `database` owned by `owner` holding what the dump `source` holds."""
+        self.give(source)
+        with self.connect() as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database),
+                                                                       sql.Identifier(owner)))
+        self.run("pg_restore", "--host=127.0.0.1", f"--port={self.port}", f"--username={SUPERUSER}",
+                 f"--dbname={database}", "--no-owner", f"--role={owner}", "--exit-on-error", str(source),
+                 timeout=600)
+
+    def last_log_line(self) -> str:
         try:
             lines = [line for line in self.log_file.read_text().splitlines() if line.strip()]
         except OSError:
@@ -292,7 +333,7 @@ class PostgresPair:
                 conf.write(SERVER_SETTINGS)
             primary.start()
             pair._clone_from(primary, standby)
-            standby.start()
+            pair._start_standby(standby, primary)
         except BaseException:
             pair.destroy()
             if created:
@@ -372,26 +413,28 @@ class PostgresPair:
                    "-U", SUPERUSER, "-X", "stream", "-R", "--checkpoint=fast", "--no-sync", timeout=300)
 
     def lag(self, standby_region: str | None = None) -> LagSample:
-        """Replication lag of the standby as observed now: WAL bytes behind the writer and seconds behind.
+        """Replication lag of the standby as observed now: WAL bytes behind the writer, and seconds behind.
 
-        Seconds are the usual standby-side measure: 0 when everything received is replayed and the stream is up
-        to date, else the age of the last replayed commit (pg_last_xact_replay_timestamp). Bytes are unknown
-        (None) when the writer does not answer.
+        Seconds are the age of the oldest transaction committed on the writer that the standby has not replayed
+        (commit timestamps are tracked), 0 when it has replayed every commit: how much time of writes a failover
+        now would lose. Bytes and seconds are unknown (None) when the writer does not answer.
         """
         standby = self.node(standby_region) if standby_region else self._standby()
         with standby.connect() as conn:
-            replay_lsn, replay_age, paused = conn.execute(
-                "SELECT pg_last_wal_replay_lsn(), EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()),"
-                " (SELECT count(*) = 0 FROM pg_stat_wal_receiver WHERE status = 'streaming')").fetchone()
+            replay_lsn, next_xid, paused = conn.execute(
+                "SELECT pg_last_wal_replay_lsn(), pg_snapshot_xmax(pg_current_snapshot())::text::bigint,"
+                " NOT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')").fetchone()
         try:
             with self.partner(standby.region).connect() as conn:
-                behind = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), %s::pg_lsn)",
-                                      (str(replay_lsn),)).fetchone()[0]
+                behind, age = conn.execute(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), %(lsn)s::pg_lsn),"
+                    " (SELECT EXTRACT(EPOCH FROM now() - min(pg_xact_commit_timestamp(x::text::xid)))"
+                    "  FROM generate_series(%(xid)s::bigint, least(pg_snapshot_xmax(pg_current_snapshot())"
+                    "       ::text::bigint - 1, %(xid)s::bigint + %(scan)s)) AS x)",
+                    {"lsn": str(replay_lsn), "xid": next_xid, "scan": LAG_SCAN_XIDS}).fetchone()
         except psycopg.OperationalError:
-            return LagSample(bytes=None, seconds=None if replay_age is None else float(replay_age), paused=paused)
-        behind = max(int(behind), 0)
-        seconds = 0.0 if behind == 0 or replay_age is None else max(float(replay_age), 0.0)
-        return LagSample(bytes=behind, seconds=seconds, paused=paused)
+            return LagSample(bytes=None, seconds=None, paused=paused)
+        return LagSample(bytes=max(int(behind), 0), seconds=max(float(age or 0), 0.0), paused=paused)
 
     def _standby(self) -> Node:
         standbys = [node for node in self.nodes.values() if node.role() == "standby"]
@@ -420,11 +463,17 @@ class PostgresPair:
         self._set_stream(standby, self.partner(standby.region).conninfo)
 
     @staticmethod
-    def _set_stream(standby: Node, conninfo: str) -> None:
+    def _set_stream(standby: Node, conninfo: str, timeout: float = 30) -> None:
+        """Point the standby's WAL receiver at `conninfo` ('' stops it), and wait until it has (a reload is
+        asynchronous: a write right after an unconfirmed pause could still reach the standby)."""
         # primary_conninfo is reloadable (PostgreSQL 13+): an empty one stops the WAL receiver, a new one restarts it.
         with standby.connect() as conn:
             conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(conninfo)))
             conn.execute("SELECT pg_reload_conf()")
+        streaming = "SELECT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')"
+        if not _poll(lambda: bool(standby.query_one(streaming)) == bool(conninfo), timeout=timeout):
+            raise PostgresError(f"the {standby.region} node's WAL stream did not {'start' if conninfo else 'stop'} "
+                                f"within {timeout:.0f}s (server log: {standby.last_log_line()})")
 
     # --- failover ------------------------------------------------------------------------------------------------
 
@@ -488,8 +537,27 @@ class PostgresPair:
             self._clone_from(source, node)
             how = "cloned"
         self._set_conninfo_file(node, source)
-        node.start()
+        self._start_standby(node, source)
         return how
+
+    @staticmethod
+    def _start_standby(node: Node, source: Node, timeout: float = 60) -> None:
+        """Start `node` as a hot standby of `source` and wait until it answers queries.
+
+        A hot standby opens for queries only once the WAL it replays holds a snapshot of running transactions; an
+        idle writer logs one only after new activity, so a standby attached to an idle writer could wait for ever
+        (and `pg_ctl -w` with it). The writer is asked for one (`pg_log_standby_snapshot()`) while we wait.
+        """
+        node.start(wait=False)
+
+        def ready() -> bool:
+            with contextlib.suppress(psycopg.OperationalError):
+                source.query_one("SELECT pg_log_standby_snapshot()")
+            return node.role() == "standby"
+
+        if not _poll(ready, timeout=timeout, interval=0.1):
+            raise PostgresError(f"the {node.region} node did not open as a standby within {timeout:.0f}s "
+                                f"(server log: {node.last_log_line()})")
 
     def restore_home_layout(self) -> None:
         """Back to the layout `create` made, from whatever a rehearsal left: the home primary writing, the DR node

@@ -1,0 +1,431 @@
+"""AWS Backup jobs emulation: backups, recovery points, copies and restores of the database and the chart archive.
+
+moto 5.2.5 has backup vaults and plans but none of the job APIs. These follow AWS's request and response shapes
+(serialized by moto's serializer against botocore's model) and AWS's lifecycle: a Start* call returns at once, the
+job runs in a background thread (`CREATED` -> `RUNNING` -> `COMPLETED` or `FAILED`, restores `PENDING` ->
+`RUNNING` -> ...), and the caller polls Describe*. Jobs and recovery points are regional: each lives in the region
+of its vault, and a Describe in another region does not find it.
+
+What a recovery point holds, so a restore drill restores real data:
+- **Aurora cluster** (`arn:aws:rds:<region>:<account>:cluster:<id>`): a custom-format `pg_dump` of the cluster's
+  database taken from the node writing at that moment (one snapshot: later writes are not in it), in
+  `<state dir>/backups/`. Restoring it (`Metadata.DBClusterIdentifier`) creates a new PostgreSQL database on the
+  writer, `pg_restore`s the dump into it and creates a moto cluster of that id whose endpoint, port and
+  DatabaseName lead to it.
+- **S3 bucket** (`arn:aws:s3:::<bucket>`): a point-in-time manifest, the version id of every current object (delete
+  markers excluded) at that moment, not a copy: versioning plus Object Lock keep those versions. Restoring it
+  (`Metadata.DestinationBucketName`, `NewBucket=true` to create it) copies exactly those versions into the bucket.
+- A **copy job** copies a recovery point (the dump file, or the manifest) into a vault of the other region, where it
+  is a recovery point of its own (`SourceBackupVaultArn` set).
+
+Simplifications, on purpose: list operations return everything in one page (no NextToken); IdempotencyToken, windows
+and lifecycles are accepted and ignored; recovery point ARNs use AWS Backup's generic form for both resource types.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.s3.models import FakeDeleteMarker
+
+from dr_runbooks.sandbox.aurora_global import bind_cluster
+from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
+from dr_runbooks.sandbox.emulated_api import ApiError, answer
+from dr_runbooks.sandbox.postgres_pair import Node, PostgresError, PostgresPair
+from dr_runbooks.topology import Topology
+
+log = logging.getLogger(__name__)
+
+AURORA, S3 = "Aurora", "S3"
+#: The owner of restored databases: the cluster master user of the sandbox's records database.
+RESTORE_OWNER = "ehr_admin"
+_CLUSTER_ARN = re.compile(r"^arn:aws:rds:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):cluster:(?P<id>[A-Za-z0-9-]+)$")
+_BUCKET_ARN = re.compile(r"^arn:aws:s3:::(?P<bucket>[a-z0-9.-]{3,63})$")
+_VAULT_ARN = re.compile(r"^arn:aws:backup:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):backup-vault:(?P<name>[\w.-]+)$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RecoveryPoint:
+    """AWS's RecoveryPointByBackupVault / DescribeRecoveryPoint fields, plus what the sandbox restores from."""
+
+    recovery_point_arn: str
+    backup_vault_name: str
+    backup_vault_arn: str
+    resource_arn: str
+    resource_type: str
+    iam_role_arn: str
+    encryption_key_arn: str | None
+    creation_date: datetime = field(default_factory=_now)
+    completion_date: datetime | None = None
+    status: str = "CREATING"
+    backup_size_in_bytes: int = 0
+    source_backup_vault_arn: str | None = None
+    is_encrypted: bool = True
+    dump: Path | None = None
+    manifest: list[tuple[str, str]] | None = None
+    source_bucket: str | None = None
+
+
+@dataclass
+class BackupJob:
+    account_id: str
+    backup_job_id: str
+    backup_vault_name: str
+    backup_vault_arn: str
+    recovery_point_arn: str
+    resource_arn: str
+    resource_type: str
+    iam_role_arn: str
+    creation_date: datetime = field(default_factory=_now)
+    completion_date: datetime | None = None
+    state: str = "CREATED"
+    status_message: str | None = None
+    percent_done: str = "0.0"
+    backup_size_in_bytes: int = 0
+    is_parent: bool = False
+
+
+@dataclass
+class CopyJob:
+    account_id: str
+    copy_job_id: str
+    source_backup_vault_arn: str
+    source_recovery_point_arn: str
+    destination_backup_vault_arn: str
+    destination_recovery_point_arn: str
+    resource_arn: str
+    resource_type: str
+    iam_role_arn: str
+    creation_date: datetime = field(default_factory=_now)
+    completion_date: datetime | None = None
+    state: str = "CREATED"
+    status_message: str | None = None
+    backup_size_in_bytes: int = 0
+    is_parent: bool = False
+
+
+@dataclass
+class RestoreJob:
+    account_id: str
+    restore_job_id: str
+    recovery_point_arn: str
+    iam_role_arn: str
+    resource_type: str
+    creation_date: datetime = field(default_factory=_now)
+    completion_date: datetime | None = None
+    status: str = "PENDING"
+    status_message: str | None = None
+    percent_done: str = "0.0"
+    backup_size_in_bytes: int = 0
+    created_resource_arn: str | None = None
+
+
+class BackupJobs:
+    """The job APIs of every region of the sandbox; `backend(service, region)` gives moto's backends."""
+
+    def __init__(self, pair: PostgresPair, topology: Topology, backend: Callable[[str, str], Any], store: Path,
+                 workers: int = 2):
+        self.pair = pair
+        self.topology = topology
+        self.backend = backend
+        self.store = store
+        self.recovery_points: dict[str, RecoveryPoint] = {}
+        self.backup_jobs: dict[str, BackupJob] = {}
+        self.copy_jobs: dict[str, CopyJob] = {}
+        self.restore_jobs: dict[str, RestoreJob] = {}
+        self._regions: dict[str, str] = {}  # job or recovery point id -> its region
+        self._databases = {resources.db_cluster_id: topology.database_name for resources in topology.regions.values()}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup-job")
+        self._futures: list[Future[None]] = []
+
+    # --- lookups, each an AWS error when missing ------------------------------------------------------------------
+
+    def vault(self, region: str, name: str | None) -> Any:
+        vault = self.backend("backup", region).vaults.get(name or "")
+        if vault is None:
+            raise ApiError("ResourceNotFoundException", f"Backup vault {name} does not exist in {region}")
+        return vault
+
+    def recovery_point(self, region: str, vault_name: str | None, arn: str | None) -> RecoveryPoint:
+        self.vault(region, vault_name)
+        point = self.recovery_points.get(arn or "")
+        if point is None or point.backup_vault_name != vault_name or self._regions.get(arn or "") != region:
+            raise ApiError("ResourceNotFoundException", f"Recovery point {arn} not found in vault {vault_name}")
+        return point
+
+    def find_job(self, jobs: dict[str, Any], region: str, job_id: str | None, kind: str) -> Any:
+        job = jobs.get(job_id or "")
+        if job is None or self._regions.get(job_id or "") != region:
+            raise ApiError("ResourceNotFoundException", f"{kind} {job_id} not found in {region}")
+        return job
+
+    def in_region(self, jobs: dict[str, Any], region: str) -> list[Any]:
+        return [job for job_id, job in jobs.items() if self._regions.get(job_id) == region]
+
+    def _writer(self) -> Node:
+        try:
+            return self.pair.writer()
+        except PostgresError:
+            return next(iter(self.pair.nodes.values()))
+
+    # --- backups -------------------------------------------------------------------------------------------------
+
+    def start_backup_job(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
+        vault = self.vault(region, request.get("BackupVaultName"))
+        resource_arn = _required(request, "ResourceArn")
+        iam_role_arn = _required(request, "IamRoleArn")
+        resource_type, source = self._resource(resource_arn)
+        job_id = str(uuid.uuid4()).upper()
+        point = RecoveryPoint(
+            recovery_point_arn=f"arn:aws:backup:{region}:{self.topology.account}:recovery-point:{uuid.uuid4()}",
+            backup_vault_name=vault.backup_vault_name, backup_vault_arn=vault.backup_vault_arn,
+            resource_arn=resource_arn, resource_type=resource_type, iam_role_arn=iam_role_arn,
+            encryption_key_arn=vault.encryption_key_arn)
+        job = BackupJob(account_id=self.topology.account, backup_job_id=job_id,
+                        backup_vault_name=vault.backup_vault_name, backup_vault_arn=vault.backup_vault_arn,
+                        recovery_point_arn=point.recovery_point_arn, resource_arn=resource_arn,
+                        resource_type=resource_type, iam_role_arn=iam_role_arn)
+        with self._lock:
+            self.recovery_points[point.recovery_point_arn] = point
+            self.backup_jobs[job_id] = job
+            self._regions[job_id] = self._regions[point.recovery_point_arn] = region
+        self._submit(self._run_backup, job, point, source)
+        return {"BackupJobId": job_id, "RecoveryPointArn": point.recovery_point_arn,
+                "CreationDate": job.creation_date, "IsParent": False}
+
+    def _resource(self, arn: str) -> tuple[str, str]:
+        """(resource type, cluster id or bucket name) of a resource AWS Backup can protect here."""
+        if cluster := _CLUSTER_ARN.match(arn):
+            if cluster["id"] not in self.backend("rds", cluster["region"]).clusters:
+                raise ApiError("ResourceNotFoundException", f"DB cluster {cluster['id']} not found in "
+                               f"{cluster['region']}")
+            return AURORA, cluster["id"]
+        if bucket := _BUCKET_ARN.match(arn):
+            if bucket["bucket"] not in self.backend("s3", self.topology.primary_region).buckets:
+                raise ApiError("ResourceNotFoundException", f"Bucket {bucket['bucket']} not found")
+            return S3, bucket["bucket"]
+        raise ApiError("InvalidParameterValueException",
+                       f"ResourceArn {arn} is neither an Aurora cluster nor an S3 bucket ARN")
+
+    def _run_backup(self, job: BackupJob, point: RecoveryPoint, source: str) -> None:
+        job.state = "RUNNING"
+        try:
+            if point.resource_type == AURORA:
+                point.dump = self.store / f"{uuid.uuid4()}.dump"
+                size = self._writer().dump(self._databases.get(source, self.topology.database_name), point.dump)
+            else:
+                point.source_bucket = source
+                point.manifest = self._current_versions(source)
+                bucket = self.backend("s3", self.topology.primary_region).get_bucket(source)
+                size = sum(bucket.keys.getlist(key)[-1].size for key, _ in point.manifest)
+        except (PostgresError, OSError) as error:
+            job.state, job.status_message, point.status = "FAILED", str(error), "EXPIRED"
+        else:
+            point.backup_size_in_bytes = job.backup_size_in_bytes = size
+            point.status, job.state, job.percent_done = "COMPLETED", "COMPLETED", "100.0"
+            point.completion_date = _now()
+        job.completion_date = _now()
+
+    def _current_versions(self, bucket_name: str) -> list[tuple[str, str]]:
+        """(key, version id) of every object's current version now; a key whose current version is a delete
+        marker is not part of the bucket at this moment."""
+        bucket = self.backend("s3", self.topology.primary_region).get_bucket(bucket_name)
+        return sorted((key, str(versions[-1].version_id)) for key, versions in bucket.keys.iterlists()
+                      if versions and not isinstance(versions[-1], FakeDeleteMarker))
+
+    # --- copies --------------------------------------------------------------------------------------------------
+
+    def start_copy_job(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
+        point = self.recovery_point(region, request.get("SourceBackupVaultName"), request.get("RecoveryPointArn"))
+        if point.status != "COMPLETED":
+            raise ApiError("InvalidRequestException", f"Recovery point {point.recovery_point_arn} is {point.status}")
+        destination_arn = _required(request, "DestinationBackupVaultArn")
+        destination = _VAULT_ARN.match(destination_arn)
+        if destination is None:
+            raise ApiError("InvalidParameterValueException", f"{destination_arn} is not a backup vault ARN")
+        vault = self.vault(destination["region"], destination["name"])
+        copy = RecoveryPoint(
+            recovery_point_arn=f"arn:aws:backup:{destination['region']}:{self.topology.account}:recovery-point:"
+                               f"{uuid.uuid4()}",
+            backup_vault_name=vault.backup_vault_name, backup_vault_arn=vault.backup_vault_arn,
+            resource_arn=point.resource_arn, resource_type=point.resource_type,
+            iam_role_arn=_required(request, "IamRoleArn"), encryption_key_arn=vault.encryption_key_arn,
+            source_backup_vault_arn=point.backup_vault_arn, source_bucket=point.source_bucket)
+        job_id = str(uuid.uuid4()).upper()
+        job = CopyJob(account_id=self.topology.account, copy_job_id=job_id,
+                      source_backup_vault_arn=point.backup_vault_arn,
+                      source_recovery_point_arn=point.recovery_point_arn,
+                      destination_backup_vault_arn=vault.backup_vault_arn,
+                      destination_recovery_point_arn=copy.recovery_point_arn, resource_arn=point.resource_arn,
+                      resource_type=point.resource_type, iam_role_arn=copy.iam_role_arn)
+        with self._lock:
+            self.recovery_points[copy.recovery_point_arn] = copy
+            self.copy_jobs[job_id] = job
+            self._regions[job_id] = region
+            self._regions[copy.recovery_point_arn] = destination["region"]
+        self._submit(self._run_copy, job, point, copy)
+        return {"CopyJobId": job_id, "CreationDate": job.creation_date, "IsParent": False}
+
+    def _run_copy(self, job: CopyJob, point: RecoveryPoint, copy: RecoveryPoint) -> None:
+        job.state = "RUNNING"
+        try:
+            if point.dump is not None:
+                copy.dump = self.store / f"{uuid.uuid4()}.dump"
+                shutil.copyfile(point.dump, copy.dump)
+            copy.manifest = list(point.manifest) if point.manifest is not None else None
+        except OSError as error:
+            job.state, job.status_message, copy.status = "FAILED", str(error), "EXPIRED"
+        else:
+            copy.backup_size_in_bytes = job.backup_size_in_bytes = point.backup_size_in_bytes
+            copy.status, job.state, copy.completion_date = "COMPLETED", "COMPLETED", _now()
+        job.completion_date = _now()
+
+    # --- restores ------------------------------------------------------------------------------------------------
+
+    def start_restore_job(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
+        arn = _required(request, "RecoveryPointArn")
+        point = self.recovery_points.get(arn)
+        if point is None or self._regions.get(arn) != region:
+            raise ApiError("ResourceNotFoundException", f"Recovery point {arn} not found in {region}")
+        if point.status != "COMPLETED":
+            raise ApiError("InvalidRequestException", f"Recovery point {arn} is {point.status}")
+        metadata = request.get("Metadata") or {}
+        wanted = "DBClusterIdentifier" if point.resource_type == AURORA else "DestinationBucketName"
+        if not metadata.get(wanted):
+            raise ApiError("MissingParameterValueException", f"Metadata.{wanted} is required to restore a "
+                           f"{point.resource_type} recovery point")
+        job_id = str(uuid.uuid4()).upper()
+        job = RestoreJob(account_id=self.topology.account, restore_job_id=job_id, recovery_point_arn=arn,
+                         iam_role_arn=_required(request, "IamRoleArn"), resource_type=point.resource_type,
+                         backup_size_in_bytes=point.backup_size_in_bytes)
+        with self._lock:
+            self.restore_jobs[job_id] = job
+            self._regions[job_id] = region
+        self._submit(self._run_restore, job, point, region, dict(metadata))
+        return {"RestoreJobId": job_id}
+
+    def _run_restore(self, job: RestoreJob, point: RecoveryPoint, region: str, metadata: dict[str, str]) -> None:
+        job.status = "RUNNING"
+        try:
+            if point.resource_type == AURORA:
+                job.created_resource_arn = self._restore_cluster(point, region, metadata["DBClusterIdentifier"])
+            else:
+                job.created_resource_arn = self._restore_bucket(point, region, metadata)
+        except (PostgresError, OSError, ApiError, KeyError) as error:
+            job.status, job.status_message = "FAILED", str(error)
+        else:
+            job.status, job.percent_done = "COMPLETED", "100.0"
+        job.completion_date = _now()
+
+    def _restore_cluster(self, point: RecoveryPoint, region: str, cluster_id: str) -> str:
+        rds = self.backend("rds", region)
+        if cluster_id in rds.clusters:
+            raise ApiError("DBClusterAlreadyExistsFault", f"DB cluster {cluster_id} already exists in {region}")
+        assert point.dump is not None
+        database = "restored_" + re.sub(r"\W", "_", cluster_id.lower())
+        self._writer().restore_dump(point.dump, database, RESTORE_OWNER)
+        cluster = rds.create_db_cluster({
+            "db_cluster_identifier": cluster_id, "engine": "aurora-postgresql", "engine_version": "16.4",
+            "database_name": database, "master_username": RESTORE_OWNER, "master_user_password": "restored",
+            "storage_encrypted": True})
+        bind_cluster(cluster, self._writer)
+        self._databases[cluster_id] = database
+        return str(cluster.db_cluster_arn)
+
+    def _restore_bucket(self, point: RecoveryPoint, region: str, metadata: dict[str, str]) -> str:
+        s3 = self.backend("s3", region)
+        target = metadata["DestinationBucketName"]
+        if metadata.get("NewBucket", "").lower() == "true" and target not in s3.buckets:
+            s3.create_bucket(target, region)
+        s3.get_bucket(target)
+        assert point.manifest is not None and point.source_bucket is not None
+        for key, version_id in point.manifest:
+            s3.copy_object(s3.get_object(point.source_bucket, key, version_id=version_id), target, key)
+        return f"arn:aws:s3:::{target}"
+
+    # --- running -------------------------------------------------------------------------------------------------
+
+    def _submit(self, work: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception:
+                log.exception("backup job %s failed unexpectedly", args[0])
+                args[0].completion_date = _now()
+                for attribute in ("state", "status"):
+                    if hasattr(args[0], attribute):
+                        setattr(args[0], attribute, "FAILED")
+
+        self._futures.append(self._pool.submit(run))
+
+    def wait_idle(self) -> None:
+        """Wait for every job started so far to end (tests, and before the pair goes away)."""
+        for future in list(self._futures):
+            future.result()
+
+
+def _required(request: dict[str, Any], name: str) -> str:
+    value = request.get(name)
+    if not value:
+        raise ApiError("MissingParameterValueException", f"{name} is required")
+    return str(value)
+
+
+def _query(call: Call, name: str) -> str | None:
+    values = call.query.get(name)
+    return values[0] if values else None
+
+
+def _matches(item: Any, call: Call, filters: dict[str, str]) -> bool:
+    """The list filters AWS documents (`?state=`, `?resourceArn=`, ...), each an exact match on one field."""
+    return all(getattr(item, attribute) == value for parameter, attribute in filters.items()
+               if (value := _query(call, parameter)) is not None)
+
+
+def register(registry: Registry, jobs: BackupJobs) -> None:
+    """The seam's handlers for the AWS Backup job APIs moto lacks."""
+
+    def handle(operation: str, handler: Callable[[Call], Any]) -> None:
+        def intercept(call: Call, forward: Forward) -> Reply:
+            return answer(call, lambda: handler(call))
+
+        registry.intercept("backup", operation)(intercept)
+
+    handle("StartBackupJob", lambda call: jobs.start_backup_job(call.region, call.json()))
+    handle("DescribeBackupJob", lambda call: jobs.find_job(jobs.backup_jobs, call.region,
+                                                       call.uri_params.get("backupJobId"), "Backup job"))
+    handle("ListBackupJobs", lambda call: {"BackupJobs": [
+        job for job in jobs.in_region(jobs.backup_jobs, call.region)
+        if _matches(job, call, {"state": "state", "resourceArn": "resource_arn", "resourceType": "resource_type",
+                                "backupVaultName": "backup_vault_name"})]})
+    handle("ListRecoveryPointsByBackupVault", lambda call: {"RecoveryPoints": [
+        point for point in jobs.in_region(jobs.recovery_points, call.region)
+        if point.backup_vault_name == jobs.vault(call.region, call.uri_params.get("backupVaultName")).backup_vault_name
+        and _matches(point, call, {"resourceArn": "resource_arn", "resourceType": "resource_type"})]})
+    handle("DescribeRecoveryPoint", lambda call: jobs.recovery_point(
+        call.region, call.uri_params.get("backupVaultName"), call.uri_params.get("recoveryPointArn")))
+    handle("StartCopyJob", lambda call: jobs.start_copy_job(call.region, call.json()))
+    handle("DescribeCopyJob", lambda call: {"CopyJob": jobs.find_job(jobs.copy_jobs, call.region,
+                                                                 call.uri_params.get("copyJobId"), "Copy job")})
+    handle("ListCopyJobs", lambda call: {"CopyJobs": [
+        job for job in jobs.in_region(jobs.copy_jobs, call.region)
+        if _matches(job, call, {"state": "state", "resourceArn": "resource_arn",
+                                "destinationVaultArn": "destination_backup_vault_arn"})]})
+    handle("StartRestoreJob", lambda call: jobs.start_restore_job(call.region, call.json()))
+    handle("DescribeRestoreJob", lambda call: jobs.find_job(jobs.restore_jobs, call.region,
+                                                        call.uri_params.get("restoreJobId"), "Restore job"))
