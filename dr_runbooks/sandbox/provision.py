@@ -61,17 +61,22 @@ ALARM_METRICS = {
 }
 
 
-def sandbox_config(cdk_json: Path) -> DeploymentConfig:
-    """The deployment config of `cdk_json`, in the sandbox account, with traffic management on."""
+def sandbox_overrides(context: dict[str, Any]) -> dict[str, Any]:
+    """What the sandbox changes in a CDK context: the sandbox account, and traffic keys when it has none."""
     overrides: dict[str, Any] = {"account": SANDBOX_ACCOUNT}
-    context = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.exists() else {}
     if not context.get("hosted_zone_name"):
         overrides |= {
             "hosted_zone_name": SANDBOX_ZONE,
             "primary_endpoint": f"app.{context.get('primary_region', 'us-east-1')}.{SANDBOX_ZONE}",
             "dr_endpoint": f"app.{context.get('dr_region', 'us-west-1')}.{SANDBOX_ZONE}",
         }
-    return DeploymentConfig.from_cdk_json(cdk_json, overrides)
+    return overrides
+
+
+def sandbox_config(cdk_json: Path) -> DeploymentConfig:
+    """The deployment config of `cdk_json`, in the sandbox account, with traffic management on."""
+    context = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.exists() else {}
+    return DeploymentConfig.from_cdk_json(cdk_json, sandbox_overrides(context))
 
 
 def replication_rule_id(source_region: str, destination_region: str) -> str:
@@ -149,12 +154,16 @@ def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) ->
             "RestrictPublicBuckets": True})
         s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": {
             "TargetBucket": here.access_log_bucket, "TargetPrefix": f"{bucket}/"}})
-    aws("dynamodb", region).create_table(
-        TableName=here.runbook_table, BillingMode="PAY_PER_REQUEST",
+    dynamodb = aws("dynamodb", region)
+    dynamodb.create_table(
+        TableName=here.runbook_table, BillingMode="PAY_PER_REQUEST", DeletionProtectionEnabled=True,
+        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn},
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                               {"AttributeName": "sk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
     )
+    dynamodb.update_continuous_backups(TableName=here.runbook_table,
+                                       PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
     sns = aws("sns", region)
     topic_arn = sns.create_topic(Name=here.oncall_topic_arn.rpartition(":")[2],
                                  Attributes={"KmsMasterKeyId": here.kms_key_alias})["TopicArn"]

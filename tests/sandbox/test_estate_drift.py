@@ -1,0 +1,117 @@
+"""The sandbox's estate held against the synthesized CDK templates: same names, same data-protection settings.
+
+moto's CloudFormation silently skips most resource types, so the sandbox provisions by API instead; this test is what
+keeps the two from drifting apart. It synthesizes the app with the sandbox's config (`sandbox_overrides`) and compares,
+region by region, what a runbook relies on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.sandbox.provision import sandbox_overrides
+
+REGIONS = ("us-east-1", "us-west-1")
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    from stacks.app import build_app, cdk_json_context
+
+    context = cdk_json_context()
+    app = build_app({**context, **sandbox_overrides(context)}, str(tmp_path_factory.mktemp("cdk.out")))
+    return {stack.stack_name: stack.template for stack in app.synth().stacks}
+
+
+def deployed(templates: dict[str, dict[str, Any]], region: str, resource_type: str) -> list[dict[str, Any]]:
+    """Properties of every resource of a type in the region's stacks."""
+    return [resource["Properties"] for name, template in templates.items() if name.endswith(f"-{region}")
+            for resource in template["Resources"].values() if resource["Type"] == resource_type]
+
+
+def bucket(templates: dict[str, dict[str, Any]], region: str, name: str) -> dict[str, Any]:
+    return next(b for b in deployed(templates, region, "AWS::S3::Bucket") if b.get("BucketName") == name)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+@pytest.mark.parametrize("kind", ["chart_bucket", "evidence_bucket", "access_log_bucket"])
+def test_buckets_have_the_deployed_versioning_lock_and_encryption(sandbox: Sandbox, templates, region, kind):
+    name = getattr(sandbox.topology.regions[region], kind)
+    template = bucket(templates, region, name)
+    s3 = sandbox.client("s3", region)
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == template["VersioningConfiguration"]["Status"]
+    algorithm = template["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+        "SSEAlgorithm"]
+    rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == algorithm
+    if "ObjectLockConfiguration" in template:
+        wanted = template["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+        lock = s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+        assert (lock["Mode"], lock["Days"]) == (wanted["Mode"], wanted["Days"])
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_chart_replication_matches_the_deployed_rule(sandbox: Sandbox, templates, region):
+    name = sandbox.topology.regions[region].chart_bucket
+    wanted = bucket(templates, region, name)["ReplicationConfiguration"]["Rules"]
+    rules = sandbox.client("s3", region).get_bucket_replication(Bucket=name)["ReplicationConfiguration"]["Rules"]
+
+    def essentials(rule: dict[str, Any]) -> tuple:
+        destination = rule["Destination"]
+        return (rule.get("Id") or rule.get("ID"), rule["Status"], int(rule["Priority"]), rule["Filter"],
+                rule["DeleteMarkerReplication"], rule["SourceSelectionCriteria"], destination["Bucket"],
+                destination["ReplicationTime"], destination["Metrics"])
+
+    assert [essentials(rule) for rule in rules] == [essentials(rule) for rule in wanted]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_names_of_tables_alarms_vaults_topics_keys_and_clusters_match(sandbox: Sandbox, templates, region):
+    here = sandbox.topology.regions[region]
+    table = sandbox.client("dynamodb", region).describe_table(TableName=here.runbook_table)["Table"]
+    [deployed_table] = deployed(templates, region, "AWS::DynamoDB::Table")
+    assert (table["TableName"], table["KeySchema"]) == (deployed_table["TableName"], deployed_table["KeySchema"])
+    alarms = {a["AlarmName"] for a in deployed(templates, region, "AWS::CloudWatch::Alarm")}
+    assert set(here.alarm_names) <= alarms
+    assert {v["BackupVaultName"] for v in deployed(templates, region, "AWS::Backup::BackupVault")} == {
+        here.backup_vault}
+    assert {t["TopicName"] for t in deployed(templates, region, "AWS::SNS::Topic")} == {
+        here.oncall_topic_arn.rpartition(":")[2]}
+    assert {a["AliasName"] for a in deployed(templates, region, "AWS::KMS::Alias")} == {here.kms_key_alias}
+    assert {c["DBClusterIdentifier"] for c in deployed(templates, region, "AWS::RDS::DBCluster")} == {
+        here.db_cluster_id}
+
+
+def test_global_cluster_and_secret_names_match(sandbox: Sandbox, templates):
+    topology = sandbox.topology
+    [global_cluster] = deployed(templates, topology.primary_region, "AWS::RDS::GlobalCluster")
+    assert global_cluster["GlobalClusterIdentifier"] == topology.global_cluster_id
+    [secret] = deployed(templates, topology.primary_region, "AWS::SecretsManager::Secret")
+    assert secret["Name"] == topology.db_secret_name
+    assert [r["Region"] for r in secret["ReplicaRegions"]] == [topology.dr_region]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_gate_alarms_match_the_deployed_metric_and_missing_data_rule(sandbox: Sandbox, templates, region):
+    gate = next(g for g in sandbox.topology.traffic.gates.values() if g.alarm_region == region)
+    wanted = next(a for a in deployed(templates, region, "AWS::CloudWatch::Alarm") if a["AlarmName"] == gate.alarm_name)
+    alarm = sandbox.client("cloudwatch", region).describe_alarms(AlarmNames=[gate.alarm_name])["MetricAlarms"][0]
+    fields = ("Namespace", "MetricName", "Threshold", "ComparisonOperator", "TreatMissingData", "EvaluationPeriods")
+    assert {f: alarm[f] for f in fields} == {f: wanted[f] for f in fields}
+    assert alarm["Dimensions"] == wanted["Dimensions"]
+
+
+def test_each_record_has_the_deployed_health_check_types(sandbox: Sandbox, templates):
+    stack = next(t for name, t in templates.items() if name.endswith(f"-traffic-{sandbox.config.primary_region}"))
+    deployed_types = sorted(r["Properties"]["HealthCheckConfig"]["Type"] for r in stack["Resources"].values()
+                            if r["Type"] == "AWS::Route53::HealthCheck")
+    checks = sandbox.client("route53").list_health_checks()["HealthChecks"]
+    assert sorted(c["HealthCheckConfig"]["Type"] for c in checks) == deployed_types
+    records = [r["Properties"] for r in stack["Resources"].values() if r["Type"] == "AWS::Route53::RecordSet"]
+    assert json.dumps(sorted(r["Failover"] for r in records)) == json.dumps(["PRIMARY", "SECONDARY"])
