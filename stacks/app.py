@@ -47,7 +47,12 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     `context=None` reads the context the CDK CLI passes (cdk.json plus `-c`). Raises `ConfigError` before any
     stack is made.
     """
-    app = cdk.App(context=dict(context) if context is not None else None, outdir=outdir)
+    app = cdk.App(
+        context=dict(context) if context is not None else None,
+        outdir=outdir,
+        # CDK's built-in template validation re-does what cfn-lint checks in the test suite, at 10 s CPU a synth.
+        builtin_cloud_formation_validation=False,
+    )
     values = {key: app.node.try_get_context(key) for key in (*CONFIG_KEYS, ARCHIVE_BOOTSTRAP_KEY)}
     config = DeploymentConfig.from_context(values)
     bootstrap = archive_bootstrap(values)
