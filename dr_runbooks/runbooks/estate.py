@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from functools import partial
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from dr_runbooks.config import known_regions
+from dr_runbooks.observe import race
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology, parameter_name
 
@@ -49,19 +52,21 @@ def load_topology(aws: AwsSession, env_name: str, region: str, probe: bool = Fal
     return topology
 
 
-def load_topology_anywhere(aws: AwsSession, env_name: str, regions: tuple[str, ...]) -> Topology:
-    """The first topology any of `regions` answers with (status reads it while one region may be dark)."""
-    pool = ThreadPoolExecutor(max_workers=len(regions))
-    pending = {pool.submit(load_topology, aws, env_name, region, True) for region in regions}
+def load_topology_anywhere(
+    aws: AwsSession, env_name: str, regions: tuple[str, ...], budget_seconds: float = 2.5
+) -> Topology:
+    """The first topology any of `regions` answers with within the budget (status reads it while one may be dark)."""
+    deadline = time.monotonic() + budget_seconds
+    pending = set(race.start({region: partial(load_topology, aws, env_name, region, True) for region in regions})
+                  .values())
     errors: list[str] = []
-    try:
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    return future.result()
-                except Refused as error:
-                    errors.append(str(error))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    raise Refused("; ".join(errors))
+    while pending:
+        done, pending = wait(pending, timeout=max(deadline - time.monotonic(), 0.0), return_when=FIRST_COMPLETED)
+        if not done:
+            break
+        for future in done:
+            try:
+                return future.result()
+            except Refused as error:
+                errors.append(str(error))
+    raise Refused("; ".join(errors) or f"no region answered within {budget_seconds:.0f} s: {', '.join(regions)}")

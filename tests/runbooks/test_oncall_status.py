@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import Result
 
-from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.observe.estate import observe_estate
+from dr_runbooks.runbooks.estate import load_topology_anywhere
+from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 from dr_runbooks.sandbox.faults import FaultsClient
+from dr_runbooks.session import AwsSession, boto_session
 
 from .conftest import MFA, estate_state, report_lag
+
+SANDBOX_CREDENTIALS_ARGS = {
+    "aws_access_key_id": SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +76,23 @@ def test_status_in_json_marks_the_dark_region_unreachable(
     assert report["regions"]["us-east-1"]["reachable"] is False
     assert report["regions"]["us-west-1"]["reachable"] is True
     assert report["writer_region"] == "us-east-1"  # as the surviving region's view of the global cluster says
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An endpoint that accepts connections and never answers: a region whose endpoint hangs rather than refuses."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_status_gives_up_on_a_hanging_region_within_ten_seconds(sandbox: Sandbox, black_hole: str) -> None:
+    aws = AwsSession(boto_session(**SANDBOX_CREDENTIALS_ARGS), endpoint_url=sandbox.endpoint_url,
+                     endpoint_urls={"us-east-1": black_hole})
+    started = time.monotonic()
+    topology = load_topology_anywhere(aws, sandbox.config.env_name, ("us-east-1", "us-west-1"))
+    report = observe_estate(aws, topology)
+    assert time.monotonic() - started < 9
+    assert report.regions["us-east-1"].reachable is False
+    assert report.regions["us-west-1"].reachable is True
