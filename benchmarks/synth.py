@@ -4,8 +4,10 @@
     python benchmarks/synth.py --app      # 5 runs of `python -m stacks.app` alone (what the CLI spawns)
     python benchmarks/synth.py -n 10 --traffic
 
-Prints each run and the median, min and max wall time. Offline and without credentials; each run writes to its own
-temporary directory. Numbers go to docs and issue notes, never into a timed test.
+Prints each run's wall time and CPU time (user + system of the synth's processes: node and python), then the median,
+min and max of both, and the load average: on a shared machine the wall time says more about the neighbours than about
+the synth, the CPU time does not. Offline and without credentials; each run writes to its own temporary directory.
+Numbers go to docs and issue notes, never into a timed test.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,8 +40,13 @@ def _environment(outdir: Path, context: dict[str, str] | None) -> dict[str, str]
     return env
 
 
-def one_synth(*, through_cli: bool, traffic: bool) -> float:
-    """Seconds for one synth; raises if it fails (a failing synth is not a measurement)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def one_synth(*, through_cli: bool, traffic: bool) -> tuple[float, float]:
+    """(wall, CPU) seconds of one synth; exits if it fails (a failing synth is not a measurement)."""
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
         outdir = Path(tmp)
         if through_cli:
@@ -50,12 +58,12 @@ def one_synth(*, through_cli: bool, traffic: bool) -> float:
             context = json.loads((REPO / "cdk.json").read_text())["context"]
             context |= dict(pair.split("=", 1) for pair in TRAFFIC) if traffic else {}
             args, env = [sys.executable, "-m", "stacks.app"], _environment(outdir, context)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
         if result.returncode != 0 or not list(outdir.glob("*.template.json")):
             raise SystemExit(f"synth failed ({result.returncode}):\n{result.stderr[-3000:]}")
-        return elapsed
+        return elapsed, cpu
 
 
 def main() -> None:
@@ -66,11 +74,16 @@ def main() -> None:
     options = parser.parse_args()
     what = "python -m stacks.app" if options.app else "cdk synth (pinned CLI)"
     print(f"{what}, both regions, AwsSolutions + HIPAA.Security packs, {os.cpu_count()} CPUs")
-    times = []
+    print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
+    walls, cpus = [], []
     for run in range(1, options.runs + 1):
-        times.append(one_synth(through_cli=not options.app, traffic=options.traffic))
-        print(f"  run {run}: {times[-1]:.2f} s")
-    print(f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s")
+        wall, cpu = one_synth(through_cli=not options.app, traffic=options.traffic)
+        walls.append(wall)
+        cpus.append(cpu)
+        print(f"  run {run}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+    for label, values in (("wall", walls), ("CPU", cpus)):
+        print(f"{label}: median {statistics.median(values):.2f} s, min {min(values):.2f} s, max {max(values):.2f} s")
+    print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
 
 
 if __name__ == "__main__":
