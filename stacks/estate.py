@@ -45,7 +45,7 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
         audit.add_stack_dependency(monitoring)
         for data in (archive, runbooks, database):
             backup.add_stack_dependency(data)
-        stacks[site.region] = {"archive": archive, "database": database}
+        stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring}
     # S3 checks that a replication destination exists: the DR bucket first (see stacks/archive.py).
     stacks[primary.region]["archive"].add_stack_dependency(stacks[dr.region]["archive"])
     # The secondary joins the global cluster; the primary's secret replicates with the DR key.
@@ -53,9 +53,10 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
     stacks[primary.region]["database"].add_stack_dependency(keys[dr.region])
     AccessStack(app, primary)
     if topology.traffic is not None:
-        gates = [TrafficGateStack(app, site) for site in sites]
         traffic = TrafficStack(app, primary)
-        for gate in gates:
-            traffic.add_stack_dependency(gate)
+        for site in sites:
+            gate = TrafficGateStack(app, site)
+            gate.add_stack_dependency(stacks[site.region]["monitoring"])  # its alarm notifies the on-call topic
+            traffic.add_stack_dependency(gate)  # a metric health check needs its alarm to exist
     acknowledge_findings(app, sites)
     return sites
