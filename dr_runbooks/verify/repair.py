@@ -9,6 +9,8 @@ managed batch job (see docs/verify.md); this re-drive is for the tens to thousan
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,8 +24,21 @@ _KEPT_HEADERS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEn
                  "StorageClass", "ServerSideEncryption", "SSEKMSKeyId")
 
 
+#: Content-MD5 of an empty request body (a CopyObject request has none).
+EMPTY_BODY_MD5 = base64.b64encode(hashlib.md5(b"").digest()).decode()
+
+
+def _content_md5(params: dict[str, Any], **_: Any) -> None:
+    params["headers"].setdefault("Content-MD5", EMPTY_BODY_MD5)
+
+
 def redrive(client: Any, bucket: str, key: str) -> Repair:
-    """Copy the current version of `key` onto itself so that replication sees a new version."""
+    """Copy the current version of `key` onto itself so that replication sees a new version.
+
+    Writes into an Object Lock bucket must carry Content-MD5 or an SDK checksum header (moto enforces it for copies
+    too); the copy's request body is empty, so the empty body's MD5 is correct anywhere and satisfies both.
+    """
+    client.meta.events.register("before-call.s3.CopyObject", _content_md5, unique_id="ehr-dr-copy-content-md5")
     try:
         head = client.head_object(Bucket=bucket, Key=key)
         # Copying an object onto itself is refused unless something changes: REPLACE with the same metadata is the

@@ -55,3 +55,13 @@ def test_only_differences_a_new_source_version_fixes_are_redriven(archives):
 def test_a_delete_marker_is_never_redriven():
     marker = ObjectState(key="a", delete_marker=True)
     assert not Difference(key="a", kind="missing-on-replica", source=marker).repairable
+
+
+def test_a_redrive_into_a_bucket_with_default_retention_is_accepted(archives):
+    client = archives.source.client
+    client.create_bucket(Bucket="defaults", CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
+                         ObjectLockEnabledForBucket=True)
+    client.put_object_lock_configuration(Bucket="defaults", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 7}}})
+    client.put_object(Bucket="defaults", Key="a.pdf", Body=b"x", ChecksumAlgorithm="SHA256")
+    assert redrive(client, "defaults", "a.pdf").error is None
