@@ -6,6 +6,11 @@ packs run during that synth, so a finding fails the fixture and every test that 
 
 from __future__ import annotations
 
+import os
+
+# jsii starts node when aws_cdk is first imported: silence node 20's end-of-life banner before that happens.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
 import json
 from collections.abc import Iterator
 

@@ -29,9 +29,14 @@ def _rule(estate: Estate, region: str) -> dict[str, Any]:
 
 def test_chart_bucket_object_lock_is_compliance_mode_for_the_configured_years(estate: Estate, region: str) -> None:
     lock = _charts(estate, region)["ObjectLockConfiguration"]
+    years = estate.config.retention_years
     assert lock["ObjectLockEnabled"] == "Enabled"
-    assert lock["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": retention_days(7)}
-    assert retention_days(7) >= 7 * 365 + 1
+    assert lock["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": retention_days(years)}
+
+
+def test_retention_in_days_never_falls_short_of_the_years() -> None:
+    assert retention_days(7) == 7 * 365 + 2  # two leap days in any 7 years
+    assert all(retention_days(years) >= years * 365 + years // 4 for years in range(7, 101))
 
 
 def test_chart_bucket_is_versioned_with_kms_bucket_keys(estate: Estate, region: str) -> None:
