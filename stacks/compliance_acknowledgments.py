@@ -21,9 +21,17 @@ class Acknowledgment:
     rule: str
     path: str
     reason: str
+    #: Applies only to the first pass of a new environment's first deploy (`-c archive_bootstrap=true`).
+    bootstrap_only: bool = False
 
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
+    Acknowledgment(
+        "HIPAA.Security-S3BucketReplicationEnabled", "ChartBucket/Resource",
+        "First pass of a new environment only: S3 refuses a replication rule to a bucket that does not exist yet, "
+        "so the DR chart bucket gets its way-back rule in the second, plain deploy (stacks/archive.py).",
+        bootstrap_only=True,
+    ),
     # --- Archive: the access-log bucket ---
     Acknowledgment(
         "HIPAA.Security-S3DefaultEncryptionKMS", "AccessLogBucket/Resource",
@@ -176,7 +184,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
 )
 
 
-def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
+def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: bool) -> None:
     """Attach each acknowledgment to the constructs it names (a glob on the path below the stack), in every stack."""
     by_region = {site.region: site for site in sites}
     for stack in app.node.children:
@@ -188,7 +196,9 @@ def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
             "prefix": site.prefix, "secret": site.topology.db_secret_name,
         }
         entries = [
-            (entry.path.format(**fields), entry.rule.format(**fields), entry.reason) for entry in ACKNOWLEDGMENTS
+            (entry.path.format(**fields), entry.rule.format(**fields), entry.reason)
+            for entry in ACKNOWLEDGMENTS
+            if archive_bootstrap or not entry.bootstrap_only
         ]
         for construct in stack.node.find_all():
             path = construct.node.path.removeprefix(f"{stack.node.path}/")

@@ -58,5 +58,5 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
             gate = TrafficGateStack(app, site)
             gate.add_stack_dependency(stacks[site.region]["monitoring"])  # its alarm notifies the on-call topic
             traffic.add_stack_dependency(gate)  # a metric health check needs its alarm to exist
-    acknowledge_findings(app, sites)
+    acknowledge_findings(app, sites, archive_bootstrap=archive_bootstrap)
     return sites
