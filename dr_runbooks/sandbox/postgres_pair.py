@@ -46,6 +46,7 @@ SUPERUSER = "postgres"
 STATE_FILE = "pair.json"
 #: How many transaction ids past the standby's horizon `lag` looks at for the oldest unreplayed commit.
 LAG_SCAN_XIDS = 100_000
+_STREAMING = "SELECT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')"
 
 #: Settings shared by both nodes (the standby inherits them through pg_basebackup). wal_log_hints lets pg_rewind
 #: re-attach a diverged old primary; wal_keep_size keeps enough WAL for a paused standby to catch up.
@@ -423,7 +424,7 @@ class PostgresPair:
         with standby.connect() as conn:
             replay_lsn, next_xid, paused = conn.execute(
                 "SELECT pg_last_wal_replay_lsn(), pg_snapshot_xmax(pg_current_snapshot())::text::bigint,"
-                " NOT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')").fetchone()
+                " NOT (" + _STREAMING.removeprefix("SELECT ") + ")").fetchone()
         try:
             with self.partner(standby.region).connect() as conn:
                 behind, age = conn.execute(
@@ -470,8 +471,7 @@ class PostgresPair:
         with standby.connect() as conn:
             conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(conninfo)))
             conn.execute("SELECT pg_reload_conf()")
-        streaming = "SELECT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')"
-        if not _poll(lambda: bool(standby.query_one(streaming)) == bool(conninfo), timeout=timeout):
+        if not _poll(lambda: bool(standby.query_one(_STREAMING)) == bool(conninfo), timeout=timeout):
             raise PostgresError(f"the {standby.region} node's WAL stream did not {'start' if conninfo else 'stop'} "
                                 f"within {timeout:.0f}s (server log: {standby.last_log_line()})")
 
@@ -489,24 +489,28 @@ class PostgresPair:
         self.node(region).stop("immediate")
 
     def switchover(self, target_region: str, timeout: float = 30) -> None:
-        """Planned role swap without data loss: stop the writer cleanly, wait for the target to replay all of it
-        (up to the writer's shutdown checkpoint), promote the target, re-attach the old writer as its standby.
+        """Planned role swap without data loss: once the target streams, stop the writer cleanly (its WAL senders
+        hand a connected standby everything up to the shutdown checkpoint), wait until the target has replayed all
+        of it, promote the target, re-attach the old writer as its standby.
 
-        If the target does not catch up in time, the old writer is started again and nothing changes.
+        A target that does not stream (replication paused) is refused before the writer stops; one that does not
+        catch up in time gets the old writer started again. Either way nothing changes.
         """
         target = self.node(target_region)
         old = self.partner(target_region)
         if target.role() != "standby" or old.role() != "writer":
             raise PostgresError(f"switchover needs {old.region} writing and {target_region} standing by "
                                 f"({self.status()})")
+        abandoned = (f"switchover to {target_region} abandoned: its standby did not catch up within {timeout:.0f}s "
+                     "(is replication paused?)")
+        if not _poll(lambda: target.query_one(_STREAMING), timeout=timeout):
+            raise PostgresError(abandoned)
         old.stop("fast")
         final_lsn = self._last_checkpoint(old)
-        caught_up = _poll(lambda: bool(target.query_one(f"SELECT pg_last_wal_replay_lsn() >= '{final_lsn}'")),
-                          timeout=timeout)
-        if not caught_up:
+        if not _poll(lambda: bool(target.query_one(f"SELECT pg_last_wal_replay_lsn() >= '{final_lsn}'")),
+                     timeout=timeout):
             old.start()
-            raise PostgresError(f"switchover to {target_region} abandoned: its standby did not catch up within "
-                                f"{timeout:.0f}s (is replication paused?)")
+            raise PostgresError(abandoned)
         self.promote(target_region)
         self.reattach(old.region)
 
@@ -553,7 +557,7 @@ class PostgresPair:
         def ready() -> bool:
             with contextlib.suppress(psycopg.OperationalError):
                 source.query_one("SELECT pg_log_standby_snapshot()")
-            return node.role() == "standby"
+            return node.role() == "standby" and bool(node.query_one(_STREAMING))
 
         if not _poll(ready, timeout=timeout, interval=0.1):
             raise PostgresError(f"the {node.region} node did not open as a standby within {timeout:.0f}s "
