@@ -35,7 +35,7 @@ from typing import Any, Literal
 import psutil
 import psycopg
 from psycopg import sql
-from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 #: Programs the pair needs; a wheel without one of them is refused before anything is made.
 REQUIRED_PROGRAMS = ("initdb", "postgres", "pg_ctl", "pg_basebackup", "pg_rewind", "pg_dump", "pg_restore",
@@ -49,7 +49,9 @@ LAG_SCAN_XIDS = 100_000
 _STREAMING = "SELECT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')"
 
 #: Settings shared by both nodes (the standby inherits them through pg_basebackup). wal_log_hints lets pg_rewind
-#: re-attach a diverged old primary; wal_keep_size keeps enough WAL for a paused standby to catch up.
+#: re-attach a diverged old primary; wal_keep_size keeps enough WAL for a paused standby to catch up; commit
+#: timestamps give the lag in seconds. fsync off for speed: the rehearsed crash is a SIGKILL of the server, which
+#: loses nothing the OS already holds (only a crash of the machine would).
 SERVER_SETTINGS = """
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
@@ -109,9 +111,7 @@ def _os_user() -> str | None:
     """The user PostgreSQL runs as: ourselves, or (as root) the wheel's system user, created if needed."""
     if os.geteuid() != 0:
         return None
-    ensure_user_exists = _wheel_utils().ensure_user_exists
-
-    ensure_user_exists(OS_USER)
+    _wheel_utils().ensure_user_exists(OS_USER)
     return OS_USER
 
 
@@ -186,7 +186,8 @@ class Node:
 
     @property
     def conninfo(self) -> str:
-        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname=postgres connect_timeout=3"
+        """How a standby (primary_conninfo) or pg_rewind reaches this node."""
+        return self.dsn()
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={dbname} connect_timeout=3"
@@ -445,15 +446,8 @@ class PostgresPair:
 
     def wait_caught_up(self, timeout: float = 30) -> None:
         """Wait until the standby has replayed everything the writer has written (a lag of 0 bytes)."""
-        try:
-            for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05), reraise=True,
-                                    retry=retry_if_exception_type(_Behind)):
-                with attempt:
-                    sample = self.lag()
-                    if sample.bytes != 0:
-                        raise _Behind(sample)
-        except _Behind as behind:
-            raise PostgresError(f"the standby did not catch up within {timeout:.0f}s ({behind.args[0]})") from None
+        if not _poll(lambda: self.lag().bytes == 0, timeout=timeout):
+            raise PostgresError(f"the standby did not catch up within {timeout:.0f}s ({self.lag()})")
 
     def pause_replication(self) -> None:
         """Cut the standby's WAL stream (the writer keeps writing): a rehearsal of a lagging secondary."""
@@ -604,10 +598,6 @@ def _poll(condition: Callable[[], bool], timeout: float, interval: float = 0.05)
     retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(interval), retry=retry_if_result(operator.not_),
                         retry_error_callback=lambda state: False)
     return bool(retrying(condition))
-
-
-class _Behind(Exception):
-    """The standby still trails (internal to `wait_caught_up`)."""
 
 
 @contextlib.contextmanager
