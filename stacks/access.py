@@ -72,7 +72,7 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
             ),
             iam.PolicyStatement(
                 sid="WriteEvidence",
-                actions=["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+                actions=["s3:PutObject", "s3:PutObjectRetention", "s3:GetObject", "s3:ListBucket"],
                 resources=[arn for r in regions
                            for arn in (site.bucket_arn(r.evidence_bucket), f"{site.bucket_arn(r.evidence_bucket)}/*")],
             ),
@@ -100,9 +100,22 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
             ),
             iam.PolicyStatement(
                 sid="ObserveAndGateTraffic",
-                actions=["cloudwatch:PutMetricData", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"],
+                actions=["cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData",
+                         "cloudwatch:DescribeAlarms"],
                 resources=["*"],
                 conditions={"StringEqualsIfExists": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}},
+            ),
+            iam.PolicyStatement(
+                # The key policies delegate use through the data services to IAM: evidence and canaries (S3),
+                # the lock table (DynamoDB) and the database secret (Secrets Manager) are encrypted with them.
+                sid="UseDataKeysThroughServices",
+                actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[f"arn:aws:kms:{r.region}:{account}:key/*" for r in regions],
+                conditions={
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted({r.kms_key_alias for r in regions})},
+                    "StringLike": {"kms:ViaService": [f"{service}.*.amazonaws.com"
+                                                      for service in ("s3", "dynamodb", "secretsmanager")]},
+                },
             ),
             iam.PolicyStatement(
                 sid="ObserveBackups",

@@ -175,6 +175,15 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     *(
         Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
+            "DrOperatorPolicy/Resource",
+            "Narrowed by conditions to the estate's data keys (kms:ResourceAliases) used through S3, DynamoDB or "
+            "Secrets Manager (kms:ViaService); key ids are random, the aliases are the deterministic names.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
             "DrOperatorPolicy/Resource",
             "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from stack_assembly import Estate
 
-from dr_runbooks.topology import ACCESS_ROLES
+from dr_runbooks.topology import ACCESS_ROLES, TRAFFIC_GATE_NAMESPACE
 from stacks.access import MFA_MAX_AGE_SECONDS
 
 
@@ -34,3 +34,22 @@ def test_role_sessions_are_bounded(estate: Estate, role: str) -> None:
 def test_auditor_cannot_write(estate: Estate) -> None:
     policies = str(_role(estate, "auditor")["ManagedPolicyArns"])
     assert "SecurityAudit" in policies and "Administrator" not in policies
+
+
+def _operator_statements(estate: Estate) -> dict[str, dict[str, Any]]:
+    policies = estate.resources("access", estate.config.primary_region, "AWS::IAM::ManagedPolicy").values()
+    (policy,) = [p["Properties"]["PolicyDocument"] for p in policies]
+    return {statement["Sid"]: statement for statement in policy["Statement"]}
+
+
+def test_dr_operator_puts_metrics_only_into_the_traffic_gate_namespace(estate: Estate) -> None:
+    statement = _operator_statements(estate)["ObserveAndGateTraffic"]
+    assert statement["Condition"] == {"StringEqualsIfExists": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}}
+
+
+def test_dr_operator_uses_data_keys_only_through_the_data_services(estate: Estate) -> None:
+    condition = _operator_statements(estate)["UseDataKeysThroughServices"]["Condition"]
+    assert condition["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == ["alias/ehr-dr-demo-data"]
+    assert set(condition["StringLike"]["kms:ViaService"]) == {
+        "s3.*.amazonaws.com", "dynamodb.*.amazonaws.com", "secretsmanager.*.amazonaws.com",
+    }
