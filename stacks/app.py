@@ -31,6 +31,7 @@ def cdk_json_context(overrides: Mapping[str, Any] | None = None) -> dict[str, An
 
 
 def archive_bootstrap(context: Mapping[str, Any]) -> bool:
+    """`-c archive_bootstrap=true` arrives as a string, cdk.json may hold a boolean; anything else is refused."""
     value = context.get(ARCHIVE_BOOTSTRAP_KEY)
     if value in (None, ""):
         return False
@@ -54,8 +55,17 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         builtin_cloud_formation_validation=False,
     )
     values = {key: app.node.try_get_context(key) for key in (*CONFIG_KEYS, ARCHIVE_BOOTSTRAP_KEY)}
-    config = DeploymentConfig.from_context(values)
-    bootstrap = archive_bootstrap(values)
+    problems: list[str] = []
+    try:
+        config = DeploymentConfig.from_context(values)
+    except ConfigError as error:
+        problems += error.problems
+    try:
+        bootstrap = archive_bootstrap(values)
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(problems)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), HIPAASecurityChecks(app))
     build_estate(app, config, archive_bootstrap=bootstrap)
     return app

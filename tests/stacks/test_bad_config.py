@@ -30,3 +30,10 @@ def test_bad_value_exits_with_one_line_naming_the_key_and_writes_nothing(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_bad_value_is_reported_not_just_the_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(cdk_json_context({"account": "12345", "archive_bootstrap": "maybe"}), str(tmp_path))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["account", "archive_bootstrap"]
