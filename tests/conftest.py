@@ -1,8 +1,11 @@
 """Shared fixtures. `sandbox`: a fresh, provisioned two-region sandbox per test module (free port, own state dir).
 
-Module scope because provisioning takes seconds and moto's state is per process (one sandbox at a time: xdist runs
-modules in separate worker processes, each with its own). A test that changes faults must clear them (or use
+Module scope because starting one takes seconds (moto's first calls, the PostgreSQL pair) and moto's state is per
+process (one sandbox at a time per xdist worker). A test that changes faults must clear them (or use
 `sandbox_faults`, which does).
+
+Under `pytest -n N`, the tests of one module go to one worker (xdist's load-scope scheduling, chosen here): spread
+over two workers, a module would start its module-scoped sandbox (or synth) twice.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.sandbox.faults import FaultsClient
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling
+
+    return LoadScopeScheduling(config, log)
 
 
 @pytest.fixture(scope="module")

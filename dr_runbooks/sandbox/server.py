@@ -41,6 +41,7 @@ EMULATIONS = (
     "dr_runbooks.sandbox.faults",
     "dr_runbooks.sandbox.s3_replication",
     "dr_runbooks.sandbox.traffic",
+    "dr_runbooks.sandbox.records_db",
     "dr_runbooks.sandbox.seed",
 )
 

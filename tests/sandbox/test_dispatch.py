@@ -66,18 +66,17 @@ def client(server, service, region="us-east-1"):
 def test_an_intercept_answers_an_operation_moto_lacks(server):
     seen: list[Call] = []
 
-    @server.registry.intercept("rds", "SwitchoverGlobalCluster")
-    def switchover(call: Call, forward: Forward) -> Reply:
+    @server.registry.intercept("rds", "ModifyGlobalCluster")
+    def modify(call: Call, forward: Forward) -> Reply:
         seen.append(call)
-        return Reply.xml(call, "<SwitchoverGlobalClusterResult><GlobalCluster><GlobalClusterIdentifier>g1"
-                               "</GlobalClusterIdentifier></GlobalCluster></SwitchoverGlobalClusterResult>")
+        return Reply.xml(call, "<ModifyGlobalClusterResult><GlobalCluster><GlobalClusterIdentifier>g2"
+                               "</GlobalClusterIdentifier></GlobalCluster></ModifyGlobalClusterResult>")
 
-    answer = client(server, "rds", "us-west-1").switchover_global_cluster(
-        GlobalClusterIdentifier="g1", TargetDbClusterIdentifier="arn:aws:rds:us-west-1:123456789012:cluster:c2"
+    answer = client(server, "rds", "us-west-1").modify_global_cluster(
+        GlobalClusterIdentifier="g1", NewGlobalClusterIdentifier="g2"
     )
-    assert answer["GlobalCluster"]["GlobalClusterIdentifier"] == "g1"
-    assert (seen[0].region, seen[0].param("TargetDbClusterIdentifier")) == (
-        "us-west-1", "arn:aws:rds:us-west-1:123456789012:cluster:c2")
+    assert answer["GlobalCluster"]["GlobalClusterIdentifier"] == "g2"
+    assert (seen[0].region, seen[0].param("NewGlobalClusterIdentifier")) == ("us-west-1", "g2")
 
 
 def test_an_intercept_can_rewrite_motos_answer(server):
