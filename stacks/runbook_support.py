@@ -63,9 +63,7 @@ class RunbookSupportStack(cdk.Stack):
             parameter_name=parameter_name(site.config.env_name),
             description="ehr-dr topology: every resource a runbook touches, in both regions",
             string_value=value,
-            tier=ssm.ParameterTier.ADVANCED
-            if len(value.encode()) > STANDARD_PARAMETER_LIMIT
-            else ssm.ParameterTier.STANDARD,
+            tier=parameter_tier(value),
         )
 
     def _admit_config_delivery(self, site: Site) -> None:
@@ -86,3 +84,8 @@ class RunbookSupportStack(cdk.Stack):
                 conditions={"StringEquals": {**account, "s3:x-amz-acl": "bucket-owner-full-control"}},
             )
         )
+
+
+def parameter_tier(value: str) -> ssm.ParameterTier:
+    """Standard parameters hold 4 KB; a bigger topology (long names, traffic) needs the advanced tier (8 KB)."""
+    return ssm.ParameterTier.ADVANCED if len(value.encode()) > STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.STANDARD

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from aws_cdk import aws_ssm as ssm
 from stack_assembly import Estate
 
 from dr_runbooks.topology import Topology, parameter_name
+from stacks.runbook_support import parameter_tier
 
 
 def test_topology_parameter_in_each_region_equals_build_topology(estate: Estate, region: str) -> None:
@@ -36,3 +38,13 @@ def test_evidence_bucket_keeps_evidence_six_years_in_compliance_mode(estate: Est
     assert retention["Mode"] == "COMPLIANCE" and retention["Days"] >= 6 * 365
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert "LoggingConfiguration" in bucket
+
+
+def test_topology_parameter_tier_follows_its_size(estate: Estate, region: str) -> None:
+    parameter = estate.only("runbooks", region, "AWS::SSM::Parameter")
+    assert parameter["Tier"] == ("Advanced" if len(parameter["Value"].encode()) > 4096 else "Standard")
+
+
+def test_a_topology_over_4_kb_gets_the_advanced_tier() -> None:
+    assert parameter_tier("x" * 4096) == ssm.ParameterTier.STANDARD
+    assert parameter_tier("x" * 4097) == ssm.ParameterTier.ADVANCED
