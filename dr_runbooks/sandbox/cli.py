@@ -62,7 +62,7 @@ def up(state_dir: Path, port: int, cdk_json: Path) -> None:
     _check_config(cdk_json)
     if port and not _port_free(port):
         raise Refused(f"port {port} is in use: choose another with --port, or omit it for a free one")
-    created = not state_dir.exists()
+    created = _first_missing(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
@@ -284,10 +284,20 @@ def _stop_process(pid: int) -> None:
             continue
 
 
-def _remove(state_dir: Path, created: bool) -> None:
-    """Undo a failed `up`: the state dir if `up` made it, else the log it wrote into the user's dir."""
-    if created:
-        shutil.rmtree(state_dir, ignore_errors=True)
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of `path` that does not exist yet (what `mkdir(parents=True)` will create)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove(state_dir: Path, created: Path | None) -> None:
+    """Undo a failed `up`: the directories `up` made, else the log it wrote into the user's state dir."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(state_dir / LOG_FILE)

