@@ -19,6 +19,7 @@ data lives in its own dir under the system temp dir, and the link lets `down` an
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,7 +31,7 @@ from dr_runbooks.sandbox.backup_jobs import BackupJobs
 from dr_runbooks.sandbox.backup_jobs import register as register_backup
 from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.sandbox.dispatch import Registry
-from dr_runbooks.sandbox.postgres_pair import PostgresPair
+from dr_runbooks.sandbox.postgres_pair import PostgresError, PostgresPair
 from dr_runbooks.sandbox.provision import PLACEHOLDER_DB_CREDENTIALS
 from dr_runbooks.sandbox.records_schema import apply_schema, ensure_database, seed_records
 
@@ -40,6 +41,21 @@ PAIR_DIR = "postgres"
 def pair_dir(state_dir: Path) -> Path:
     """Where the pair of the sandbox with this state dir keeps its `pair.json` (through the link)."""
     return state_dir / PAIR_DIR / "pair"
+
+
+def remove_leftovers(state_dir: Path) -> bool:
+    """Stop and remove the pair a sandbox with this state dir left behind (its server was killed before its stop
+    hooks ran, so its PostgreSQL servers still run). For `drctl sandbox down` and a stale `up`; safe to run twice.
+    Whether there was anything to remove."""
+    link = state_dir / PAIR_DIR
+    if not link.is_symlink():
+        return False
+    home = link.resolve()
+    with contextlib.suppress(PostgresError):
+        PostgresPair.open(pair_dir(state_dir)).destroy()
+    shutil.rmtree(home, ignore_errors=True)
+    link.unlink()
+    return True
 
 
 def install(registry: Registry, context: SandboxContext) -> None:
