@@ -26,12 +26,13 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,20 @@ class Measurement:
     requests: int | None = None
     compared: int | None = None
     note: str = ""
+    cpu: float | None = None  # CPU seconds of the tool's own processes (the server's are not counted)
+
+
+def _measured(run: Callable[[], Measurement]) -> Measurement:
+    """`run()` with the CPU its child processes used (tools that did not finish are not waited for, not counted)."""
+    before = _children_cpu()
+    result = run()
+    result.cpu = _children_cpu() - before
+    return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _timed(command: Sequence[str], env: dict[str, str], timeout: float | None = None
@@ -149,25 +164,32 @@ def main() -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1", "HOME": home}
         env.pop("AWS_PROFILE", None)
-        results = [_s5cmd_both(endpoint, env), _rclone_check(endpoint, env, arguments.rclone_timeout, "--fast-list")]
+        runs: list[Callable[[], Measurement]] = [
+            lambda: _s5cmd_both(endpoint, env),
+            lambda: _rclone_check(endpoint, env, arguments.rclone_timeout, "--fast-list"),
+        ]
         for listing in arguments.listings.split(","):
-            results.append(_drctl(endpoint, env, f"drctl verify replication --listing {listing}", "--listing", listing))
-        results.append(_drctl(endpoint, env, "drctl verify replication, unpartitioned", "--partition-depth", "0"))
+            runs.append(lambda listing=listing: _drctl(
+                endpoint, env, f"drctl verify replication --listing {listing}", "--listing", listing))
+        runs.append(lambda: _drctl(endpoint, env, "drctl verify replication, unpartitioned", "--partition-depth", "0"))
+        runs.append(lambda: _drctl(endpoint, env, "drctl verify replication --concurrency 2", "--concurrency", "2"))
         if arguments.deep:
-            results.append(_drctl(endpoint, env, "drctl verify replication --deep", "--deep"))
-        results.append(_rclone_check(endpoint, env, arguments.rclone_timeout))
+            runs.append(lambda: _drctl(endpoint, env, "drctl verify replication --deep", "--deep"))
+        runs.append(lambda: _rclone_check(endpoint, env, arguments.rclone_timeout))
+        results = [_measured(run) for run in runs]
     server.kill()
 
     print(f"\n{arguments.objects:,} objects per bucket in {arguments.practices} practices; seeded both buckets in "
           f"{seeded:.1f} s; moto server on {endpoint}; {os.cpu_count()} cores; load average before/after "
           f"{load_before[0]:.1f}/{os.getloadavg()[0]:.1f}\n")
-    print("| tool | wall time (s) | AWS requests | requests per 1,000 objects | note |")
-    print("|---|---:|---:|---:|---|")
+    print("| tool | wall time (s) | tool CPU (s) | AWS requests | requests per 1,000 objects | note |")
+    print("|---|---:|---:|---:|---:|---|")
     for result in results:
         per_thousand = (f"{1000 * result.requests / result.compared:.2f}"
                         if result.requests is not None and result.compared else "")
         requests = f"{result.requests:,}" if result.requests is not None else ""
-        print(f"| {result.tool} | {result.seconds:.2f} | {requests} | {per_thousand} | {result.note} |")
+        cpu = f"{result.cpu:.1f}" if result.cpu is not None else ""
+        print(f"| {result.tool} | {result.seconds:.2f} | {cpu} | {requests} | {per_thousand} | {result.note} |")
     floor = results[0].seconds
     ours = results[2].seconds
     print(f"\ndrctl (--listing {arguments.listings.split(',')[0]}) / two s5cmd listings: {ours / floor:.2f} "

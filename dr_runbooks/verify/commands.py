@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+import botocore.session
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -55,6 +57,17 @@ def _progress_bar() -> Progress:
         TextColumn("partitions, {task.fields[objects]:,} objects"), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
     )
+
+
+def listing_session(profile: str | None, endpoint_url: str | None) -> AwsSession:
+    """An AwsSession whose clients leave timestamps as text.
+
+    A listing page carries 1,000 LastModified values that botocore parses with dateutil: measured, that was about 90%
+    of this command's CPU (0.5 ms per key) and nothing here reads them.
+    """
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return AwsSession(boto3.session.Session(botocore_session=core, profile_name=profile), endpoint_url=endpoint_url)
 
 
 def _sides(
@@ -142,7 +155,7 @@ def replication(
 ) -> None:
     """Compare the primary and replica chart archives: every current version on both sides, same size (and with
     --deep, same checksum), nothing extra, delete markers matching."""
-    aws = AwsSession.from_options(profile, endpoint_url)
+    aws = listing_session(profile, endpoint_url)
     source, replica = _sides(aws, env_name, from_region, source_bucket, replica_bucket, source_region, replica_region)
     counter = RequestCounter()
     for side in (source, replica):
