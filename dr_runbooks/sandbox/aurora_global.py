@@ -39,6 +39,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
+import psycopg
 from moto.rds.models import DBCluster as MotoDBCluster
 from moto.rds.models import GlobalCluster
 
@@ -132,9 +133,6 @@ class AuroraGlobal:
         raise ApiError("DBClusterNotFoundFault", f"DBCluster {target} is not a member of global cluster "
                        f"{global_cluster.global_cluster_identifier}", 404)
 
-    def _region_of(self, cluster: MotoDBCluster) -> str:
-        return str(cluster.region)
-
     # --- the operations ------------------------------------------------------------------------------------------
 
     def switchover(self, global_id: str | None, target: str | None) -> GlobalCluster:
@@ -154,7 +152,7 @@ class AuroraGlobal:
                 raise ApiError("InvalidGlobalClusterStateFault", f"Global cluster {global_cluster.global_cluster_arn} "
                                f"is {global_cluster.status}, not available")
             to_cluster = self._member(global_cluster, target)
-            to_node = self.pair.node(self._region_of(to_cluster))
+            to_node = self.pair.node(str(to_cluster.region))
             from_node = self.pair.partner(to_node.region)
             to_role, from_role = to_node.role(), from_node.role()
             if to_role == "writer":
@@ -219,7 +217,7 @@ class AuroraGlobal:
         try:
             sample = self.pair.lag()
             standby = next(node for node in self.pair.nodes.values() if node.role() == "standby")
-        except (PostgresError, StopIteration):
+        except (PostgresError, psycopg.Error, StopIteration):  # a node going down under us: nothing to measure
             return None
         if sample.bytes is None or sample.seconds is None:
             return None
@@ -236,8 +234,8 @@ class AuroraGlobal:
         try:
             lag = self.pair.lag()
             lag_view: dict[str, Any] = {"bytes": lag.bytes, "seconds": lag.seconds, "paused": lag.paused}
-        except (PostgresError, OSError) as error:
-            lag_view = {"unavailable": str(error)}
+        except (PostgresError, psycopg.Error) as error:
+            lag_view = {"unavailable": str(error).splitlines()[0]}
         return {"roles": self.pair.status(), "lag": lag_view, "last_error": self.last_error,
                 "ports": {region: node.port for region, node in self.pair.nodes.items()}}
 
