@@ -366,11 +366,18 @@ class PostgresPair:
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        for node in self.nodes.values():
-            node.start()
+        """Start what is stopped, in the roles the data dirs hold: writers first, then standbys (a standby has a
+        standby.signal file), each open once it streams from its partner."""
+        nodes = sorted(self.nodes.values(), key=lambda node: (node.data_dir / "standby.signal").exists())
+        for node in nodes:
+            if (node.data_dir / "standby.signal").exists():
+                self._start_standby(node, self.partner(node.region))
+            else:
+                node.start()
 
     def stop(self) -> None:
-        for node in self.nodes.values():
+        """A clean shutdown of both nodes, standbys last so they receive all the writer's WAL."""
+        for node in sorted(self.nodes.values(), key=lambda node: node.role() == "standby"):
             node.stop()
 
     def destroy(self) -> None:
@@ -562,8 +569,7 @@ class PostgresPair:
         streaming from it. Starts a writer if none runs, re-attaches a stopped or diverged node, resumes a paused
         stream, and switches over if the DR node is the writer."""
         if not any(role == "writer" for role in self.status().values()):
-            for node in self.nodes.values():
-                node.start()
+            self.start()
         writer = self.writer()
         other = self.partner(writer.region)
         if other.role() != "standby":

@@ -139,6 +139,15 @@ def test_an_unknown_region_is_a_clear_error(pair: PostgresPair) -> None:
         pair.promote("eu-west-1")
 
 
+def test_a_stopped_pair_starts_again_with_its_roles_and_rows(pair: PostgresPair) -> None:
+    insert(pair, range(0, 25))
+    pair.stop()
+    assert pair.status() == {PRIMARY: "stopped", DR: "stopped"}
+    pair.start()
+    assert pair.status() == {PRIMARY: "writer", DR: "standby"}
+    assert count(pair, DR) == 25
+
+
 def test_a_pair_reopened_from_its_state_dir_observes_the_same_roles(pair: PostgresPair) -> None:
     assert PostgresPair.open(pair.state_dir).status() == pair.status()
 
