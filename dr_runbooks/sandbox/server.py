@@ -21,6 +21,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,14 @@ class SandboxServer:
         assert self._server is not None, "start() first"
         return self._server.server_address[1]
 
-    def start(self) -> SandboxServer:
+    def start(self, prepare: Callable[[SandboxContext], None] | None = None) -> SandboxServer:
+        """Listen and serve, install the emulations, and meanwhile run `prepare` (provisioning) in a thread.
+
+        The two overlap because the slow part of installing is the PostgreSQL pair's initdb and base backup, which
+        run as subprocesses while provisioning keeps this process busy. So an emulation's `install` must not rely on
+        the provisioned estate (read it lazily, when a request comes), and its handlers see provisioning's calls
+        only once registered. Any failure stops everything before it is raised.
+        """
         if not _one_per_process.acquire(blocking=False):
             raise RuntimeError("a sandbox is already running in this process (moto's state is per process)")
         try:
@@ -92,10 +101,18 @@ class SandboxServer:
             raise OSError(f"cannot listen on {self._host}:{self._port}: {error.strerror or error}") from None
         self.context.endpoint_url = f"http://{self._host}:{self.port}"
         moto_api_backend.reset()
-        for name in EMULATIONS:
-            importlib.import_module(name).install(self.registry, self.context)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-endpoint", daemon=True)
         self._thread.start()
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-prepare") as pool:
+                prepared = pool.submit(prepare, self.context) if prepare else None
+                for name in EMULATIONS:
+                    importlib.import_module(name).install(self.registry, self.context)
+                if prepared:
+                    prepared.result()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def app(self) -> WSGIApp:
@@ -155,13 +172,7 @@ def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0) ->
     """Listen, install the emulations and provision the estate; on any failure leave nothing running."""
     from dr_runbooks.sandbox.provision import provision
 
-    server = SandboxServer(SandboxContext(config=config, state_dir=state_dir), port=port).start()
-    try:
-        provision(server.context)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return SandboxServer(SandboxContext(config=config, state_dir=state_dir), port=port).start(prepare=provision)
 
 
 def main(argv: list[str] | None = None) -> int:
