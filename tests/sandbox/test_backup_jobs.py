@@ -185,6 +185,8 @@ def test_restoring_the_archive_returns_the_versions_of_the_backup_moment_not_lat
     keys = {item["Key"] for item in s3.list_objects_v2(Bucket=target, Prefix=prefix).get("Contents", [])}
     assert keys == {f"{prefix}/kept.pdf", f"{prefix}/deleted-later.pdf"}
     assert s3.get_object(Bucket=target, Key=f"{prefix}/kept.pdf")["Body"].read() == b"%PDF first version"
+    head = s3.head_object(Bucket=target, Key=f"{prefix}/kept.pdf", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(b"%PDF first version").digest()).decode()
 
 
 # --- bad input: AWS Backup's errors, nothing made -------------------------------------------------------------------
