@@ -330,7 +330,7 @@ class PostgresPair:
             pair._save()
             primary, standby = pair.nodes[primary_region], pair.nodes[dr_region]
             primary.run("initdb", "-D", str(primary.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-                        "--no-instructions")
+                        "--no-instructions", "--no-sync")
             with (primary.data_dir / "postgresql.conf").open("a") as conf:
                 conf.write(SERVER_SETTINGS)
             primary.start()
