@@ -27,7 +27,15 @@ from rich.console import Console
 from rich.table import Table
 
 from dr_runbooks.config import ConfigError
-from dr_runbooks.sandbox.state import DEFAULT_STATE_DIR, LOG_FILE, SandboxState, pid_alive, read_state, state_file
+from dr_runbooks.sandbox.state import (
+    DEFAULT_STATE_DIR,
+    LOG_FILE,
+    STATE_FILE,
+    SandboxState,
+    pid_alive,
+    read_state,
+    state_file,
+)
 
 #: How long `up` waits for the server to listen and provision (moto imports and first calls take a few seconds).
 START_TIMEOUT_SECONDS = 90
@@ -125,6 +133,10 @@ def down(state_dir: Path) -> None:
         with contextlib.suppress(OSError, ValueError):
             control_request(state.endpoint_url, "shutdown", {}, timeout=5)
         _stop_process(state.pid)
+    if any(path.name not in (STATE_FILE, LOG_FILE) for path in state_dir.iterdir()):
+        from dr_runbooks.sandbox.server import remove_leftovers
+
+        remove_leftovers(state_dir)  # the server was killed before its stop hooks ran
     shutil.rmtree(state_dir, ignore_errors=True)
     click.echo(f"sandbox down: removed {state_dir}" + (f" (was pid {state.pid})" if state else ""))
 
@@ -264,7 +276,7 @@ def _last_error(log_path: Path) -> str | None:
 
 
 def _stop_process(pid: int) -> None:
-    """Wait for a graceful exit, then SIGTERM, then SIGKILL: the process and what it started in its session."""
+    """Wait for a graceful exit, then SIGTERM, then SIGKILL."""
     try:
         process = psutil.Process(pid)
     except psutil.NoSuchProcess:

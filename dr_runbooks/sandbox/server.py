@@ -37,8 +37,8 @@ from dr_runbooks.sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
 from dr_runbooks.sandbox.faults import CONTROL_PREFIX
 from dr_runbooks.sandbox.state import SandboxState, read_state, state_file, write_state
 
-#: The emulations installed into every sandbox, in order (each module has `install(registry, context)`).
-#: Guards run in this order too, so faults come first.
+#: The emulations installed into every sandbox, in order (each module has `install(registry, context)`, and may have
+#: `remove_leftovers(state_dir) -> bool` for what outlives a killed server). Guards run in this order, faults first.
 EMULATIONS = (
     "dr_runbooks.sandbox.faults",
     "dr_runbooks.sandbox.s3_replication",
@@ -166,6 +166,17 @@ class _ControlApp:
         body = json.dumps(result, default=str).encode()
         start_response(f"{status} Sandbox", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+
+def remove_leftovers(state_dir: Path) -> list[str]:
+    """What a killed server's emulations left running or on disk, removed by each emulation's own
+    `remove_leftovers(state_dir)`; the emulations that found something."""
+    removed = []
+    for name in EMULATIONS:
+        cleaner = getattr(importlib.import_module(name), "remove_leftovers", None)
+        if cleaner is not None and cleaner(state_dir):
+            removed.append(name)
+    return removed
 
 
 def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0) -> SandboxServer:

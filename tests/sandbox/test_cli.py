@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,3 +155,17 @@ def test_missing_postgres_binaries_are_refused_in_one_line_and_leave_nothing(tmp
     assert refused.stderr.startswith("Error: missing PostgreSQL binaries in ")
     assert len(refused.stderr.strip().splitlines()) == 1
     assert not (user / ".ehr-dr").exists()
+
+
+def test_down_after_the_server_was_killed_stops_what_it_left_running(tmp_path):
+    assert drctl(tmp_path, "up", "--cdk-json", str(REPO / "cdk.json")).returncode == 0
+    state_dir = tmp_path / ".ehr-dr/sandbox"
+    pid = json.loads((state_dir / "sandbox.json").read_text())["pid"]
+    postgres_home = (state_dir / "postgres").resolve()
+    os.kill(pid, 9)
+    stale = drctl(tmp_path, "status")
+    assert stale.returncode == 1 and "stale sandbox state" in stale.stderr
+    assert drctl(tmp_path, "down").returncode == 0
+    assert not state_dir.exists() and not postgres_home.exists()
+    survivors = [p for p in psutil.process_iter(["cmdline"]) if str(postgres_home) in " ".join(p.info["cmdline"] or [])]
+    assert survivors == []
