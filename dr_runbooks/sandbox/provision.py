@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -114,13 +115,21 @@ def provision(context: SandboxContext) -> None:
 
 
 class _Clients:
+    """One client per service and region, made under a lock: a boto3 session is not thread-safe, its clients are."""
+
     def __init__(self, endpoint_url: str):
         self.endpoint_url = endpoint_url
         self.session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, service: str, region: str) -> Any:
-        return self.session.client(service, region_name=region, endpoint_url=self.endpoint_url,
-                                   config=Config(retries={"total_max_attempts": 2, "mode": "standard"}))
+        with self._lock:
+            if (service, region) not in self._clients:
+                self._clients[service, region] = self.session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url,
+                    config=Config(retries={"total_max_attempts": 2, "mode": "standard"}))
+            return self._clients[service, region]
 
 
 def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) -> str:
