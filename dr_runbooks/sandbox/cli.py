@@ -65,7 +65,10 @@ def sandbox() -> None:
 @click.option("--cdk-json", type=click.Path(dir_okay=False, path_type=Path), default=Path("cdk.json"),
               show_default=True, help="The deployment config to provision (in the sandbox account).")
 def up(state_dir: Path, port: int, cdk_json: Path) -> None:
-    """Start the sandbox in the background, provision the estate, print how to point drctl at it."""
+    """Start the sandbox in the background, provision the estate, print how to point drctl at it.
+
+    Prints the endpoint on stderr and the `export` lines on stdout: `eval "$(drctl sandbox up)"`.
+    """
     _refuse_if_present(state_dir)
     _check_config(cdk_json)
     if port and not _port_free(port):
@@ -88,7 +91,8 @@ def up(state_dir: Path, port: int, cdk_json: Path) -> None:
     from dr_runbooks.sandbox.api import Sandbox
 
     env = Sandbox.attach(state_dir).env
-    console.print(f"sandbox up: {state.endpoint_url} (pid {state.pid}, state {state_dir})", highlight=False)
+    # The exports alone on stdout, so `eval "$(drctl sandbox up)"` points the shell at the sandbox.
+    click.echo(f"sandbox up: {state.endpoint_url} (pid {state.pid}, state {state_dir})", err=True)
     click.echo("\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items()))
 
 

@@ -33,19 +33,28 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, su
     drctl(cwd, "down")
 
 
-def test_up_prints_the_endpoint_and_the_exports(running):
+def test_up_prints_the_endpoint_and_only_the_exports_on_stdout(running):
     _, started = running
     assert started.returncode == 0, started.stderr
-    endpoint = re.search(r"sandbox up: (http://127\.0\.0\.1:\d+)", started.stdout)[1]
-    assert f"export AWS_ENDPOINT_URL={endpoint}" in started.stdout
-    for line in ("export AWS_ACCESS_KEY_ID=testing", "export AWS_DEFAULT_REGION=us-east-1", "export EHR_DR_ENV=demo"):
-        assert line in started.stdout
+    endpoint = re.search(r"sandbox up: (http://127\.0\.0\.1:\d+)", started.stderr)[1]
+    assert started.stdout.splitlines() == [
+        f"export AWS_ENDPOINT_URL={endpoint}", "export AWS_ACCESS_KEY_ID=testing",
+        "export AWS_SECRET_ACCESS_KEY=testing", "export AWS_DEFAULT_REGION=us-east-1", "export EHR_DR_ENV=demo"]
+
+
+def test_the_exports_point_the_aws_cli_of_a_shell_at_the_sandbox(running):
+    cwd, started = running
+    shell = subprocess.run(["bash", "-c", f'eval "$(cat)"; {sys.executable} -c "import boto3; print(boto3.client('
+                            "'sts').get_caller_identity()['Account'])\""], input=started.stdout, cwd=cwd,
+                           capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")})
+    assert shell.stdout.strip() == "123456789012", shell.stderr
 
 
 def test_up_keeps_its_state_under_the_current_directory(running):
     cwd, _ = running
     state = json.loads((cwd / ".ehr-dr/sandbox/sandbox.json").read_text())
-    assert state["endpoint_url"] in running[1].stdout
+    assert state["endpoint_url"] in running[1].stderr
 
 
 def test_status_shows_what_runs(running):
