@@ -22,13 +22,14 @@ An emulation is a module with an `install(registry, context)` function, listed i
 
     from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
     from dr_runbooks.sandbox.context import SandboxContext
+    from dr_runbooks.sandbox.emulated_api import answer
 
     def install(registry: Registry, context: SandboxContext) -> None:
         @registry.intercept("rds", "SwitchoverGlobalCluster")
         def switchover(call: Call, forward: Forward) -> Reply:
             target = call.param("TargetDbClusterIdentifier")          # query protocol: form field
             ...                                                         # drive moto's backend and the PostgreSQL pair
-            return Reply.xml(call, "<SwitchoverGlobalClusterResult>...</SwitchoverGlobalClusterResult>")
+            return answer(call, lambda: {"GlobalCluster": {...}})      # serialized as AWS sends it
 
         @registry.intercept("rds", "DescribeDBClusters")
         def real_endpoints(call: Call, forward: Forward) -> Reply:
@@ -51,7 +52,8 @@ An emulation is a module with an `install(registry, context)` function, listed i
         context.on_stop(lambda: ...)                                    # stop what you started
 
 `context.backend("rds", region)` is moto's backend for the sandbox account (moto's state, in the server's process).
-A handler's exception becomes an `InternalFailure` reply naming it, so a bug shows up in the client's error message.
+A handler's exception becomes an `InternalFailure` reply naming it, so a bug shows up in the client's error message;
+`Reply.error(call, code, message, status)` is an AWS error in the call's protocol (what botocore raises as that code).
 """
 
 from __future__ import annotations
@@ -132,20 +134,6 @@ class Reply:
         """The same reply with another body (Content-Length follows)."""
         headers = [(k, v) for k, v in self.headers if k.lower() != "content-length"]
         return replace(self, body=body, headers=[*headers, ("Content-Length", str(len(body)))])
-
-    @classmethod
-    def json(cls, document: Any, status: int = 200) -> Reply:
-        body = json.dumps(document, default=str).encode()
-        return cls(status, [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))], body)
-
-    @classmethod
-    def xml(cls, call: Call, result: str, status: int = 200) -> Reply:
-        """A query-protocol answer: `result` is the `<OperationResult>` element's XML."""
-        body = (
-            f'<{call.operation}Response xmlns="https://{call.service}.amazonaws.com/doc/">{result}'
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{call.operation}Response>"
-        ).encode()
-        return cls(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body)
 
     @classmethod
     def error(cls, call: Call, code: str, message: str, status: int = 400) -> Reply:

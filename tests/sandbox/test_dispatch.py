@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.sandbox.dispatch import Call, Forward, Reply, resolve_rest
+from dr_runbooks.sandbox.emulated_api import answer
 from dr_runbooks.sandbox.faults import FaultsClient, SandboxControlError
 from dr_runbooks.sandbox.server import SandboxServer
 
@@ -69,13 +70,12 @@ def test_an_intercept_answers_an_operation_moto_lacks(server):
     @server.registry.intercept("rds", "ModifyGlobalCluster")
     def modify(call: Call, forward: Forward) -> Reply:
         seen.append(call)
-        return Reply.xml(call, "<ModifyGlobalClusterResult><GlobalCluster><GlobalClusterIdentifier>g2"
-                               "</GlobalClusterIdentifier></GlobalCluster></ModifyGlobalClusterResult>")
+        return answer(call, lambda: {"GlobalCluster": {"GlobalClusterIdentifier": "g2"}})
 
-    answer = client(server, "rds", "us-west-1").modify_global_cluster(
+    answered = client(server, "rds", "us-west-1").modify_global_cluster(
         GlobalClusterIdentifier="g1", NewGlobalClusterIdentifier="g2"
     )
-    assert answer["GlobalCluster"]["GlobalClusterIdentifier"] == "g2"
+    assert answered["GlobalCluster"]["GlobalClusterIdentifier"] == "g2"
     assert (seen[0].region, seen[0].param("NewGlobalClusterIdentifier")) == ("us-west-1", "g2")
 
 
