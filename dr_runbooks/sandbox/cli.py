@@ -107,9 +107,13 @@ def status(state_dir: Path, as_json: bool) -> None:
     if not pid_alive(state.pid):
         raise click.ClickException(f"stale sandbox state in {state_dir}: pid {state.pid} is not running "
                                    "(run: drctl sandbox down)")
-    from dr_runbooks.sandbox.faults import control_request
+    from dr_runbooks.sandbox.faults import SandboxControlError, control_request
 
-    report = control_request(state.endpoint_url, "status", timeout=10)
+    try:
+        report = control_request(state.endpoint_url, "status", timeout=10)
+    except (OSError, SandboxControlError) as error:
+        raise click.ClickException(f"the sandbox in {state_dir} (pid {state.pid}) does not answer at "
+                                   f"{state.endpoint_url}: {error}") from None
     memory = _rss_mb(state.pid)
     if as_json:
         click.echo(json.dumps({**report, "rss_mb": memory, "state_dir": str(state_dir)}, indent=2, default=str))
