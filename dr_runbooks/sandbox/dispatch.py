@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_CREDENTIAL = re.compile(r"Credential=[^/&]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -317,8 +317,10 @@ def resolve_rest(service: str, method: str, path: str, query: dict[str, list[str
 
 
 def describe(environ: dict[str, Any], body: bytes) -> Call | None:
-    """The `Call` a WSGI request is, or None when it is not a SigV4-signed AWS call (moto's own API, a browser)."""
-    scope = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", "") or environ.get("QUERY_STRING", ""))
+    """The `Call` a WSGI request is, or None when it is not a SigV4-signed AWS call (moto's own API, a browser, an
+    S3 URL presigned with signature version 2, which names no region): those go to moto without guards or handlers."""
+    # A header signature, or a presigned URL's (its X-Amz-Credential is URL-encoded in the query string).
+    scope = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", "") or unquote(environ.get("QUERY_STRING", "")))
     if not scope:
         return None
     service, region = scope["service"], scope["region"]

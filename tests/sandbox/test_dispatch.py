@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import urllib.error
+import urllib.request
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -168,3 +172,21 @@ def test_a_bad_fault_request_is_refused_with_a_clear_message_and_changes_nothing
         faults.action(name, **arguments)
     from dr_runbooks.sandbox.faults import control_request
     assert control_request(server.context.endpoint_url, "status")["faults"] == before
+
+
+def test_a_sigv4_presigned_url_is_resolved_like_a_signed_call_and_goes_dark_with_its_region(server):
+    s3 = boto3.client("s3", region_name="us-west-1", endpoint_url=server.context.endpoint_url,
+                      aws_access_key_id="testing", aws_secret_access_key="testing",
+                      config=Config(signature_version="s3v4", retries={"total_max_attempts": 1}))
+    s3.create_bucket(Bucket="presigned-west", CreateBucketConfiguration={"LocationConstraint": "us-west-1"})
+    s3.put_object(Bucket="presigned-west", Key="chart.pdf", Body=b"chart")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "presigned-west", "Key": "chart.pdf"})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.read() == b"chart"
+    faults = FaultsClient(server.context.endpoint_url)
+    faults.region_down("us-west-1")
+    try:
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(url, timeout=5)
+    finally:
+        faults.region_up("us-west-1")
