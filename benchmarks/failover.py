@@ -11,10 +11,10 @@ failback. For each run it reports:
 - overlap: pairs of steps with no dependency path between them whose run times overlapped (proof of concurrency),
   and sum-of-steps / wall (> 1 means steps ran side by side).
 
-Sandbox timings say nothing about AWS timings (see docs/runbooks.md for the AWS budget). Aurora's global
-switchover/failover and the `dr_canary` table come from the stand-ins in tests/runbooks/stand_ins.py on an in-process
-sandbox (the default), or from the sandbox's own emulation with `--attach` (a sandbox in its own process: then the
-sandbox's Python work does not compete with the runbook's for the GIL and inflate the measured overhead).
+Sandbox timings say nothing about AWS timings (see docs/runbooks.md for the AWS budget): there Aurora's global
+switchover/failover is the sandbox's emulation over a real PostgreSQL primary/standby pair. By default the sandbox
+runs in this process; `--attach STATE_DIR` uses one `drctl sandbox up` started in its own process, so the sandbox's
+Python work does not compete with the runbook's for the GIL and inflate the measured overhead.
 """
 
 from __future__ import annotations
@@ -30,18 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
+from dr_runbooks.engine import calls
+from dr_runbooks.engine.plan import Plan
+from dr_runbooks.runbooks import driver, preflight
+from dr_runbooks.runbooks.estate import load_topology
+from dr_runbooks.runbooks.plans import PLANS
+from dr_runbooks.sandbox.api import Sandbox
+from dr_runbooks.session import AwsSession
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from dr_runbooks.engine import calls  # noqa: E402
-from dr_runbooks.engine.plan import Plan  # noqa: E402
-from dr_runbooks.runbooks import driver, preflight  # noqa: E402
-from dr_runbooks.runbooks.estate import load_topology  # noqa: E402
-from dr_runbooks.runbooks.plans import PLANS  # noqa: E402
-from dr_runbooks.sandbox.api import Sandbox  # noqa: E402
-from dr_runbooks.session import AwsSession  # noqa: E402
 
 
 def report_lag(sandbox: Sandbox, seconds: float) -> None:
@@ -113,24 +110,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="every run as JSON instead of the summary")
     parser.add_argument("--attach", type=Path, metavar="STATE_DIR",
-                        help="use the sandbox `drctl sandbox up` runs in another process (no GIL shared with it; "
-                             "needs its own Aurora/PostgreSQL emulation: no stand-ins)")
+                        help="use the sandbox `drctl sandbox up` runs in another process (no GIL shared with it)")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ehr-dr-bench-"))
-    patcher = pytest.MonkeyPatch()
     started = time.time()
     if options.attach:
         sandbox = Sandbox.attach(options.attach)
     else:
-        from runbooks.stand_ins import install
-
-        install(patcher)
         sandbox = Sandbox.start(workdir / "sandbox", cdk_json=REPO / "cdk.json")
     with sandbox:
         print(f"sandbox up in {time.time() - started:.1f} s", file=sys.stderr)
         os.environ.update(sandbox.env)
         runs = [run for _ in range(options.rounds) for run in round_of_runs(sandbox, workdir)]
-    patcher.undo()
     if options.json:
         print(json.dumps(runs, indent=2))
         return

@@ -28,6 +28,13 @@ class GlobalMember(BaseModel):
 class GlobalCluster(BaseModel):
     status: str
     members: list[GlobalMember]
+    #: The cluster an in-flight switchover or failover moves the writer to (`FailoverState.ToDbClusterArn`).
+    moving_to: str | None = None
+
+    @property
+    def moving(self) -> bool:
+        """A switchover or failover is in flight."""
+        return self.status in ("switching-over", "failing-over")
 
     def writer(self) -> GlobalMember | None:
         return next((member for member in self.members if member.is_writer), None)
@@ -58,7 +65,8 @@ def global_cluster(rds: Any, global_cluster_id: str) -> GlobalCluster:
         )
         for member in found.get("GlobalClusterMembers", [])
     ]
-    return GlobalCluster(status=found.get("Status", "unknown"), members=members)
+    return GlobalCluster(status=found.get("Status", "unknown"), members=members,
+                         moving_to=(found.get("FailoverState") or {}).get("ToDbClusterArn"))
 
 
 def db_cluster(rds: Any, cluster_id: str) -> dict[str, Any]:

@@ -17,7 +17,12 @@ from dr_runbooks.engine.plan import Plan
 from dr_runbooks.engine.runner import Listener, execute
 from dr_runbooks.evidence.record import AwsCall, EvidenceRecord, Identity, Objective, RunError
 from dr_runbooks.evidence.record import Step as EvidenceStep
-from dr_runbooks.evidence.store import EvidenceLog, S3EvidenceBucket
+from dr_runbooks.evidence.store import (
+    DEFAULT_EVIDENCE_DIR,
+    EvidenceLog,
+    LocalEvidenceDir,
+    S3EvidenceBucket,
+)
 from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
@@ -117,8 +122,12 @@ def evidence_record(run: RunRecord, topology: Topology, sandbox: bool) -> Eviden
     )
 
 
-def write_evidence(ctx: RunContext, sandbox: bool) -> EvidenceRecord:
-    """Seal the run's record into the evidence chain kept in the target region's Object Lock evidence bucket."""
+def write_evidence(ctx: RunContext, sandbox: bool, local_dir: Path = DEFAULT_EVIDENCE_DIR) -> EvidenceRecord:
+    """Append the run's record to the chain in the target region's Object Lock evidence bucket (the authority, which
+    survives the laptop), and to the operator's local chain, where `drctl report` renders it. Two chains, each intact:
+    a region's bucket holds the runs that targeted it, the local dir the runs made from this machine."""
     record = evidence_record(ctx.run, ctx.topology, sandbox)
     bucket = S3EvidenceBucket(ctx.client("s3"), ctx.target.evidence_bucket)
-    return EvidenceLog(ctx.topology.env_name, [bucket]).append(record)
+    sealed = EvidenceLog(ctx.topology.env_name, [bucket]).append(record)
+    EvidenceLog(ctx.topology.env_name, [LocalEvidenceDir(local_dir)]).append(record)
+    return sealed

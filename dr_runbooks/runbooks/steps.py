@@ -55,7 +55,10 @@ def _promote(ctx: RunContext, operation: str, **extra: Any) -> dict[str, Any]:
     if member is None:
         raise RuntimeError(f"{ctx.target.db_cluster_id} is not a member of global cluster {gid}")
     started = time.time()
-    if not member.is_writer:
+    if cluster.moving and cluster.moving_to not in (None, member.cluster_arn):
+        raise RuntimeError(f"global cluster {gid} is already moving its writer to {cluster.moving_to}")
+    # Idempotent: no call when the target writes already, or when a move to it is in flight (a resumed run).
+    if not member.is_writer and not cluster.moving:
         getattr(rds, operation)(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=member.cluster_arn, **extra)
 
     def promoted(found: probes.GlobalCluster) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dr_runbooks.cli import cli
+from dr_runbooks.runbooks.canary import DbEndpoint, db_endpoint
 from dr_runbooks.sandbox.api import Sandbox
 
 MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
@@ -58,3 +59,11 @@ def estate_state(sandbox: Sandbox) -> dict[str, Any]:
             "alarms": sorted((alarm["AlarmName"], alarm["StateValue"]) for alarm in alarms),
         }
     return state
+
+
+def database(sandbox: Sandbox, region: str, reader: bool = False) -> DbEndpoint:
+    """How to reach the records database of `region`'s cluster, as the runbooks find it."""
+    topology = sandbox.topology
+    return db_endpoint(sandbox.client("rds", region), sandbox.client("secretsmanager", region),
+                       topology.in_region(region).db_cluster_id, topology.db_secret_name, topology.database_name,
+                       reader=reader)

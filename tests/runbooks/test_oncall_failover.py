@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
 from dr_runbooks.observe import probes
+from dr_runbooks.runbooks.canary import PostgresCanary
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.sandbox.faults import FaultsClient
 
-from .conftest import MFA, report_lag
-from .stand_ins import CanaryTable, aurora_stand_in  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("aurora_stand_in")
+from .conftest import MFA, database, report_lag
 
 
 def writer(sandbox: Sandbox, ask: str) -> str:
@@ -70,12 +68,23 @@ def test_a_failover_calls_only_the_target_regions_apis(
     assert regions == {target}
 
 
-def test_a_failover_measures_the_rpo_from_the_newest_canary_the_target_held(
-    drctl: Callable[..., Result], sandbox: Sandbox, dark: str, aurora_stand_in: CanaryTable  # noqa: F811
+def test_a_failover_loses_what_had_not_replicated_and_counts_it_in_the_rpo(
+    drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient
 ) -> None:
-    aurora_stand_in.rows["heartbeat"] = datetime.now(UTC) - timedelta(seconds=40)
-    summary = failover(drctl, sandbox.topology.partner(dark))
-    assert 40 <= summary["objectives"]["rpo_seconds"] < 60
+    for region in sandbox.topology.regions:
+        report_lag(sandbox, region, 3.0)
+    old = writer(sandbox, "us-west-1")
+    target = sandbox.topology.partner(old)
+    sandbox.action("db-replication-pause")
+    try:
+        PostgresCanary().write(database(sandbox, old), "written-while-paused", old)
+        time.sleep(1)
+        sandbox_faults.region_down(old)
+        summary = failover(drctl, target)
+    finally:
+        sandbox.action("db-replication-resume")
+    assert PostgresCanary().find(database(sandbox, target), "written-while-paused") is None
+    assert summary["objectives"]["rpo_seconds"] >= 1
 
 
 def test_a_failback_reprotects_the_returned_region(

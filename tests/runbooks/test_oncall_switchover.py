@@ -10,14 +10,12 @@ import pytest
 from click.testing import Result
 
 from dr_runbooks.observe import probes
+from dr_runbooks.runbooks.canary import PostgresCanary
 from dr_runbooks.runbooks.plans import switchover as switchover_plan
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.sandbox.faults import FaultsClient
 
-from .conftest import MFA, report_lag
-from .stand_ins import CanaryTable, aurora_stand_in  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("aurora_stand_in")
+from .conftest import MFA, database, report_lag
 
 
 def writer(sandbox: Sandbox) -> str:
@@ -49,11 +47,11 @@ def test_a_switchover_moves_the_writer_and_traffic(drctl: Callable[..., Result],
 
 
 def test_a_switchover_finds_both_canaries_and_measures_rpo_zero(
-    drctl: Callable[..., Result], sandbox: Sandbox, target: str, aurora_stand_in: CanaryTable  # noqa: F811
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
 ) -> None:
     summary = switchover(drctl, target)
     run_id = summary["run_id"]
-    assert run_id in aurora_stand_in.rows
+    assert PostgresCanary().find(database(sandbox, target), run_id) is not None
     sandbox.client("s3", target).head_object(Bucket=sandbox.topology.in_region(target).chart_bucket,
                                              Key=f"dr-canary/{run_id}")
     assert summary["objectives"]["rpo_seconds"] == 0
@@ -73,6 +71,15 @@ def test_a_switchover_seals_an_evidence_record_in_the_target_region(
     assert record["identity"]["mfa_used"] is True
     assert record["rpo"]["measured_seconds"] == 0
     assert record["record_hash"]
+    local = json.loads(next(Path(".ehr-dr/evidence/demo").glob(f"*{summary['run_id']}.json")).read_text())
+    assert (local["run_id"], local["outcome"]) == (record["run_id"], record["outcome"])
+
+
+def test_drctl_report_renders_the_runs_evidence(drctl: Callable[..., Result], target: str) -> None:
+    summary = switchover(drctl, target)
+    result = drctl("report", "--env", "demo", "--run", summary["run_id"], "--out", "reports")
+    assert result.exit_code == 0, result.output
+    assert any(summary["run_id"] in path.read_text() for path in Path("reports").rglob("*.md"))
 
 
 def test_a_throttling_storm_during_a_switchover_is_retried_to_success(
