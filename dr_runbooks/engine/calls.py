@@ -83,6 +83,18 @@ def current() -> Recorder | None:
     return _current.get()
 
 
+@contextmanager
+def waiting() -> Iterator[None]:
+    """Time spent waiting on something that is not an AWS API call (a poll's sleep, a database query)."""
+    started = time.time()
+    try:
+        yield
+    finally:
+        recorder = _current.get()
+        if recorder is not None:
+            recorder.add_wait(started, time.time())
+
+
 def _summarise(params: dict[str, Any]) -> dict[str, Any]:
     return {key: "<redacted>" if key in _REDACTED else _short(value) for key, value in params.items()}
 

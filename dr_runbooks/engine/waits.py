@@ -24,11 +24,8 @@ class WaitTimeout(Exception):
 
 
 def _recorded_sleep(seconds: float) -> None:
-    started = time.time()
-    time.sleep(seconds)
-    recorder = calls.current()
-    if recorder is not None:
-        recorder.add_wait(started, time.time())
+    with calls.waiting():
+        time.sleep(seconds)
 
 
 def wait_until(ctx: RunContext, probe: Callable[[], T], done: Callable[[T], bool], what: str) -> T:

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from dr_runbooks.engine import calls
+
 CANARY_PREFIX = "dr-canary/"
 
 
@@ -45,7 +47,7 @@ class PostgresCanary:
         )
 
     def write(self, endpoint: DbEndpoint, run_id: str, region: str) -> datetime:
-        with self._connect(endpoint) as connection:
+        with calls.waiting(), self._connect(endpoint) as connection:
             connection.execute(
                 "INSERT INTO dr_canary (run_id, region, written_at) VALUES (%s, %s, now()) "
                 "ON CONFLICT (run_id) DO NOTHING",
@@ -55,12 +57,12 @@ class PostgresCanary:
         return row[0]
 
     def find(self, endpoint: DbEndpoint, run_id: str) -> datetime | None:
-        with self._connect(endpoint) as connection:
+        with calls.waiting(), self._connect(endpoint) as connection:
             row = connection.execute("SELECT written_at FROM dr_canary WHERE run_id = %s", (run_id,)).fetchone()
         return row[0] if row else None
 
     def newest(self, endpoint: DbEndpoint) -> datetime | None:
-        with self._connect(endpoint) as connection:
+        with calls.waiting(), self._connect(endpoint) as connection:
             row = connection.execute("SELECT max(written_at) FROM dr_canary").fetchone()
         return row[0] if row else None
 
