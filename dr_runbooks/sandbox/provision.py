@@ -51,15 +51,9 @@ RECORD_TTL_SECONDS = 60
 #: The three health checks behind each region's failover record (as the stacks build them): the endpoint answers,
 #: the gate alarm is OK, and "serving", the CALCULATED check of both that the record uses.
 HEALTH_CHECK_KINDS = ("endpoint", "gate", "serving")
-#: What each regional alarm watches in the sandbox: (namespace, metric, statistic, threshold).
-ALARM_METRICS = {
-    "s3-replication-latency": ("AWS/S3", "ReplicationLatency", "Maximum", 900.0),
-    "s3-replication-failed": ("AWS/S3", "OperationsFailedReplication", "Sum", 0.0),
-    "aurora-global-lag": ("AWS/RDS", "AuroraGlobalDBReplicationLag", "Maximum", 60_000.0),
-    "backup-job-failed": ("AWS/Backup", "NumberOfBackupJobsFailed", "Sum", 0.0),
-    "backup-copy-failed": ("AWS/Backup", "NumberOfCopyJobsFailed", "Sum", 0.0),
-    "break-glass-assumed": ("EhrDr/Security", "BreakGlassAssumed", "Sum", 0.0),
-}
+#: S3 RTC's replication window: the latency alarm's threshold (seconds).
+RTC_WINDOW_SECONDS = 900
+ALARM_PERIOD_SECONDS = 300
 
 
 def sandbox_overrides(context: dict[str, Any]) -> dict[str, Any]:
@@ -177,12 +171,9 @@ def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) ->
     topic_arn = sns.create_topic(Name=here.oncall_topic_arn.rpartition(":")[2],
                                  Attributes={"KmsMasterKeyId": here.kms_key_alias})["TopicArn"]
     cloudwatch = aws("cloudwatch", region)
-    for name in here.alarm_names:
-        namespace, metric, statistic, threshold = ALARM_METRICS[name.removeprefix(f"{name_prefix(config)}-")]
-        cloudwatch.put_metric_alarm(
-            AlarmName=name, Namespace=namespace, MetricName=metric, Statistic=statistic, Period=60,
-            EvaluationPeriods=1, Threshold=threshold, ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn])
+    for name, alarm in _alarms(config, topology, here).items():
+        cloudwatch.put_metric_alarm(AlarmName=name, EvaluationPeriods=1, TreatMissingData="notBreaching",
+                                    AlarmActions=[topic_arn], OKActions=[topic_arn], **alarm)
     backup = aws("backup", region)
     backup.create_backup_vault(BackupVaultName=here.backup_vault, EncryptionKeyArn=key_arn)
     partner_vault = next(r for r in topology.regions.values() if r.region != region)
@@ -194,6 +185,34 @@ def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) ->
             f"arn:aws:backup:{partner_vault.region}:{topology.account}:backup-vault:{partner_vault.backup_vault}"),
             "Lifecycle": {"DeleteAfterDays": config.backup_retention_days}}]}]})
     return key_arn
+
+
+def _alarms(config: DeploymentConfig, topology: Topology, here: RegionalResources) -> dict[str, dict[str, Any]]:
+    """The region's alarms as the monitoring and audit stacks define them (metric, dimensions, threshold)."""
+    partner = topology.regions[topology.partner(here.region)]
+    replication = {"SourceBucket": here.chart_bucket, "DestinationBucket": partner.chart_bucket,
+                   "RuleId": replication_rule_id(here.region, partner.region)}
+    vault = {"BackupVaultName": here.backup_vault}
+
+    def watch(namespace: str, metric: str, dimensions: dict[str, str], statistic: str, threshold: float,
+              period: int = ALARM_PERIOD_SECONDS, operator: str = "GreaterThanThreshold") -> dict[str, Any]:
+        return {"Namespace": namespace, "MetricName": metric, "Statistic": statistic, "Period": period,
+                "Threshold": threshold, "ComparisonOperator": operator,
+                "Dimensions": [{"Name": key, "Value": value} for key, value in dimensions.items()]}
+
+    alarms = {
+        "s3-replication-latency": watch("AWS/S3", "ReplicationLatency", replication, "Maximum", RTC_WINDOW_SECONDS),
+        "s3-replication-failed": watch("AWS/S3", "OperationsFailedReplication", replication, "Sum", 0),
+        "aurora-global-lag": watch("AWS/RDS", "AuroraGlobalDBReplicationLag",
+                                   {"DBClusterIdentifier": here.db_cluster_id}, "Maximum",
+                                   config.rpo_minutes * 60 * 1000),
+        "backup-job-failed": watch("AWS/Backup", "NumberOfBackupJobsFailed", vault, "Sum", 0),
+        "backup-copy-failed": watch("AWS/Backup", "NumberOfCopyJobsFailed", vault, "Sum", 0),
+        "break-glass-assumed": watch("EhrDr/Access", "BreakGlassAssumed", {}, "Sum", 1, period=60,
+                                     operator="GreaterThanOrEqualToThreshold"),
+    }
+    prefix = f"{name_prefix(config)}-"
+    return {name: alarms[name.removeprefix(prefix)] for name in here.alarm_names}
 
 
 def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> None:

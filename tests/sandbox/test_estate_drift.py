@@ -115,3 +115,19 @@ def test_each_record_has_the_deployed_health_check_types(sandbox: Sandbox, templ
     assert sorted(c["HealthCheckConfig"]["Type"] for c in checks) == deployed_types
     records = [r["Properties"] for r in stack["Resources"].values() if r["Type"] == "AWS::Route53::RecordSet"]
     assert json.dumps(sorted(r["Failover"] for r in records)) == json.dumps(["PRIMARY", "SECONDARY"])
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_regional_alarms_watch_the_deployed_metrics_with_the_deployed_thresholds(sandbox: Sandbox, templates,
+                                                                                 region):
+    here = sandbox.topology.regions[region]
+    wanted = {a["AlarmName"]: a for a in deployed(templates, region, "AWS::CloudWatch::Alarm")}
+    alarms = sandbox.client("cloudwatch", region).describe_alarms(AlarmNames=list(here.alarm_names))["MetricAlarms"]
+    fields = ("Namespace", "MetricName", "Statistic", "Period", "Threshold", "ComparisonOperator", "TreatMissingData",
+              "EvaluationPeriods")
+
+    def shape(alarm: dict[str, Any]) -> tuple:
+        dimensions = sorted((d["Name"], d["Value"]) for d in alarm.get("Dimensions") or [])
+        return (*(alarm[f] for f in fields), dimensions)
+
+    assert {a["AlarmName"]: shape(a) for a in alarms} == {name: shape(wanted[name]) for name in here.alarm_names}
