@@ -51,6 +51,10 @@ RECORD_TTL_SECONDS = 60
 #: The three health checks behind each region's failover record (as the stacks build them): the endpoint answers,
 #: the gate alarm is OK, and "serving", the CALCULATED check of both that the record uses.
 HEALTH_CHECK_KINDS = ("endpoint", "gate", "serving")
+#: AWS Backup, as the backup stack sets it: hourly recovery points kept 7 days (also the vault lock's minimum),
+#: and the vault lock's grace period.
+HOURLY_KEEP_DAYS = 7
+VAULT_LOCK_GRACE_DAYS = 3
 #: S3 RTC's replication window: the latency alarm's threshold (seconds).
 RTC_WINDOW_SECONDS = 900
 ALARM_PERIOD_SECONDS = 300
@@ -176,15 +180,29 @@ def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) ->
                                     AlarmActions=[topic_arn], OKActions=[topic_arn], **alarm)
     backup = aws("backup", region)
     backup.create_backup_vault(BackupVaultName=here.backup_vault, EncryptionKeyArn=key_arn)
-    partner_vault = next(r for r in topology.regions.values() if r.region != region)
-    backup.create_backup_plan(BackupPlan={"BackupPlanName": f"{name_prefix(config)}-plan-{region}", "Rules": [{
-        "RuleName": "daily-with-copy-to-partner", "TargetBackupVaultName": here.backup_vault,
-        "ScheduleExpression": "cron(0 5 * * ? *)", "EnableContinuousBackup": True,
-        "Lifecycle": {"DeleteAfterDays": config.backup_retention_days},
-        "CopyActions": [{"DestinationBackupVaultArn": (
-            f"arn:aws:backup:{partner_vault.region}:{topology.account}:backup-vault:{partner_vault.backup_vault}"),
-            "Lifecycle": {"DeleteAfterDays": config.backup_retention_days}}]}]})
+    backup.put_backup_vault_lock_configuration(BackupVaultName=here.backup_vault, MinRetentionDays=HOURLY_KEEP_DAYS,
+                                               ChangeableForDays=VAULT_LOCK_GRACE_DAYS)
+    backup.create_backup_plan(BackupPlan=_backup_plan(config, topology, here))
     return key_arn
+
+
+def _backup_plan(config: DeploymentConfig, topology: Topology, here: RegionalResources) -> dict[str, Any]:
+    """The region's plan as the backup stack defines it: continuous, hourly and daily, each copied to the partner."""
+    partner = topology.regions[topology.partner(here.region)]
+    partner_vault = f"arn:aws:backup:{partner.region}:{topology.account}:backup-vault:{partner.backup_vault}"
+
+    def rule(name: str, cron: str, keep_days: int, continuous: bool = False) -> dict[str, Any]:
+        return {"RuleName": name, "TargetBackupVaultName": here.backup_vault, "ScheduleExpression": cron,
+                "EnableContinuousBackup": continuous, "Lifecycle": {"DeleteAfterDays": keep_days},
+                "CopyActions": [{"DestinationBackupVaultArn": partner_vault,
+                                 "Lifecycle": {"DeleteAfterDays": keep_days}}]}
+
+    keep = config.backup_retention_days
+    return {"BackupPlanName": f"{name_prefix(config)}-{here.region}", "Rules": [
+        rule("continuous", "cron(0 5 * * ? *)", keep, continuous=True),
+        rule("hourly", "cron(0 * * * ? *)", HOURLY_KEEP_DAYS),
+        rule("daily", "cron(0 3 * * ? *)", keep),
+    ]}
 
 
 def _alarms(config: DeploymentConfig, topology: Topology, here: RegionalResources) -> dict[str, dict[str, Any]]:

@@ -131,3 +131,19 @@ def test_regional_alarms_watch_the_deployed_metrics_with_the_deployed_thresholds
         return (*(alarm[f] for f in fields), dimensions)
 
     assert {a["AlarmName"]: shape(a) for a in alarms} == {name: shape(wanted[name]) for name in here.alarm_names}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_backup_plans_have_the_deployed_name_rules_and_copies(sandbox: Sandbox, templates, region):
+    [wanted] = [p["BackupPlan"] for p in deployed(templates, region, "AWS::Backup::BackupPlan")]
+    backup = sandbox.client("backup", region)
+    [summary] = [p for p in backup.list_backup_plans()["BackupPlansList"]
+                 if p["BackupPlanName"] == wanted["BackupPlanName"]]
+    plan = backup.get_backup_plan(BackupPlanId=summary["BackupPlanId"])["BackupPlan"]
+
+    def shape(rule: dict[str, Any]) -> tuple:
+        copies = [(c["DestinationBackupVaultArn"], c["Lifecycle"]["DeleteAfterDays"]) for c in rule["CopyActions"]]
+        return (rule["RuleName"], rule["ScheduleExpression"], rule["Lifecycle"]["DeleteAfterDays"],
+                bool(rule.get("EnableContinuousBackup")), copies)
+
+    assert sorted(map(shape, plan["Rules"])) == sorted(map(shape, wanted["BackupPlanRule"]))
