@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import boto3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,7 +37,17 @@ CONFIG_KEYS = (
     "app_record_name",
     "primary_endpoint",
     "dr_endpoint",
+    "restore_drill_schedule",
+    "restore_drill_enabled",
+    "verify_replication_schedule",
+    "verify_replication_enabled",
+    "game_day_schedule",
+    "game_day_enabled",
+    "schedule_timezone",
 )
+
+#: EventBridge Scheduler's cron: `cron(minutes hours day-of-month month day-of-week year)`, one of the two days `?`.
+SCHEDULER_CRON = r"^cron\((\S+ ){5}\S+\)$"
 
 
 class ConfigError(ValueError):
@@ -79,12 +90,38 @@ class DeploymentConfig(BaseModel):
     app_record_name: str = Field("records", pattern=r"^[a-z0-9-]+$")
     primary_endpoint: str | None = Field(None, pattern=r"^[a-z0-9.-]+$", description="the app's hostname in primary")
     dr_endpoint: str | None = Field(None, pattern=r"^[a-z0-9.-]+$", description="the app's hostname in the DR region")
+    # Scheduled runs in the DR region (EventBridge Scheduler, stacks/orchestration.py), in `schedule_timezone`.
+    restore_drill_schedule: str = Field("cron(0 6 ? * SUN *)", pattern=SCHEDULER_CRON, description="weekly")
+    restore_drill_enabled: bool = True
+    verify_replication_schedule: str = Field("cron(0 5 * * ? *)", pattern=SCHEDULER_CRON, description="daily")
+    verify_replication_enabled: bool = True
+    game_day_schedule: str = Field("cron(0 15 ? 1,4,7,10 TUE#2 *)", pattern=SCHEDULER_CRON,
+                                   description="quarterly: a failover game day needs people at hand")
+    game_day_enabled: bool = Field(False, description="off until the team has agreed the game day's date")
+    schedule_timezone: str = "UTC"
 
     @field_validator("primary_region", "dr_region")
     @classmethod
     def _is_a_region(cls, value: str) -> str:
         if value not in known_regions():
             raise ValueError(f"{value!r} is not an AWS region")
+        return value
+
+    @field_validator("restore_drill_schedule", "verify_replication_schedule", "game_day_schedule")
+    @classmethod
+    def _one_day_field_open(cls, value: str) -> str:
+        fields = value.removeprefix("cron(").removesuffix(")").split()
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ValueError("exactly one of day-of-month and day-of-week must be '?'")
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _is_a_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, America/Los_Angeles)") from None
         return value
 
     @model_validator(mode="after")

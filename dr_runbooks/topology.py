@@ -155,6 +155,21 @@ def alarm_name(config: DeploymentConfig, what: str) -> str:
     return f"{name_prefix(config)}-{what}"
 
 
+def runbook_function_name(env_name: str) -> str:
+    """The Lambda function the runbook state machines of a region call (the same name in both regions)."""
+    return f"ehr-dr-{env_name}-runbooks"
+
+
+def state_machine_name(env_name: str, runbook: str) -> str:
+    """A runbook's Step Functions state machine, the same name in both regions (`drctl <runbook> --remote`)."""
+    return f"ehr-dr-{env_name}-{runbook}"
+
+
+def state_machine_arn(topology: Topology, region: str, runbook: str) -> str:
+    topology.in_region(region)
+    return f"arn:aws:states:{region}:{topology.account}:stateMachine:{state_machine_name(topology.env_name, runbook)}"
+
+
 def _regional(config: DeploymentConfig, region: str) -> RegionalResources:
     prefix = name_prefix(config)
     home = "primary" if region == config.primary_region else "dr"
