@@ -106,7 +106,7 @@ def provision(context: SandboxContext) -> None:
                         pool.map(lambda r: _region(aws, context.config, topology.regions[r]), context.config.regions),
                         strict=True))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda r: _replication(aws, context.config, topology, r, keys), context.config.regions))
+        list(pool.map(lambda r: _replication(aws, context.config, topology, r), context.config.regions))
     _database(aws, context.config, topology, keys)
     if topology.traffic:
         _traffic(aws, topology)
@@ -242,8 +242,7 @@ def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> No
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
 
-def _replication(aws: _Clients, config: DeploymentConfig, topology: Topology, region: str,
-                 keys: dict[str, str]) -> None:
+def _replication(aws: _Clients, config: DeploymentConfig, topology: Topology, region: str) -> None:
     here, partner = topology.regions[region], topology.regions[topology.partner(region)]
     fifteen = {"Minutes": 15}
     aws("s3", region).put_bucket_replication(Bucket=here.chart_bucket, ReplicationConfiguration={
@@ -256,7 +255,8 @@ def _replication(aws: _Clients, config: DeploymentConfig, topology: Topology, re
                                         "ReplicaModifications": {"Status": "Enabled"}},
             "Destination": {
                 "Bucket": f"arn:aws:s3:::{partner.chart_bucket}",
-                "EncryptionConfiguration": {"ReplicaKmsKeyID": keys[partner.region]},
+                "EncryptionConfiguration": {"ReplicaKmsKeyID": (
+                    f"arn:aws:kms:{partner.region}:{config.account}:{partner.kms_key_alias}")},
                 "ReplicationTime": {"Status": "Enabled", "Time": fifteen},
                 "Metrics": {"Status": "Enabled", "EventThreshold": fifteen},
             },

@@ -5,9 +5,10 @@ What AWS documents (S3 User Guide, "Replicating objects" and "What does Amazon S
   whose filter matches it (prefix, tags, or both under `And`; a legacy rule's `Prefix`), to that rule's destination
   bucket; of several matching rules to one destination, the highest `Priority` wins.
 - The replica keeps the source's version id, body, checksum, metadata, tags, last-modified and Object Lock retention;
-  it is encrypted with the destination's `ReplicaKmsKeyID` when the rule names one, and written in the rule's storage
-  class. The source version reports `x-amz-replication-status: PENDING` until done, then `COMPLETED`; the replica
-  reports `REPLICA`.
+  it is encrypted with the destination's `ReplicaKmsKeyID` when the rule names one (by id, ARN, alias or alias
+  ARN; the replica reports the key's ARN, and a key that does not exist fails the replication), and written in the
+  rule's storage class. The source version reports `x-amz-replication-status: PENDING` until done, then
+  `COMPLETED`; the replica reports `REPLICA`.
 - Objects encrypted with SSE-KMS replicate only when `SourceSelectionCriteria.SseKmsEncryptedObjects` is enabled.
 - A delete marker (a DELETE without a version id) replicates only when the rule has `DeleteMarkerReplication` enabled,
   or the rule is a legacy (V1, no `Filter`) rule; never for tag-filtered rules. Deleting a specific version is never
@@ -226,6 +227,10 @@ class Replicator:
         target = rule["Destination"]
         bucket = _destination(rule)
         replica_key = (target.get("EncryptionConfiguration") or {}).get("ReplicaKmsKeyID")
+        if replica_key:  # a key id, key ARN, alias or alias ARN; S3 reports the key's ARN (an unknown key fails)
+            region = replica_key.split(":")[3] if replica_key.startswith("arn:") else backend.get_bucket(
+                bucket).region_name
+            replica_key = self.context.backend("kms", region).describe_key(replica_key).arn
         replica = backend.put_object(
             bucket_name=bucket, key_name=source.name, value=source.value,
             storage=target.get("StorageClass") or source.storage_class, etag=source._etag,

@@ -66,7 +66,7 @@ def test_chart_replication_matches_the_deployed_rule(sandbox: Sandbox, templates
         destination = rule["Destination"]
         return (rule.get("Id") or rule.get("ID"), rule["Status"], int(rule["Priority"]), rule["Filter"],
                 rule["DeleteMarkerReplication"], rule["SourceSelectionCriteria"], destination["Bucket"],
-                destination["ReplicationTime"], destination["Metrics"])
+                destination["EncryptionConfiguration"], destination["ReplicationTime"], destination["Metrics"])
 
     assert [essentials(rule) for rule in rules] == [essentials(rule) for rule in wanted]
 
