@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
+from dr_runbooks.drills.commands import drill
 from dr_runbooks.evidence.commands import report
 from dr_runbooks.sandbox.cli import sandbox
 from dr_runbooks.verify.commands import verify
@@ -33,6 +34,7 @@ cli.add_command(failback)
 cli.add_command(resume)
 cli.add_command(unlock)
 cli.add_command(sandbox)
+cli.add_command(drill)
 
 
 def main() -> None:

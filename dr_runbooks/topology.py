@@ -27,6 +27,9 @@ TRAFFIC_GATE_METRIC = "Evacuate"
 #: The gate metric's one dimension; its value is `TrafficGate.dimension_value`.
 TRAFFIC_GATE_DIMENSION = "Region"
 
+#: The tag every scratch resource of a restore drill carries (value: the run id), so the next run finds leftovers.
+DRILL_TAG_KEY = "ehr-dr:restore-drill"
+
 #: What each regional alarm watches; the alarm's name is `ehr-dr-<env>-<what>`.
 REGIONAL_ALARMS = (
     "s3-replication-latency",
@@ -60,6 +63,8 @@ class RegionalResources(_Frozen):
     oncall_topic_arn: str
     runbook_table: str
     alarm_names: tuple[str, ...]
+    #: The role AWS Backup assumes for this region's backup, copy and restore jobs (restore drills pass it).
+    backup_role_arn: str
 
 
 class TrafficGate(_Frozen):
@@ -147,6 +152,13 @@ def bucket_name(config: DeploymentConfig, purpose: str, region: str) -> str:
     return name
 
 
+def drill_scratch_name(env_name: str, run_id: str) -> str:
+    """The scratch cluster and bucket a restore drill restores into: `ehr-dr-<env>-rd-<time>-<random>` from the run
+    id (lowercase, <= 50 characters: a valid bucket name and cluster id), so leftovers name the run that made them."""
+    stamp, *_, random_part = run_id.split("-")
+    return f"ehr-dr-{env_name}-rd-{stamp.lower()}-{random_part}"
+
+
 def role_name(config: DeploymentConfig, role: AccessRole) -> str:
     return f"{name_prefix(config)}-{role}"
 
@@ -186,6 +198,7 @@ def _regional(config: DeploymentConfig, region: str) -> RegionalResources:
         oncall_topic_arn=f"arn:aws:sns:{region}:{config.account}:{prefix}-oncall",
         runbook_table=f"{prefix}-runbooks",
         alarm_names=tuple(alarm_name(config, what) for what in alarms),
+        backup_role_arn=f"arn:aws:iam::{config.account}:role/{prefix}-backup-{region}",
     )
 
 

@@ -1,0 +1,149 @@
+"""`drctl drill restore | failover | all`.
+
+Exit codes as every drctl command: 0 the drill passed; 1 it ran and failed (the evidence and report say why);
+2 refused before changing anything (bad input, no topology, availability budget exhausted, lock held).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dr_runbooks.commands.common import (
+    EXIT_DONE,
+    EXIT_FAILED,
+    Mfa,
+    Options,
+    aws_options,
+    confirm,
+    mfa_options,
+    refusals,
+)
+from dr_runbooks.commands.oncall import DEFAULT_REGIONS
+from dr_runbooks.commands.render import Progress
+from dr_runbooks.drills import gameday, running
+from dr_runbooks.drills.main_job import run_main_job
+from dr_runbooks.engine.lock import RunLock
+from dr_runbooks.evidence.commands import DEFAULT_REPORT_DIR
+from dr_runbooks.evidence.record import EvidenceRecord
+from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR
+from dr_runbooks.runbooks.estate import Refused, load_topology_anywhere
+
+DEFAULT_SAMPLE = 100
+evidence_dir_option = click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
+                                   default=DEFAULT_EVIDENCE_DIR, show_default=True,
+                                   help="the local evidence chain (drctl report reads it)")
+
+
+def _print_record(record: EvidenceRecord) -> None:
+    out = Console()
+    verdict = "[green]PASSED[/]" if record.passed else "[red]FAILED[/]"
+    table = Table(title=f"{record.kind} {record.run_id}: {verdict}")
+    for column in ("verified", "result", "checked", "mismatched", "detail"):
+        table.add_column(column)
+    for check in record.verifications:
+        table.add_row(check.what, check.result, str(check.checked), str(check.mismatched), check.detail or "")
+    out.print(table)
+    for name, objective in (("RTO", record.rto), ("RPO", record.rpo)):
+        if objective is not None:
+            measured = "not measured" if objective.measured_seconds is None else f"{objective.measured_seconds:.1f} s"
+            out.print(f"{name}: {measured} (target {objective.target_seconds:.0f} s)")
+    for error in record.errors:
+        out.print(f"[red]error:[/] {error.message}", highlight=False)
+
+
+@click.group("drill")
+def drill() -> None:
+    """Drills that prove recovery with the data itself, each leaving evidence (HIPAA 164.308(a)(7)(ii)(D))."""
+
+
+@drill.command("restore")
+@click.option("--recovery-point", "recovery_points", multiple=True, metavar="ARN",
+              help="restore this recovery point (repeat for the database's and the archive's); default: the latest")
+@click.option("--random", "pick_random", is_flag=True, help="restore a random recovery point of each data set")
+@click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
+              help="chart files whose SHA-256 is checked")
+@click.option("--all", "check_all", is_flag=True, help="check every chart file the restored database names")
+@evidence_dir_option
+@aws_options
+@refusals
+def restore(options: Options, recovery_points: tuple[str, ...], pick_random: bool, sample: int, check_all: bool,
+            evidence_dir: Path) -> None:
+    """Restore the DR vault's backups of the database and the chart archive into scratch resources, validate the
+    data, tear them down, and record the result."""
+    if pick_random and recovery_points:
+        raise Refused("--random and --recovery-point exclude each other")
+    aws = options.session()
+    topology = load_topology_anywhere(aws, options.env_name, DEFAULT_REGIONS)
+    region = topology.dr_region
+    RunLock(aws, region, topology.in_region(region).runbook_table, topology.env_name).check_free()
+    params = {"recovery_points": list(recovery_points), "random": pick_random, "sample": None if check_all else sample}
+    ctx = running.new_restore_context(aws, topology, params, aws.identity(region).arn)
+    run = running.run_restore_drill(ctx, Progress(quiet=options.as_json))
+    record = running.append_evidence(aws, topology, running.restore_evidence(run, topology,
+                                                                              bool(options.endpoint_url)), evidence_dir)
+    _finish(record, options)
+
+
+def _finish(record: EvidenceRecord, options: Options) -> None:
+    if options.as_json:
+        click.echo(record.model_dump_json(indent=2))
+    else:
+        _print_record(record)
+    sys.exit(EXIT_DONE if record.passed else EXIT_FAILED)
+
+
+@drill.command("failover")
+@click.option("--yes", is_flag=True, help="skip the typed confirmation (never MFA)")
+@evidence_dir_option
+@aws_options
+@mfa_options
+@refusals
+def failover(options: Options, mfa: Mfa, yes: bool, evidence_dir: Path) -> None:
+    """Game day: switch over to the DR region, verify and serve there, switch back; RTO and RPO per leg. Refused
+    when this month's availability budget cannot absorb the expected downtime."""
+    aws = options.session()
+    topology = load_topology_anywhere(aws, options.env_name, DEFAULT_REGIONS)
+    budget = gameday.check_budget(topology, evidence_dir)
+    session = mfa.session(aws, topology.dr_region, topology.role_arns.get("dr-operator"), "drctl drill failover")
+    Console(stderr=True).print(f"availability budget left in {budget.month.label}: {budget.month.left_minutes:.1f} min")
+    confirm("game day", yes)
+    _, record = gameday.run_game_day(session, topology, session.identity(topology.dr_region).arn,
+                                     evidence_dir=evidence_dir, sandbox=bool(options.endpoint_url),
+                                     listener=Progress(quiet=options.as_json))
+    _finish(running.append_evidence(session, topology, record, evidence_dir), options)
+
+
+@drill.command("all")
+@click.option("--sandbox", "on_sandbox", is_flag=True, required=True,
+              help="run on a local sandbox (the only target of `all`: it starts and stops its own estate)")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="keep the sandbox state, journals and evidence here (default: a temp dir, removed at the end)")
+@click.option("--cdk-json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=Path("cdk.json"),
+              show_default=True, help="the deployment config the sandbox rehearses")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_REPORT_DIR,
+              show_default=True, help="where the report (Markdown, HTML, JSON) is written")
+@click.option("--patients", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--files-per-patient", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
+              help="chart files the restore drill checks")
+def all_drills(on_sandbox: bool, state_dir: Path | None, cdk_json: Path, out_dir: Path, patients: int,
+               files_per_patient: int, sample: int) -> None:
+    """The full drill on a sandbox: up, seed, backup, restore drill, failover game day, verify replication,
+    report, down. Prints where the report is."""
+    console = Console(stderr=True)
+    job = run_main_job(cdk_json, state_dir, out_dir, patients, files_per_patient, sample, console)
+    total = sum(job.phases.values())
+    console.print(f"[bold]{'PASSED' if job.passed else 'FAILED'}[/] in {total:.1f} s: "
+                  + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in job.phases.items()), highlight=False)
+    for record in job.records:
+        if not record.passed:
+            reasons = [error.message for error in record.errors] or ["a check failed"]
+            console.print(f"[red]{record.kind} {record.run_id}:[/] {reasons[0]}", highlight=False)
+    if job.report is not None:
+        click.echo(f"report: {job.report.html}\n        {job.report.markdown}\n        {job.report.json}")
+    sys.exit(EXIT_DONE if job.passed else EXIT_FAILED)

@@ -1,0 +1,68 @@
+"""Table fingerprints: the row count and an order-independent checksum of each records table.
+
+A restore drill compares the restored database with the fingerprint taken when its backup was made, so "the data
+came back" is checked row by row, not inferred from a job status. The fingerprint is kept in the runbook table of
+both regions under the recovery point ARNs it belongs to (the primary's point and its copy in the DR vault), so a
+drill running in the DR region alone finds it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from psycopg import sql
+
+from dr_runbooks.runbooks.canary import DbEndpoint
+from dr_runbooks.sandbox.records_schema import TABLES
+
+Fingerprint = dict[str, dict[str, Any]]
+
+
+def connect(endpoint: DbEndpoint) -> Any:
+    import psycopg
+
+    return psycopg.connect(host=endpoint.host, port=endpoint.port, dbname=endpoint.database,
+                           user=endpoint.username, password=endpoint.password, connect_timeout=5, autocommit=True)
+
+
+def fingerprint(endpoint: DbEndpoint) -> Fingerprint:
+    """`{table: {"rows": n, "checksum": md5}}` of every records table, read in one snapshot (REPEATABLE READ)."""
+    with connect(endpoint) as connection:
+        connection.autocommit = False
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        found: Fingerprint = {}
+        for table in TABLES:
+            count, checksum = connection.execute(sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') "
+                "FROM {} AS t").format(sql.Identifier(table))).fetchone()
+            found[table] = {"rows": count, "checksum": checksum}
+        connection.rollback()
+    return found
+
+
+def differences(expected: Fingerprint, restored: Fingerprint) -> list[str]:
+    """One line per table whose rows or checksum differ (empty: identical)."""
+    problems = []
+    for table in TABLES:
+        want, got = expected.get(table), restored.get(table)
+        if want is None or got is None:
+            problems.append(f"{table}: {'not in the backup fingerprint' if want is None else 'missing after restore'}")
+        elif want["rows"] != got["rows"]:
+            problems.append(f"{table}: {got['rows']} rows restored, {want['rows']} backed up")
+        elif want["checksum"] != got["checksum"]:
+            problems.append(f"{table}: same {got['rows']} rows but the checksum differs (rows changed)")
+    return problems
+
+
+def _key(recovery_point_arn: str) -> dict[str, Any]:
+    return {"pk": {"S": f"backup-fingerprint#{recovery_point_arn}"}, "sk": {"S": "fingerprint"}}
+
+
+def store(dynamodb: Any, table: str, recovery_point_arn: str, found: Fingerprint) -> None:
+    dynamodb.put_item(TableName=table, Item={**_key(recovery_point_arn), "doc": {"S": json.dumps(found)}})
+
+
+def load(dynamodb: Any, table: str, recovery_point_arn: str) -> Fingerprint | None:
+    item = dynamodb.get_item(TableName=table, Key=_key(recovery_point_arn), ConsistentRead=True).get("Item")
+    return json.loads(item["doc"]["S"]) if item else None

@@ -1,0 +1,159 @@
+"""`drctl drill all --sandbox`: the whole estate rehearsed on one machine, ending in an auditor-ready report.
+
+Phases: sandbox up, seed, backup (the plan's rule, run now), restore drill, failover game day, verify replication,
+report, sandbox down. Each is timed and shown as it goes; a failed drill does not stop the later phases (the report
+is most useful when something failed), but a phase that cannot run (the sandbox did not start) does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from rich.console import Console
+
+from dr_runbooks.commands.render import Progress
+from dr_runbooks.drills import gameday, running
+from dr_runbooks.drills.backups import take_backups
+from dr_runbooks.evidence.chain import verify_chain
+from dr_runbooks.evidence.record import EvidenceRecord, Identity
+from dr_runbooks.evidence.report import ReportFiles, build_report, write_report
+from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir
+from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
+from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.verify.compare import ReplicationComparison, Side
+from dr_runbooks.verify.evidence import replication_evidence
+
+T = TypeVar("T")
+SANDBOX_MFA_CODE = "123456"
+
+
+@dataclass
+class MainJob:
+    """What the main job did: seconds per phase, the evidence it sealed, where the report is."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    records: list[EvidenceRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    report: ReportFiles | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and bool(self.records) and all(record.passed for record in self.records)
+
+
+class Phases:
+    """Each phase a line on the console as it starts and ends, with its time."""
+
+    def __init__(self, console: Console, job: MainJob):
+        self.console, self.job = console, job
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.console.print(f"[bold cyan]▶ {name}[/]")
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.job.phases[name] = round(time.monotonic() - started, 2)
+            self.console.print(f"[bold]  {name}: {self.job.phases[name]:.1f} s[/]")
+
+    def run(self, name: str, work: Callable[[], T]) -> T:
+        with self.phase(name):
+            return work()
+
+    def attempt(self, name: str, work: Callable[[], object]) -> None:
+        """A drill phase: its failure is shown and recorded, and the job goes on to the next phase and the report."""
+        with self.phase(name):
+            try:
+                work()
+            except Exception as error:  # whatever went wrong, the report must still be written
+                message = f"{name}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                self.job.errors.append(message)
+                self.console.print(f"[bold red]  ✗ {message}[/]", highlight=False)
+
+
+def _session(sandbox: Sandbox) -> AwsSession:
+    boto = boto_session(aws_access_key_id=SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                        region_name=sandbox.config.primary_region)
+    return AwsSession(boto, endpoint_url=sandbox.endpoint_url)
+
+
+def _verify_replication(aws: AwsSession, sandbox: Sandbox, operator: str) -> EvidenceRecord:
+    topology = sandbox.topology
+    primary, dr = topology.primary_region, topology.dr_region
+    started = datetime.now(UTC)
+    report = ReplicationComparison(Side(aws.client("s3", primary), topology.in_region(primary).chart_bucket),
+                                   Side(aws.client("s3", dr), topology.in_region(dr).chart_bucket)).run()
+    return replication_evidence(
+        report, run_id=f"{started:%Y%m%dT%H%M%SZ}-verify-{dr}", environment=topology.env_name,
+        source_region=primary, replica_region=dr,
+        identity=Identity(caller_arn=operator, account=topology.account, mfa_used=False), started_at=started,
+        sandbox=True)
+
+
+def run_main_job(cdk_json: Path, state_dir: Path | None, out_dir: Path, patients: int, files_per_patient: int,
+                 sample: int | None, console: Console) -> MainJob:
+    job = MainJob()
+    phases = Phases(console, job)
+    home = state_dir or Path(tempfile.mkdtemp(prefix="ehr-dr-drill-"))
+    evidence_dir, runs_dir = home / "evidence", home / "runs"
+    try:
+        sandbox = phases.run("sandbox up", lambda: Sandbox.start(home / "sandbox", cdk_json=cdk_json))
+        try:
+            log = EvidenceLog(sandbox.topology.env_name, [LocalEvidenceDir(evidence_dir)])
+            before = len(log.load_chain())
+            _drills(sandbox, phases, evidence_dir, runs_dir, patients, files_per_patient, sample, console)
+            chain = log.load_chain()
+            job.records = chain[before:]
+            if job.records:
+                job.report = phases.run("report", lambda: write_report(build_report(
+                    chain, job.records, verify_chain(chain), sandbox.topology.availability_target,
+                    datetime.now(UTC)), out_dir))
+        finally:
+            phases.run("sandbox down", sandbox.stop)
+    finally:
+        if state_dir is None:
+            shutil.rmtree(home, ignore_errors=True)
+    return job
+
+
+def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path, patients: int,
+            files_per_patient: int, sample: int | None, console: Console) -> None:
+    """Each drill seals its evidence into the local chain (and the DR region's evidence bucket)."""
+    topology = sandbox.topology
+    aws = _session(sandbox)
+    operator = aws.identity(topology.dr_region).arn
+    listener = Progress(quiet=False)
+
+    def seal(record: EvidenceRecord) -> None:
+        running.append_evidence(aws, topology, record, evidence_dir)
+
+    seeded = phases.run("seed", lambda: sandbox.seed(patients=patients, files_per_patient=files_per_patient))
+    console.print(f"  {seeded.patients} patients, {seeded.files} chart files")
+    phases.run("backup", lambda: take_backups(aws, topology))
+
+    def restore() -> None:
+        ctx = running.new_restore_context(aws, topology, {"sample": sample}, operator, runs_dir)
+        seal(running.restore_evidence(running.run_restore_drill(ctx, listener), topology, sandbox=True))
+
+    phases.attempt("restore drill", restore)
+
+    def game_day() -> None:
+        gameday.check_budget(topology, evidence_dir)
+        serial = f"arn:aws:iam::{topology.account}:mfa/drill"
+        session = aws.with_mfa(serial, SANDBOX_MFA_CODE, topology.dr_region)
+        _, record = gameday.run_game_day(session, topology, operator, evidence_dir=evidence_dir, local_dir=runs_dir,
+                                         sandbox=True, listener=listener)
+        seal(record)
+
+    phases.attempt("failover game day", game_day)
+    phases.attempt("verify replication", lambda: seal(_verify_replication(aws, sandbox, operator)))

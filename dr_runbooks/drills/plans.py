@@ -1,0 +1,42 @@
+"""The restore drill as an engine plan: the two restores run side by side, validation after, teardown always."""
+
+from __future__ import annotations
+
+from dr_runbooks.engine.plan import Plan, PollPolicy, Step
+
+_ACTIONS = "dr_runbooks.drills.restore"
+_RESTORE_POLL = PollPolicy(initial_seconds=0.1, maximum_seconds=15)
+
+
+def _step(name: str, action: str, description: str, *depends_on: str, changes: bool = False,
+          calls: tuple[str, ...] = (), timeout: float = 600) -> Step:
+    return Step(name=name, action=f"{_ACTIONS}:{action}", description=description, depends_on=depends_on,
+                changes=changes, calls=calls, timeout_seconds=timeout, poll=_RESTORE_POLL)
+
+
+def restore_drill() -> Plan:
+    return Plan(
+        runbook="restore-drill",
+        description="restore the latest backups into scratch resources, validate the data, tear down",
+        steps=(
+            _step("clean-leftovers", "clean_leftovers", "remove scratch resources an interrupted drill left",
+                  changes=True, calls=("rds.DescribeDBClusters", "s3.ListBuckets", "rds.DeleteDBCluster",
+                                       "s3.DeleteBucket")),
+            _step("pick-recovery-points", "pick_recovery_points", "choose the database and archive recovery points",
+                  calls=("backup.ListRecoveryPointsByBackupVault",)),
+            _step("restore-database", "restore_database", "restore the database into a scratch cluster",
+                  "clean-leftovers", "pick-recovery-points", changes=True, timeout=3600,
+                  calls=("backup.StartRestoreJob", "backup.DescribeRestoreJob", "rds.AddTagsToResource")),
+            _step("restore-archive", "restore_archive", "restore the chart archive into a scratch bucket",
+                  "clean-leftovers", "pick-recovery-points", changes=True, timeout=3600,
+                  calls=("backup.StartRestoreJob", "backup.DescribeRestoreJob", "s3.PutBucketTagging")),
+            _step("validate-records", "validate_records", "row counts and checksums against the backup's",
+                  "restore-database", calls=("postgres SELECT count(*), md5(...) per records table",)),
+            _step("validate-charts", "validate_charts", "chart files exist and match their SHA-256",
+                  "restore-database", "restore-archive", calls=("s3.GetObject per sampled chart file",)),
+            _step("teardown", "teardown", "delete the scratch cluster and bucket", "validate-records",
+                  "validate-charts", changes=True, calls=("rds.DeleteDBCluster", "s3.DeleteObjects",
+                                                          "s3.DeleteBucket")),
+            _step("verdict", "verdict", "fail the drill if a validation failed", "teardown"),
+        ),
+    )

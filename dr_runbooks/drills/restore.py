@@ -1,0 +1,190 @@
+"""The restore drill's step actions. They run in the DR region (`ctx.target`): its vault, its scratch resources.
+
+Validation steps never fail on bad data: they record what they found, teardown runs after them, and the last step
+(`verdict`) fails the run when a check failed. So scratch resources go away whatever the data looked like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from dr_runbooks.drills import fingerprint, scratch
+from dr_runbooks.drills.backups import DONE, bucket_arn, cluster_arn
+from dr_runbooks.engine.context import RunContext
+from dr_runbooks.engine.waits import wait_until
+from dr_runbooks.runbooks.canary import DbEndpoint, PostgresCanary, db_endpoint
+from dr_runbooks.topology import drill_scratch_name
+
+#: The data sets a drill restores: (name in outputs, resource type of AWS Backup).
+DATA_SETS = {"database": "Aurora", "archive": "S3"}
+
+
+def _scratch(ctx: RunContext) -> str:
+    return drill_scratch_name(ctx.topology.env_name, ctx.run.run_id)
+
+
+def clean_leftovers(ctx: RunContext) -> dict[str, Any]:
+    """Remove scratch resources an earlier drill left (it was killed before its teardown)."""
+    removed = scratch.remove(ctx.client("rds"), ctx.client("s3"), ctx.topology.env_name)
+    return {"removed": removed}
+
+
+def _points(ctx: RunContext, resource_arn: str) -> list[dict[str, Any]]:
+    backup = ctx.client("backup")
+    points = backup.list_recovery_points_by_backup_vault(BackupVaultName=ctx.target.backup_vault,
+                                                         ByResourceArn=resource_arn)["RecoveryPoints"]
+    return sorted((point for point in points if point["Status"] == "COMPLETED"), key=lambda p: p["CreationDate"])
+
+
+def pick_recovery_points(ctx: RunContext) -> dict[str, Any]:
+    """The latest completed recovery point of each data set (or the named ones, or random ones) in the DR vault."""
+    primary = ctx.topology.primary_region
+    resources = {"database": cluster_arn(ctx.topology, primary), "archive": bucket_arn(ctx.topology, primary)}
+    named = set(ctx.params.get("recovery_points") or ())
+    rng = random.Random(ctx.run.run_id)
+    picked: dict[str, Any] = {}
+    for data_set, resource_arn in resources.items():
+        points = _points(ctx, resource_arn)
+        if named:
+            points = [point for point in points if point["RecoveryPointArn"] in named]
+        if not points:
+            which = "the named recovery point" if named else "no completed recovery point"
+            raise RuntimeError(f"backup missing: {which} of {resource_arn} in vault {ctx.target.backup_vault} "
+                               f"({ctx.target.region})")
+        point = rng.choice(points) if ctx.params.get("random") else points[-1]
+        picked[data_set] = {"arn": point["RecoveryPointArn"], "created_at": point["CreationDate"].isoformat(),
+                            "resource_arn": resource_arn}
+    unknown = named - {point["arn"] for point in picked.values()}
+    if unknown:
+        raise RuntimeError(f"backup missing: no recovery point {sorted(unknown)[0]} in vault {ctx.target.backup_vault}")
+    return picked
+
+
+def _restore(ctx: RunContext, data_set: str, metadata: dict[str, str]) -> dict[str, Any]:
+    point = ctx.output("pick-recovery-points")[data_set]
+    backup = ctx.client("backup")
+    started = time.time()
+    job = backup.start_restore_job(RecoveryPointArn=point["arn"], IamRoleArn=ctx.target.backup_role_arn,
+                                   Metadata=metadata, ResourceType=DATA_SETS[data_set])
+    found = wait_until(ctx, lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
+                       lambda found: found["Status"] in DONE, f"restore job {job['RestoreJobId']}")
+    if found["Status"] != "COMPLETED":
+        raise RuntimeError(f"restore of {point['arn']} ended {found['Status']}: {found.get('StatusMessage')}")
+    return {"job": job["RestoreJobId"], "resource_arn": found["CreatedResourceArn"],
+            "restore_seconds": round(time.time() - started, 3)}
+
+
+def restore_database(ctx: RunContext) -> dict[str, Any]:
+    """Restore the database recovery point as a scratch cluster, tagged with the run id."""
+    name = _scratch(ctx)
+    rds = ctx.client("rds")
+    if name in scratch.scratch_clusters(rds, ctx.topology.env_name, ctx.run.run_id):  # a resumed run
+        return {"cluster_id": name, "resumed": True}
+    done = _restore(ctx, "database", {"DBClusterIdentifier": name})
+    scratch.tag_cluster(rds, done["resource_arn"], ctx.run.run_id)
+    return {**done, "cluster_id": name}
+
+
+def restore_archive(ctx: RunContext) -> dict[str, Any]:
+    """Restore the chart archive recovery point into a new scratch bucket, tagged with the run id."""
+    name = _scratch(ctx)
+    s3 = ctx.client("s3")
+    if name in scratch.scratch_buckets(s3, ctx.topology.env_name, ctx.run.run_id):
+        return {"bucket": name, "resumed": True}
+    done = _restore(ctx, "archive", {"DestinationBucketName": name, "NewBucket": "true"})
+    scratch.tag_bucket(s3, name, ctx.run.run_id)
+    return {**done, "bucket": name}
+
+
+def _restored_endpoint(ctx: RunContext) -> DbEndpoint:
+    cluster_id = ctx.output("restore-database")["cluster_id"]
+    rds = ctx.client("rds")
+    database = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["DatabaseName"]
+    return db_endpoint(rds, ctx.client("secretsmanager"), cluster_id, ctx.topology.db_secret_name, database)
+
+
+def _newest_canary(endpoint: DbEndpoint) -> datetime | None:
+    return PostgresCanary().newest(endpoint)
+
+
+def validate_records(ctx: RunContext) -> dict[str, Any]:
+    """Row counts and checksums of the records tables against the fingerprint taken with the backup; and the RPO:
+    how much older the restored data is than the newest canary the live DR database holds."""
+    point = ctx.output("pick-recovery-points")["database"]
+    restored_endpoint = _restored_endpoint(ctx)
+    restored = fingerprint.fingerprint(restored_endpoint)
+    expected = fingerprint.load(ctx.client("dynamodb"), ctx.target.runbook_table, point["arn"])
+    if expected is None:
+        result, problems = "failed", [f"no fingerprint was recorded with {point['arn']}: nothing to compare against"]
+    else:
+        problems = fingerprint.differences(expected, restored)
+        result = "failed" if problems else "passed"
+    live = _newest_canary(db_endpoint(ctx.client("rds"), ctx.client("secretsmanager"), ctx.target.db_cluster_id,
+                                      ctx.topology.db_secret_name, ctx.topology.database_name, reader=True))
+    restored_canary = _newest_canary(restored_endpoint)
+    data_until = restored_canary or datetime.fromisoformat(point["created_at"])
+    rpo = max((live - data_until).total_seconds(), 0.0) if live else 0.0
+    return {"result": result, "problems": problems, "tables": restored,
+            "rows": sum(table["rows"] for table in restored.values()),
+            "rpo_seconds": round(rpo, 3), "newest_live_canary": live.isoformat() if live else None,
+            "newest_restored_canary": restored_canary.isoformat() if restored_canary else None}
+
+
+def _sha256(s3: Any, bucket: str, key: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: body.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_charts(ctx: RunContext) -> dict[str, Any]:
+    """The chart files named by restored scan rows exist in the restored archive and match their SHA-256."""
+    bucket = ctx.output("restore-archive")["bucket"]
+    with fingerprint.connect(_restored_endpoint(ctx)) as connection:
+        scans = connection.execute("SELECT object_key, sha256 FROM scans ORDER BY object_key").fetchall()
+    sample = ctx.params.get("sample")
+    if sample is not None and sample < len(scans):
+        scans = random.Random(ctx.run.run_id).sample(scans, sample)
+    s3 = ctx.client("s3")
+    with ThreadPoolExecutor(8, thread_name_prefix="drill-sha") as pool:
+        digests = list(pool.map(lambda scan: _sha256(s3, bucket, scan[0]), scans))
+    missing = [key for (key, _), digest in zip(scans, digests, strict=True) if digest is None]
+    changed = [key for (key, want), digest in zip(scans, digests, strict=True) if digest not in (None, want)]
+    return {"result": "failed" if missing or changed or not scans else "passed", "checked": len(scans),
+            "missing": missing[:20], "missing_count": len(missing), "changed": changed[:20],
+            "changed_count": len(changed), "sampled": sample is not None and sample < len(scans)}
+
+
+def teardown(ctx: RunContext) -> dict[str, Any]:
+    """Delete this run's scratch cluster and bucket (idempotent: what is gone stays gone)."""
+    return {"removed": scratch.remove(ctx.client("rds"), ctx.client("s3"), ctx.topology.env_name, ctx.run.run_id)}
+
+
+def verdict(ctx: RunContext) -> dict[str, Any]:
+    """Fail the run (after teardown) when a validation failed, naming what."""
+    records, charts = ctx.output("validate-records"), ctx.output("validate-charts")
+    reasons = list(records["problems"])
+    if charts["missing_count"]:
+        reasons.append(f"{charts['missing_count']} chart files missing from the restored archive, "
+                       f"e.g. {charts['missing'][0]}")
+    if charts["changed_count"]:
+        reasons.append(f"{charts['changed_count']} chart files do not match the SHA-256 their scan row stores "
+                       f"(corrupted), e.g. {charts['changed'][0]}")
+    if not charts["checked"]:
+        reasons.append("the restored database names no chart files")
+    if reasons:
+        raise RuntimeError("; ".join(reasons))
+    return {"passed": True}

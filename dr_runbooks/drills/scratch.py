@@ -1,0 +1,82 @@
+"""The scratch resources a restore drill restores into: named from the run id, tagged with it, found and removed.
+
+Teardown runs at the end of every drill, also a failed one; a drill killed before its teardown leaves scratch
+resources behind, and the next drill removes them first. They are found by tag (`DRILL_TAG_KEY`) or, for one
+restored but not yet tagged when the run died, by the scratch name prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dr_runbooks.topology import DRILL_TAG_KEY, drill_scratch_name
+
+
+def prefix(env_name: str) -> str:
+    return drill_scratch_name(env_name, "x-x").rsplit("-", 2)[0] + "-"
+
+
+def tag_cluster(rds: Any, arn: str, run_id: str) -> None:
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": DRILL_TAG_KEY, "Value": run_id}])
+
+
+def tag_bucket(s3: Any, bucket: str, run_id: str) -> None:
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": DRILL_TAG_KEY, "Value": run_id}]})
+
+
+def _tags(items: list[dict[str, str]]) -> dict[str, str]:
+    return {item["Key"]: item["Value"] for item in items}
+
+
+def _ours(name: str, tags: dict[str, str], env_name: str, run_id: str | None) -> bool:
+    if run_id is not None:
+        return name == drill_scratch_name(env_name, run_id)
+    return DRILL_TAG_KEY in tags or name.startswith(prefix(env_name))
+
+
+def scratch_clusters(rds: Any, env_name: str, run_id: str | None = None) -> list[str]:
+    """Scratch cluster ids in the region (of `run_id` only, when given)."""
+    return [cluster["DBClusterIdentifier"] for page in rds.get_paginator("describe_db_clusters").paginate()
+            for cluster in page["DBClusters"]
+            if _ours(cluster["DBClusterIdentifier"], _tags(cluster.get("TagList", [])), env_name, run_id)]
+
+
+def scratch_buckets(s3: Any, env_name: str, run_id: str | None = None) -> list[str]:
+    """Scratch buckets (by name: tags cost one call per bucket of the account)."""
+    return [bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])
+            if _ours(bucket["Name"], {}, env_name, run_id)]
+
+
+def delete_cluster(rds: Any, cluster_id: str) -> None:
+    try:
+        rds.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "DBClusterNotFoundFault":
+            raise
+
+
+def delete_bucket(s3: Any, bucket: str) -> None:
+    """Every version and delete marker, then the bucket (a scratch bucket has no Object Lock)."""
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            doomed = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                      for item in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            for start in range(0, len(doomed), 1000):
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start:start + 1000], "Quiet": True})
+        s3.delete_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "NoSuchBucket":
+            raise
+
+
+def remove(rds: Any, s3: Any, env_name: str, run_id: str | None = None) -> list[str]:
+    """Delete the scratch resources (of `run_id`, or all of them); the names removed."""
+    clusters = scratch_clusters(rds, env_name, run_id)
+    buckets = scratch_buckets(s3, env_name, run_id)
+    for cluster in clusters:
+        delete_cluster(rds, cluster)
+    for bucket in buckets:
+        delete_bucket(s3, bucket)
+    return clusters + buckets
