@@ -8,7 +8,7 @@ What AWS documents (S3 User Guide, "Replicating objects" and "What does Amazon S
   it is encrypted with the destination's `ReplicaKmsKeyID` when the rule names one (by id, ARN, alias or alias
   ARN; the replica reports the key's ARN, and a key that does not exist fails the replication), and written in the
   rule's storage class. The source version reports `x-amz-replication-status: PENDING` until done, then
-  `COMPLETED`; the replica reports `REPLICA`.
+  `COMPLETED` (or `FAILED`, counted in `OperationsFailedReplication`); the replica reports `REPLICA`.
 - Objects encrypted with SSE-KMS replicate only when `SourceSelectionCriteria.SseKmsEncryptedObjects` is enabled.
 - A delete marker (a DELETE without a version id) replicates only when the rule has `DeleteMarkerReplication` enabled,
   or the rule is a legacy (V1, no `Filter`) rule; never for tag-filtered rules. Deleting a specific version is never
@@ -194,6 +194,9 @@ class Replicator:
                 self.replicated += 1
             except Exception:
                 self.failed += 1
+                source = None if job.delete_marker else self.version(job.bucket, job.key, job.version_id)
+                if source is not None:
+                    source.replication_status = "FAILED"
                 with self._wake:
                     for rule in job.rules:
                         self._failed_since_published[(job.bucket, *rule)] += 1

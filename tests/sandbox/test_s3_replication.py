@@ -282,3 +282,17 @@ def test_rtc_metrics_show_the_backlog_while_paused_and_clear_after(sandbox, sand
     drain(sandbox)
     # One-minute resolution: the minute's Maximum still shows the backlog; a datapoint of 0 was put after it.
     assert replication_metric(sandbox, source, destination, "OperationsPendingReplication", "Minimum") == 0
+
+
+def test_a_replica_key_that_does_not_exist_fails_the_replication(sandbox):
+    east, west = two_buckets(sandbox, "nokey-east", "nokey-west", {
+        "ID": "missing-key", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},
+        "DeleteMarkerReplication": {"Status": "Disabled"},
+        "Destination": {"Bucket": "arn:aws:s3:::nokey-west", "EncryptionConfiguration": {
+            "ReplicaKmsKeyID": "arn:aws:kms:us-west-1:123456789012:alias/none"}}})
+    failed_before = sandbox.status()["replication"]["failed"]
+    east.put_object(Bucket="nokey-east", Key="k", Body=b"x")
+    drain(sandbox)
+    assert east.head_object(Bucket="nokey-east", Key="k")["ReplicationStatus"] == "FAILED"
+    assert west.list_objects_v2(Bucket="nokey-west")["KeyCount"] == 0
+    assert sandbox.status()["replication"]["failed"] == failed_before + 1
