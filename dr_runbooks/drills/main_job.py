@@ -138,7 +138,8 @@ def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path
         running.append_evidence(aws, topology, record, evidence_dir)
 
     seeded = phases.run("seed", lambda: sandbox.seed(patients=patients, files_per_patient=files_per_patient))
-    console.print(f"  {seeded.patients} patients, {seeded.files} chart files")
+    sandbox.action("replication-drain", timeout=60)  # the backups and checks start from a replicated archive
+    console.print(f"  {seeded.patients} patients, {seeded.files} chart files, replicated")
     phases.run("backup", lambda: take_backups(aws, topology))
 
     def restore() -> None:

@@ -6,6 +6,7 @@ Validation steps never fail on bad data: they record what they found, teardown r
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import random
 import time
@@ -156,16 +157,19 @@ def validate_charts(ctx: RunContext) -> dict[str, Any]:
     with fingerprint.connect(_restored_endpoint(ctx)) as connection:
         scans = connection.execute("SELECT object_key, sha256 FROM scans ORDER BY object_key").fetchall()
     sample = ctx.params.get("sample")
-    if sample is not None and sample < len(scans):
+    sampled = sample is not None and sample < len(scans)
+    if sampled:
         scans = random.Random(ctx.run.run_id).sample(scans, sample)
     s3 = ctx.client("s3")
+    step_context = contextvars.copy_context()
     with ThreadPoolExecutor(8, thread_name_prefix="drill-sha") as pool:
-        digests = list(pool.map(lambda scan: _sha256(s3, bucket, scan[0]), scans))
+        # Each read in a copy of this step's context, so the journal records the GetObject calls too.
+        digests = list(pool.map(lambda scan: step_context.copy().run(_sha256, s3, bucket, scan[0]), scans))
     missing = [key for (key, _), digest in zip(scans, digests, strict=True) if digest is None]
     changed = [key for (key, want), digest in zip(scans, digests, strict=True) if digest not in (None, want)]
     return {"result": "failed" if missing or changed or not scans else "passed", "checked": len(scans),
             "missing": missing[:20], "missing_count": len(missing), "changed": changed[:20],
-            "changed_count": len(changed), "sampled": sample is not None and sample < len(scans)}
+            "changed_count": len(changed), "sampled": sampled}
 
 
 def teardown(ctx: RunContext) -> dict[str, Any]:
