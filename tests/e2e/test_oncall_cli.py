@@ -1,49 +1,61 @@
-"""drctl's on-call commands as a user runs them: a separate process, the sandbox's environment, exit codes, streams."""
+"""drctl's on-call commands as a user runs them: separate processes, the sandbox's environment, exit codes, streams,
+and a process killed mid-run. One module (one sandbox); tests do not assume which region writes."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+from dr_runbooks.observe import probes
 from dr_runbooks.sandbox.api import Sandbox
 
 MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+DRCTL = [sys.executable, "-c", "from dr_runbooks.cli import main; main()"]
+
+
+def environment(sandbox: Sandbox) -> dict[str, str]:
+    variables = {**os.environ, **sandbox.env}
+    variables.pop("AWS_PROFILE", None)
+    return variables
 
 
 def drctl(sandbox: Sandbox, tmp_path: object, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **sandbox.env}
-    environment.pop("AWS_PROFILE", None)
-    return subprocess.run(
-        [sys.executable, "-c", "from dr_runbooks.cli import main; main()", *args],
-        env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-    )
+    return subprocess.run([*DRCTL, *args], env=environment(sandbox), cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def writer(sandbox: Sandbox) -> str:
+    found = probes.global_cluster(sandbox.client("rds", "us-west-1"), sandbox.topology.global_cluster_id).writer()
+    assert found is not None
+    return found.region
 
 
 def test_status_prints_json_on_stdout_and_exits_zero(sandbox: Sandbox, tmp_path: object) -> None:
     done = drctl(sandbox, tmp_path, "status", "--output", "json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["writer_region"] == "us-east-1"
+    assert json.loads(done.stdout)["writer_region"] == writer(sandbox)
 
 
 def test_a_dry_run_exits_zero_and_changes_nothing(sandbox: Sandbox, tmp_path: object) -> None:
-    sandbox.client("cloudwatch", "us-west-1").put_metric_data(Namespace="AWS/RDS", MetricData=[{
-        "MetricName": "AuroraGlobalDBReplicationLag", "Value": 1000.0,
-        "Dimensions": [{"Name": "DBClusterIdentifier", "Value": sandbox.topology.in_region("us-west-1").db_cluster_id}],
-    }])
-    table = sandbox.topology.in_region("us-west-1").runbook_table
-    before = sandbox.client("dynamodb", "us-west-1").scan(TableName=table)["Items"]
-    done = drctl(sandbox, tmp_path, "switchover", "--to", "us-west-1", "--dry-run", "--output", "json")
+    target = sandbox.topology.partner(writer(sandbox))
+    table = sandbox.topology.in_region(target).runbook_table
+    before = sandbox.client("dynamodb", target).scan(TableName=table)["Items"]
+    done = drctl(sandbox, tmp_path, "switchover", "--to", target, "--dry-run", "--output", "json")
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert plan["dry_run"] is True
     assert [step["step"] for step in plan["plan"]][:2] == ["canary-row", "canary-object"]
-    assert sandbox.client("dynamodb", "us-west-1").scan(TableName=table)["Items"] == before
+    assert sandbox.client("dynamodb", target).scan(TableName=table)["Items"] == before
 
 
 def test_failover_without_mfa_exits_two_with_one_line_on_stderr(sandbox: Sandbox, tmp_path: object) -> None:
-    done = drctl(sandbox, tmp_path, "failover", "--to", "us-west-1", "--yes", "--accept-data-loss")
+    target = sandbox.topology.partner(writer(sandbox))
+    done = drctl(sandbox, tmp_path, "failover", "--to", target, "--yes", "--accept-data-loss")
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [
@@ -56,3 +68,36 @@ def test_resume_with_a_malformed_run_id_exits_two(sandbox: Sandbox, tmp_path: ob
     done = drctl(sandbox, tmp_path, "resume", "not-a-run", *MFA)
     assert done.returncode == 2
     assert "'not-a-run' is not a run id" in done.stderr
+
+
+def kill_when_done(process: subprocess.Popen[str], runs: Path, step: str, timeout: float = 60) -> str:
+    """SIGKILL `process` as soon as its local journal shows `step` succeeded; return the run id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for journal in runs.glob("*.json"):
+            try:
+                steps = json.loads(journal.read_text())["steps"]
+            except (ValueError, KeyError):
+                continue  # being replaced as we read it
+            if steps.get(step, {}).get("status") == "succeeded":
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return journal.stem
+        time.sleep(0.02)
+    process.kill()
+    raise AssertionError(f"{step} never succeeded: {process.communicate()}")
+
+
+def test_a_killed_switchover_is_finished_by_resume_in_a_new_process(sandbox: Sandbox, tmp_path: Path) -> None:
+    target = sandbox.topology.partner(writer(sandbox))
+    process = subprocess.Popen(
+        [*DRCTL, "switchover", "--to", target, "--yes", *MFA],
+        env=environment(sandbox), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    run_id = kill_when_done(process, tmp_path / ".ehr-dr" / "runs", "aurora-switchover")
+
+    resumed = drctl(sandbox, tmp_path, "resume", run_id, "--output", "json", *MFA)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    assert writer(sandbox) == target
