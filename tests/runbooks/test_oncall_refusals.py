@@ -107,14 +107,17 @@ def test_refusals_are_json_with_output_json(drctl: Callable[..., Result]) -> Non
     assert result.output.strip() == '{"refused": "\'us-west-9\' is not an AWS region name (e.g. us-west-1)"}'
 
 
-@pytest.mark.parametrize("runbook", ["switchover", "failover"])
+@pytest.mark.parametrize(("runbook", "call"), [
+    ("switchover", "rds.SwitchoverGlobalCluster(us-west-1: ehr-dr-demo-records -> ehr-dr-demo-records-us-west-1)"),
+    ("failover", "rds.FailoverGlobalCluster(us-west-1: ehr-dr-demo-records -> ehr-dr-demo-records-us-west-1, "),
+    ("failback", "rds.DescribeGlobalClusters(us-west-1)"),
+])
 def test_a_dry_run_prints_the_exact_calls_and_writes_nothing(
-    drctl: Callable[..., Result], sandbox: Sandbox, runbook: str
+    drctl: Callable[..., Result], sandbox: Sandbox, runbook: str, call: str
 ) -> None:
     before = estate_state(sandbox)
     result = drctl(runbook, "--to", "us-west-1", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "nothing will change" in result.output
-    operation = "SwitchoverGlobalCluster" if runbook == "switchover" else "FailoverGlobalCluster"
-    assert f"rds.{operation}(us-west-1: ehr-dr-demo-records -> ehr-dr-demo-records-us-west-1" in result.output
+    assert call in result.output
     assert estate_state(sandbox) == before
