@@ -121,3 +121,16 @@ def test_a_dry_run_prints_the_exact_calls_and_writes_nothing(
     assert "nothing will change" in result.output
     assert call in result.output
     assert estate_state(sandbox) == before
+
+
+def test_switchover_to_a_stopped_cluster_is_refused(drctl: Callable[..., Result], sandbox: Sandbox) -> None:
+    rds = sandbox.client("rds", "us-west-1")
+    cluster = sandbox.topology.in_region("us-west-1").db_cluster_id
+    rds.stop_db_cluster(DBClusterIdentifier=cluster)
+    try:
+        before = estate_state(sandbox)
+        assert_refused(drctl("switchover", "--to", "us-west-1", "--yes", *MFA),
+                       "the cluster in us-west-1 is stopped, not available")
+        assert estate_state(sandbox) == before
+    finally:
+        rds.start_db_cluster(DBClusterIdentifier=cluster)
