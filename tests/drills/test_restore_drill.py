@@ -4,13 +4,18 @@ first one needs the DR vault still empty."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from click.testing import CliRunner
 
+from dr_runbooks.cli import cli
 from dr_runbooks.drills import restore, running
 from dr_runbooks.drills.backups import take_backups
+from dr_runbooks.evidence.record import EvidenceRecord
+from dr_runbooks.evidence.report import build_report, render_markdown
 from dr_runbooks.runbooks.canary import PostgresCanary, db_endpoint
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
@@ -42,6 +47,17 @@ def test_a_drill_of_good_backups_restores_validates_and_tears_down(
     assert scratch_left(seeded, aws) == []
 
 
+def test_drctl_drill_restore_exits_0_and_prints_the_sealed_record(
+        seeded: Sandbox, sandbox_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["drill", "restore", "--sample", "3", "--output", "json"], env=sandbox_env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = EvidenceRecord.model_validate_json(result.stdout)
+    assert record.kind == "restore-drill" and record.record_hash and record.verifications[1].checked == 3
+    assert list((tmp_path / ".ehr-dr" / "evidence" / seeded.topology.env_name).glob("*.json"))
+
+
 def test_a_sample_checks_only_that_many_chart_files(seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
     _, record = restore_drill(seeded, aws, tmp_path, sample=5)
     charts = record.verifications[1]
@@ -67,6 +83,8 @@ def test_a_chart_file_changed_after_its_checksum_was_stored_fails_the_drill_nami
     assert key in (run.error or "")
     assert record.verifications[1].result == "failed" and record.verifications[1].mismatched == 1
     assert scratch_left(seeded, aws) == [], "validation failed, teardown still ran"
+    report = render_markdown(build_report([record], [record], [], 0.9995, datetime.now(UTC)))
+    assert "(corrupted)" in report and key in report
 
 
 def test_a_restore_from_before_the_latest_canary_reports_the_rpo(
