@@ -11,6 +11,7 @@ import click
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.drills.commands import drill
 from dr_runbooks.evidence.commands import report
+from dr_runbooks.orchestration.commands import runs
 from dr_runbooks.sandbox.cli import sandbox
 from dr_runbooks.verify.commands import verify
 
@@ -35,6 +36,7 @@ cli.add_command(resume)
 cli.add_command(unlock)
 cli.add_command(sandbox)
 cli.add_command(drill)
+cli.add_command(runs)
 
 
 def main() -> None:

@@ -190,6 +190,66 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
+    # --- Orchestration: the runbook function and state machines (stacks/orchestration.py) ---
+    Acknowledgment(
+        "AwsSolutions-L1", "Function/Resource",
+        "Pinned to python3.11, the project's Python: the asset's compiled wheels (pydantic-core, psycopg-binary) "
+        "are built for it by stacks/lambda_asset.py and imported by the test suite; the two move together.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-LambdaDLQ", "Function/Resource",
+        "Only Step Functions invokes it, synchronously: a failed invocation is caught by the state machine, "
+        "journaled, reported as evidence, alarmed on and sent to on-call. A DLQ receives only asynchronous failures.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
+        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*), X-Ray "
+        "segments, CloudWatch GetMetricStatistics and PutMetricData; PutMetricData is limited to the traffic-gate "
+        "namespace by the cloudwatch:namespace condition.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "StateMachinePolicy/Resource",
+        "CloudWatch Logs' log delivery (Step Functions logging) and X-Ray have no resource-level permissions.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
+        "canaries are written in the partner's chart bucket).",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-evidence-{account}-{region}/*]", "FunctionPolicy/Resource",
+        "Evidence records are new objects named by sequence and run id in this region's evidence bucket "
+        "(Object Lock: nothing is ever overwritten).",
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/dr-canary/*]",
+            "FunctionPolicy/Resource",
+            "Canary objects are named by run id, under the dr-canary/ prefix only: never a chart.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
+            "FunctionPolicy/Resource",
+            "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:cloudwatch:{{{region}}}:{{account}}:alarm:{{prefix}}-*]",
+            "FunctionPolicy/Resource",
+            "DescribeAlarms on the estate's own alarms (every name starts with the estate prefix): the traffic gates.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-runbooks:*]",
+        "FunctionPolicy/Resource",
+        "The function writes log streams (random names) in its own log group only.",
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from stacks.compliance_acknowledgments import acknowledge_findings
 from stacks.database import DatabaseStack
 from stacks.keys import KeysStack
 from stacks.monitoring import MonitoringStack
+from stacks.orchestration import OrchestrationStack
 from stacks.runbook_support import RunbookSupportStack
 from stacks.site import Site
 from stacks.traffic import TrafficGateStack, TrafficStack
@@ -45,6 +46,9 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
         audit.add_stack_dependency(monitoring)
         for data in (archive, runbooks, database):
             backup.add_stack_dependency(data)
+        orchestration = OrchestrationStack(app, site, key, database.vpc, database.cidr)
+        for needed in (runbooks, monitoring):  # its steps use the table, topology and topic by name
+            orchestration.add_stack_dependency(needed)
         stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring}
     # S3 checks that a replication destination exists: the DR bucket first (see stacks/archive.py).
     stacks[primary.region]["archive"].add_stack_dependency(stacks[dr.region]["archive"])

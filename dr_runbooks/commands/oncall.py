@@ -26,6 +26,7 @@ from dr_runbooks.commands.render import Progress, err, print_plan, print_run, pr
 from dr_runbooks.engine.journal import region_of_run
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.observe.estate import observe_estate
+from dr_runbooks.orchestration.commands import run_remotely
 from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.estate import Refused, check_region, load_topology, load_topology_anywhere
 from dr_runbooks.runbooks.plans import PLANS
@@ -52,6 +53,7 @@ def _runbook_command(runbook: str, help_text: str, data_loss: bool = False) -> c
     @click.option("--to", "to_region", required=True, help="the region to move to")
     @click.option("--dry-run", is_flag=True, help="print the plan and the exact calls; change nothing")
     @click.option("--yes", is_flag=True, help="skip the typed confirmation (never MFA or --accept-data-loss)")
+    @click.option("--remote", is_flag=True, help="run it in AWS: start its state machine in --to and follow it")
     @aws_options
     @mfa_options
     @refusals
@@ -66,7 +68,7 @@ def _runbook_command(runbook: str, help_text: str, data_loss: bool = False) -> c
 
 
 def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: bool, yes: bool,
-            accept_data_loss: bool = False) -> None:
+            remote: bool = False, accept_data_loss: bool = False) -> None:
     check_region(to_region)
     aws = options.session()
     topology = load_topology(aws, options.env_name, to_region)
@@ -81,6 +83,8 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
     if runbook == "failover":
         _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
     confirm(runbook, yes)
+    if remote:
+        run_remotely(session, topology, runbook, to_region, seen, options)
     ctx = driver.new_context(session, topology, runbook, to_region, seen, session.identity(to_region).arn)
     _finish(ctx, options)
 

@@ -6,7 +6,7 @@ import json
 
 from stack_assembly import Estate
 
-REGIONAL = ("keys", "archive", "runbooks", "monitoring", "database", "backup", "audit", "traffic-gate")
+REGIONAL = ("keys", "archive", "runbooks", "monitoring", "database", "backup", "audit", "traffic-gate", "orchestration")
 
 
 def _dependencies(estate: Estate) -> dict[str, set[str]]:

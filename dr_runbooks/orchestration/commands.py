@@ -1,0 +1,103 @@
+"""The CLI side of the orchestration: `--remote` runs of the on-call runbooks and `drctl runs`.
+
+`run_remotely` is what `drctl switchover|failover|failback --remote` does once the usual preflight, acknowledgment and
+confirmation passed; `runs` lists the recent executions of every runbook state machine in both regions with their
+outcome and the RTO and RPO their journals measured.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC
+from typing import Any, NoReturn
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.table import Table
+
+from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, Options, aws_options, refusals
+from dr_runbooks.commands.render import Progress, err, out, print_run
+from dr_runbooks.engine.journal import Journal, JournalNotFound
+from dr_runbooks.orchestration import remote
+from dr_runbooks.runbooks.estate import check_region, load_topology_anywhere
+from dr_runbooks.runbooks.plans import PLANS
+from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import Topology, state_machine_arn
+
+DEFAULT_REGIONS = ("us-east-1", "us-west-1")
+
+
+def run_remotely(session: AwsSession, topology: Topology, runbook: str, target: str, seen: dict[str, Any],
+                 options: Options) -> NoReturn:
+    """Start the state machine with what the preflight saw, follow it, print the run as a local run prints it."""
+    operator = session.identity(target).arn
+    run_id, execution_arn = remote.start(session, topology, runbook, target, seen, operator)
+    err.print(f"started {runbook} in {target}: execution {run_id}")
+    ended = remote.follow(session, topology, run_id, execution_arn, runbook, target, Progress(quiet=options.as_json))
+    if ended.record is not None:
+        print_run(ended.record, None, options.as_json)
+    elif options.as_json:
+        click.echo(json.dumps({"run_id": run_id, "status": ended.status.lower(), "error": ended.error}))
+    else:
+        err.print(f"[red]execution {ended.status}[/] before the run journaled anything: {ended.error}")
+    sys.exit(EXIT_DONE if ended.status == "SUCCEEDED" else EXIT_FAILED)
+
+
+def recent_runs(aws: AwsSession, topology: Topology, regions: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+    """The newest executions of every runbook in `regions`, newest first; a region that does not answer is a row."""
+    rows: list[dict[str, Any]] = []
+    for region in regions:
+        sfn = aws.client("stepfunctions", region, probe=True)
+        journal = Journal(aws, region, topology.in_region(region).runbook_table)
+        for runbook in PLANS:
+            try:
+                executions = sfn.list_executions(stateMachineArn=state_machine_arn(topology, region, runbook),
+                                                 maxResults=limit)["executions"]
+            except (ClientError, BotoCoreError) as error:
+                rows.append({"region": region, "runbook": runbook, "run_id": None, "status": "unknown",
+                             "started": None, "rto_seconds": None, "rpo_seconds": None, "error": str(error)})
+                continue
+            rows += [_row(journal, region, runbook, execution) for execution in executions]
+    rows.sort(key=lambda row: row["started"] or "", reverse=True)
+    return rows[:limit]
+
+
+def _row(journal: Journal, region: str, runbook: str, execution: dict[str, Any]) -> dict[str, Any]:
+    objectives: dict[str, Any] = {}
+    try:
+        step = journal.load(execution["name"]).steps.get("record-objectives")
+        objectives = step.outputs if step and step.status == "succeeded" else {}
+    except (JournalNotFound, ValueError):
+        pass
+    return {"region": region, "runbook": runbook, "run_id": execution["name"], "status": execution["status"].lower(),
+            "started": execution["startDate"].astimezone(UTC).isoformat(timespec="seconds"),
+            "rto_seconds": objectives.get("rto_seconds"), "rpo_seconds": objectives.get("rpo_seconds"),
+            "error": None}
+
+
+@click.command()
+@click.option("--region", "regions", multiple=True, default=DEFAULT_REGIONS, show_default=True,
+              help="regions whose executions to list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@aws_options
+@refusals
+def runs(options: Options, regions: tuple[str, ...], limit: int) -> None:
+    """Recent runbook executions in AWS (both regions): outcome, RTO and RPO as their journals measured them."""
+    for region in regions:
+        check_region(region)
+    aws = options.session()
+    rows = recent_runs(aws, load_topology_anywhere(aws, options.env_name, regions), regions, limit)
+    if options.as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("started (UTC)", "region", "runbook", "run id", "outcome", "RTO s", "RPO s")
+    for row in rows:
+        table.add_row(row["started"] or "-", row["region"], row["runbook"], row["run_id"] or "-",
+                      row["status"] if not row["error"] else f"unknown: {row['error']}",
+                      _number(row["rto_seconds"]), _number(row["rpo_seconds"]))
+    out.print(table)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
