@@ -17,8 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, refusals
-from dr_runbooks.runbooks.estate import Refused, check_region, load_topology_anywhere
+from dr_runbooks.runbooks.estate import Refused, check_region, load_topology
 from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import Topology
 from dr_runbooks.verify import compare
 from dr_runbooks.verify.compare import ReplicationComparison, Side
 from dr_runbooks.verify.counting import RequestCounter
@@ -83,12 +84,23 @@ def _sides(
     if not env_name:
         raise Refused("name the environment (--env or EHR_DR_ENV), or give --source-bucket and --replica-bucket")
     region = check_region(from_region) if from_region else None
-    # The first region that answers: the topology is published in both, and one of them may be dark.
-    topology = load_topology_anywhere(aws, env_name, TOPOLOGY_REGIONS)
+    topology = _topology(aws, env_name)
     source = region or topology.primary_region
     replica = topology.partner(source)
     return (Side(aws.client("s3", source), topology.in_region(source).chart_bucket),
             Side(aws.client("s3", replica), topology.in_region(replica).chart_bucket))
+
+
+def _topology(aws: AwsSession, env_name: str) -> Topology:
+    """The topology as published in the first of `TOPOLOGY_REGIONS` that has it (both archives must answer anyway,
+    so unlike `drctl status` this needs no racing probe with a short budget)."""
+    refusals: list[str] = []
+    for region in TOPOLOGY_REGIONS:
+        try:
+            return load_topology(aws, env_name, region)
+        except Refused as refusal:
+            refusals.append(str(refusal))
+    raise Refused(refusals[0])
 
 
 def _print_text(report: ReplicationReport) -> None:
