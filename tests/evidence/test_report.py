@@ -119,3 +119,9 @@ def test_the_three_files_are_written_side_by_side(report, tmp_path):
         "demo-records-0-1.html", "demo-records-0-1.json", "demo-records-0-1.md"
     ]
     assert files.html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_a_paragraph_covered_only_by_failed_runs_says_the_plan_is_not_shown_to_work(report):
+    markdown = render_markdown(report)
+    assert "None of these runs passed" in _section(markdown, "### (A) Data backup plan")
+    assert "None of these runs passed" not in _section(markdown, "### (B) Disaster recovery plan")
