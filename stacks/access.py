@@ -120,8 +120,14 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
             iam.PolicyStatement(
                 sid="ObserveBackups",
                 actions=["backup:ListRecoveryPointsByBackupVault", "backup:DescribeBackupVault",
-                         "backup:StartRestoreJob", "backup:DescribeRestoreJob"],
+                         "backup:StartBackupJob", "backup:StartRestoreJob", "backup:DescribeRestoreJob"],
                 resources=[site.vault_arn(r.region) for r in regions],
+            ),
+            iam.PolicyStatement(
+                sid="PassTheBackupRoleToBackupOnly",
+                actions=["iam:PassRole"],
+                resources=[r.backup_role_arn for r in regions],
+                conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}},
             ),
         ],
     )

@@ -80,6 +80,8 @@ class BackupStack(cdk.Stack):
         role = iam.Role(
             self,
             "BackupRole",
+            # Named by the topology: restore drills pass this role to StartBackupJob and StartRestoreJob.
+            role_name=site.here.backup_role_arn.rsplit("/", 1)[1],
             assumed_by=iam.ServicePrincipal("backup.amazonaws.com"),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in _BACKUP_ROLE_POLICIES],
         )

@@ -49,3 +49,10 @@ def test_selection_covers_the_cluster_charts_evidence_and_state_table(estate: Es
         f"arn:aws:s3:::{here.evidence_bucket}",
         f"arn:aws:dynamodb:{region}:{account}:table/{here.runbook_table}",
     }
+
+
+def test_backup_role_is_the_topology_role_drills_pass(estate: Estate, region: str) -> None:
+    roles = [r["Properties"] for r in estate.resources("backup", region, "AWS::IAM::Role").values()]
+    assert [f"arn:aws:iam::{estate.config.account}:role/{role['RoleName']}" for role in roles] == [
+        estate.topology.in_region(region).backup_role_arn
+    ]
