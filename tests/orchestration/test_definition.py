@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from dr_runbooks.drills.plans import restore_drill
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import TIMEOUT_GRACE_SECONDS
 from dr_runbooks.orchestration.definition import LAMBDA_SERVICE_ERRORS, STEPS, definition
@@ -90,3 +91,9 @@ def test_a_step_longer_than_a_lambda_invocation_is_refused() -> None:
              timeout_seconds=3600),))
     with pytest.raises(ValueError, match="longer than Lambda's 900 s: wait"):
         definition(plan, FUNCTION)
+
+
+def test_the_restore_drill_is_refused_until_its_long_steps_fit_a_lambda_invocation() -> None:
+    """Its restores wait up to an hour in one step; as Lambda tasks they must become start + poll (a Wait loop)."""
+    with pytest.raises(ValueError, match="steps longer than Lambda's 900 s: restore-database"):
+        definition(restore_drill(), FUNCTION)
