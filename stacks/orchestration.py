@@ -97,7 +97,7 @@ class OrchestrationStack(cdk.Stack):
         return lambda_.Function(
             # The managed policy above is the whole of the role: CDK's own grants would add an inline duplicate.
             self, "Function", function_name=name, role=role.without_policy_updates(), log_group=log_group,
-            code=lambda_.Code.from_asset(str(asset_dir())),
+            code=_code(),
             handler="dr_runbooks.orchestration.handler.handler",
             runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
             memory_size=512, timeout=cdk.Duration.seconds(LAMBDA_MAX_SECONDS),
@@ -175,6 +175,13 @@ class OrchestrationStack(cdk.Stack):
                 ),
             )
         return schedules
+
+
+def _code() -> lambda_.Code:
+    """The asset directory is named after the hash of its content: CDK need not fingerprint 20 MB again each synth."""
+    asset = asset_dir()
+    return lambda_.Code.from_asset(str(asset), asset_hash=asset.name.removeprefix("asset-"),
+                                   asset_hash_type=cdk.AssetHashType.CUSTOM)
 
 
 def _step_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
