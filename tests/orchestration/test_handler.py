@@ -14,7 +14,7 @@ from dr_runbooks.engine.journal import Journal, new_run_id
 from dr_runbooks.engine.plan import Plan
 from dr_runbooks.observe import probes
 from dr_runbooks.orchestration.definition import definition
-from dr_runbooks.orchestration.handler import StepFailed, handle
+from dr_runbooks.orchestration.handler import StepFailed, handle, handler
 from dr_runbooks.runbooks import plans
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
@@ -150,3 +150,14 @@ def test_the_on_call_topic_hears_how_the_run_ended(machine: Machine, sandbox: Sa
     body = json.loads(sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"][0]["Body"])
     assert json.loads(body["Message"])["run_id"] == run_id
     assert json.loads(body["Message"])["outcome"] == "succeeded"
+
+
+def test_the_lambda_entry_point_serves_the_environment_and_region_lambda_gives_it(
+    sandbox: Sandbox, sandbox_env: dict[str, str], target: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_REGION", target)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    started = handler({"action": "start", "runbook": "failback", "input": {"params": {"given": True},
+                                                                          "operator": "scheduler"}})
+    assert started["run_id"].split("-failback-")[1].startswith(target)
+    assert handler({"action": "finish", "run_id": started["run_id"]})["run_id"] == started["run_id"]
