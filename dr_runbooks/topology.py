@@ -152,11 +152,16 @@ def bucket_name(config: DeploymentConfig, purpose: str, region: str) -> str:
     return name
 
 
+def drill_scratch_prefix(env_name: str) -> str:
+    """What every scratch resource of a restore drill's name starts with (how leftovers not yet tagged are found)."""
+    return f"ehr-dr-{env_name}-rd-"
+
+
 def drill_scratch_name(env_name: str, run_id: str) -> str:
     """The scratch cluster and bucket a restore drill restores into: `ehr-dr-<env>-rd-<time>-<random>` from the run
     id (lowercase, <= 50 characters: a valid bucket name and cluster id), so leftovers name the run that made them."""
     stamp, *_, random_part = run_id.split("-")
-    return f"ehr-dr-{env_name}-rd-{stamp.lower()}-{random_part}"
+    return f"{drill_scratch_prefix(env_name)}{stamp.lower()}-{random_part}"
 
 
 def role_name(config: DeploymentConfig, role: AccessRole) -> str:

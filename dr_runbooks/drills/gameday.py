@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from dr_runbooks.drills.fingerprint import connect
 from dr_runbooks.engine.journal import LOCAL_RUNS, RunRecord
@@ -68,6 +67,14 @@ def _timed(game: GameDay, name: str, work: Callable[[], str]) -> bool:
     game.steps.append(Step(name=name, started_at=started, ended_at=datetime.now(UTC), outcome=outcome,
                            detail=detail))
     return outcome == "succeeded"
+
+
+def _verified(game: GameDay, check: Verification) -> str:
+    """Keep `check` for the record; a failed one fails its timeline step with the check's detail."""
+    game.verifications.append(check)
+    if check.result == "failed":
+        raise RuntimeError(f"{check.what}: {check.detail}")
+    return f"{check.what}: {check.checked} checked"
 
 
 def _leg(aws: AwsSession, topology: Topology, target: str, operator: str, game: GameDay, local_dir: Path,
@@ -128,21 +135,8 @@ def run_game_day(aws: AwsSession, topology: Topology, operator: str, *, evidence
     dr, primary = topology.dr_region, topology.primary_region
     run_id = f"{started:%Y%m%dT%H%M%SZ}-gameday-{dr}-{secrets.token_hex(3)}"
     if _leg(aws, topology, dr, operator, game, local_dir, evidence_dir, sandbox, listener):
-        verified: dict[str, Any] = {}
-
-        def verify() -> str:
-            verified["archives"] = verify_archives(aws, topology, dr)
-            game.verifications.append(verified["archives"])
-            if verified["archives"].result != "passed":
-                raise RuntimeError(f"replication from {dr} is not in sync: {verified['archives'].detail}")
-            return f"{verified['archives'].checked} keys in sync"
-
-        def serve_dr() -> str:
-            game.verifications.append(serve(aws, topology, dr, run_id))
-            return f"{dr} read a chart and took a write"
-
-        _timed(game, "verify-replication", verify)
-        _timed(game, "serve-from-dr", serve_dr)
+        _timed(game, "verify-replication", lambda: _verified(game, verify_archives(aws, topology, dr)))
+        _timed(game, "serve-from-dr", lambda: _verified(game, serve(aws, topology, dr, run_id)))
         try:  # the estate is in DR now: a refusal to come back is a failed game day, not a clean refusal
             _leg(aws, topology, primary, operator, game, local_dir, evidence_dir, sandbox, listener)
         except Refused as error:

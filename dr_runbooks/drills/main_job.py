@@ -7,6 +7,7 @@ is most useful when something failed), but a phase that cannot run (the sandbox 
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 import time
@@ -94,7 +95,7 @@ def _verify_replication(aws: AwsSession, sandbox: Sandbox, operator: str) -> Evi
     report = ReplicationComparison(Side(aws.client("s3", primary), topology.in_region(primary).chart_bucket),
                                    Side(aws.client("s3", dr), topology.in_region(dr).chart_bucket)).run()
     return replication_evidence(
-        report, run_id=f"{started:%Y%m%dT%H%M%SZ}-verify-{dr}", environment=topology.env_name,
+        report, run_id=f"{started:%Y%m%dT%H%M%SZ}-verify-{dr}-{secrets.token_hex(3)}", environment=topology.env_name,
         source_region=primary, replica_region=dr,
         identity=Identity(caller_arn=operator, account=topology.account, mfa_used=False), started_at=started,
         sandbox=True)

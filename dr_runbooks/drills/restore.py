@@ -109,10 +109,6 @@ def _restored_endpoint(ctx: RunContext) -> DbEndpoint:
     return db_endpoint(rds, ctx.client("secretsmanager"), cluster_id, ctx.topology.db_secret_name, database)
 
 
-def _newest_canary(endpoint: DbEndpoint) -> datetime | None:
-    return PostgresCanary().newest(endpoint)
-
-
 def validate_records(ctx: RunContext) -> dict[str, Any]:
     """Row counts and checksums of the records tables against the fingerprint taken with the backup; and the RPO:
     how much older the restored data is than the newest canary the live DR database holds."""
@@ -125,9 +121,10 @@ def validate_records(ctx: RunContext) -> dict[str, Any]:
     else:
         problems = fingerprint.differences(expected, restored)
         result = "failed" if problems else "passed"
-    live = _newest_canary(db_endpoint(ctx.client("rds"), ctx.client("secretsmanager"), ctx.target.db_cluster_id,
-                                      ctx.topology.db_secret_name, ctx.topology.database_name, reader=True))
-    restored_canary = _newest_canary(restored_endpoint)
+    live_endpoint = db_endpoint(ctx.client("rds"), ctx.client("secretsmanager"), ctx.target.db_cluster_id,
+                                ctx.topology.db_secret_name, ctx.topology.database_name, reader=True)
+    live = PostgresCanary().newest(live_endpoint)
+    restored_canary = PostgresCanary().newest(restored_endpoint)
     data_until = restored_canary or datetime.fromisoformat(point["created_at"])
     rpo = max((live - data_until).total_seconds(), 0.0) if live else 0.0
     return {"result": result, "problems": problems, "tables": restored,

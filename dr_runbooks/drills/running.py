@@ -80,9 +80,10 @@ def _verifications(run: RunRecord) -> tuple[Verification, ...]:
 def restore_seconds(run: RunRecord) -> float | None:
     """From the first restore job's start to the last one's end: the time to get the data back."""
     steps = [run.steps.get(name) for name in ("restore-database", "restore-archive")]
-    if any(step is None or step.status != "succeeded" or step.ended_at is None for step in steps):
+    done = [step for step in steps if step is not None and step.status == "succeeded" and step.ended_at]
+    if len(done) != len(steps):
         return None
-    return max(step.ended_at for step in steps) - min(step.started_at for step in steps)  # type: ignore[union-attr,type-var]
+    return max(step.ended_at or 0.0 for step in done) - min(step.started_at for step in done)
 
 
 def restore_evidence(run: RunRecord, topology: Topology, sandbox: bool) -> EvidenceRecord:

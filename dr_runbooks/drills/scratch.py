@@ -11,11 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dr_runbooks.topology import DRILL_TAG_KEY, drill_scratch_name
-
-
-def prefix(env_name: str) -> str:
-    return drill_scratch_name(env_name, "x-x").rsplit("-", 2)[0] + "-"
+from dr_runbooks.topology import DRILL_TAG_KEY, drill_scratch_name, drill_scratch_prefix
 
 
 def tag_cluster(rds: Any, arn: str, run_id: str) -> None:
@@ -33,7 +29,7 @@ def _tags(items: list[dict[str, str]]) -> dict[str, str]:
 def _ours(name: str, tags: dict[str, str], env_name: str, run_id: str | None) -> bool:
     if run_id is not None:
         return name == drill_scratch_name(env_name, run_id)
-    return DRILL_TAG_KEY in tags or name.startswith(prefix(env_name))
+    return DRILL_TAG_KEY in tags or name.startswith(drill_scratch_prefix(env_name))
 
 
 def scratch_clusters(rds: Any, env_name: str, run_id: str | None = None) -> list[str]:
