@@ -39,7 +39,8 @@ from dr_runbooks.topology import (
 from stacks.lambda_asset import asset_dir
 from stacks.site import Site
 
-#: The runbooks that have a state machine: every plan the engine runs. (Drills join when their plans land.)
+#: The runbooks that have a state machine: every on-call plan. The restore drill joins once its hour-long waits are
+#: start + poll steps (the definition refuses steps longer than a Lambda invocation; see docs/orchestration.md).
 ORCHESTRATED: dict[str, Plan] = {name: make() for name, make in PLANS.items()}
 #: Scheduled runs in the DR region: (runbook, config key prefix). A schedule whose runbook has no state machine yet is
 #: created disabled, so enabling it in the config takes effect the deploy its state machine appears.
