@@ -144,6 +144,10 @@ def all_drills(on_sandbox: bool, state_dir: Path | None, cdk_json: Path, out_dir
         if not record.passed:
             reasons = [error.message for error in record.errors] or ["a check failed"]
             console.print(f"[red]{record.kind} {record.run_id}:[/] {reasons[0]}", highlight=False)
+    for error in job.errors:
+        console.print(f"[red]{error}[/]", highlight=False)
     if job.report is not None:
         click.echo(f"report: {job.report.html}\n        {job.report.markdown}\n        {job.report.json}")
+    else:
+        console.print("[red]no report was written[/]")
     sys.exit(EXIT_DONE if job.passed else EXIT_FAILED)

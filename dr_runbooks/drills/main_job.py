@@ -70,15 +70,16 @@ class Phases:
         with self.phase(name):
             return work()
 
-    def attempt(self, name: str, work: Callable[[], object]) -> None:
-        """A drill phase: its failure is shown and recorded, and the job goes on to the next phase and the report."""
+    def attempt(self, name: str, work: Callable[[], T]) -> T | None:
+        """A phase whose failure is shown and recorded, and the job goes on (to the report, to sandbox down)."""
         with self.phase(name):
             try:
-                work()
-            except Exception as error:  # whatever went wrong, the report must still be written
+                return work()
+            except Exception as error:  # whatever went wrong, the later phases must still run
                 message = f"{name}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 self.job.errors.append(message)
                 self.console.print(f"[bold red]  ✗ {message}[/]", highlight=False)
+                return None
 
 
 def _session(sandbox: Sandbox) -> AwsSession:
@@ -116,7 +117,7 @@ def run_main_job(cdk_json: Path, state_dir: Path | None, out_dir: Path, patients
             chain = log.load_chain()
             job.records = chain[before:]
             if job.records:
-                job.report = phases.run("report", lambda: write_report(build_report(
+                job.report = phases.attempt("report", lambda: write_report(build_report(
                     chain, job.records, verify_chain(chain), sandbox.topology.availability_target,
                     datetime.now(UTC)), out_dir))
         finally:
