@@ -10,7 +10,8 @@ it, saying plainly when none is.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from dr_runbooks.evidence.budget import AvailabilityBudget, availability_budget
-from dr_runbooks.evidence.record import DEFAULT_HIPAA, HIPAA_PARAGRAPHS, EvidenceRecord, HipaaParagraph
+from dr_runbooks.evidence.record import DEFAULT_HIPAA, HIPAA_PARAGRAPHS, AwsCall, EvidenceRecord, HipaaParagraph
 from dr_runbooks.evidence.timeline import Timeline, build_timeline
 
 SANDBOX_NOTICE = (
@@ -105,6 +106,17 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _call_summary(calls: Iterable[AwsCall]) -> list[str]:
+    """Calls grouped by operation, region and error, first seen first: a step that read 50 charts is one line, x50."""
+    counts = Counter(
+        f"{call.service}:{call.operation}"
+        + (f" ({call.region})" if call.region else "")
+        + (f" failed: {call.error}" if call.error else "")
+        for call in calls
+    )
+    return [line if count == 1 else f"{line} x{count}" for line, count in counts.items()]
+
+
 def _templates(autoescape: bool) -> Environment:
     environment = Environment(
         loader=PackageLoader("dr_runbooks.evidence", "templates"),
@@ -116,6 +128,7 @@ def _templates(autoescape: bool) -> Environment:
     )
     environment.filters["md"] = _md_cell
     environment.filters["duration"] = _duration
+    environment.filters["call_summary"] = _call_summary
     environment.globals["SANDBOX_NOTICE"] = SANDBOX_NOTICE
     return environment
 

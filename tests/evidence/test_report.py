@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dr_runbooks.evidence.record import AwsCall
 from dr_runbooks.evidence.report import build_report, render_html, render_json, render_markdown, write_report
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -125,3 +126,20 @@ def test_a_paragraph_covered_only_by_failed_runs_says_the_plan_is_not_shown_to_w
     markdown = render_markdown(report)
     assert "None of these runs passed" in _section(markdown, "### (A) Data backup plan")
     assert "None of these runs passed" not in _section(markdown, "### (B) Disaster recovery plan")
+
+
+def test_repeated_calls_of_a_step_are_one_line_with_their_count(make_record):
+    step = make_record().timeline[0]
+    reads = tuple(AwsCall(service="s3", operation="GetObject", region="us-west-1") for _ in range(50))
+    record = make_record(timeline=(step.model_copy(update={"aws_calls": reads}),))
+    markdown = render_markdown(build_report([record], [record], [], 0.9995, AS_OF))
+    assert "s3:GetObject (us-west-1) x50" in markdown
+    assert markdown.count("GetObject") == 1
+
+
+def test_a_failed_call_keeps_its_error_in_the_summary(make_record):
+    step = make_record().timeline[0]
+    failed = AwsCall(service="rds", operation="SwitchoverGlobalCluster", region="us-west-1", error="Throttling")
+    record = make_record(timeline=(step.model_copy(update={"aws_calls": (failed,)}),))
+    html = render_html(build_report([record], [record], [], 0.9995, AS_OF))
+    assert '<span class="bad">rds:SwitchoverGlobalCluster (us-west-1) failed: Throttling</span>' in html
