@@ -56,6 +56,9 @@ def test_drctl_drill_restore_exits_0_and_prints_the_sealed_record(
     record = EvidenceRecord.model_validate_json(result.stdout)
     assert record.kind == "restore-drill" and record.record_hash and record.verifications[1].checked == 3
     assert list((tmp_path / ".ehr-dr" / "evidence" / seeded.topology.env_name).glob("*.json"))
+    dr = seeded.topology.in_region(seeded.topology.dr_region)
+    kept = seeded.client("s3", dr.region).list_objects_v2(Bucket=dr.evidence_bucket)["Contents"]
+    assert any(record.run_id in item["Key"] for item in kept), "sealed in the DR region's Object Lock bucket"
 
 
 def test_a_sample_checks_only_that_many_chart_files(seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
