@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from graphlib import CycleError, TopologicalSorter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +33,14 @@ class PollPolicy(_Frozen):
     maximum_seconds: float = Field(10.0, gt=0)
 
 
+class ChildRun(_Frozen):
+    """A step that runs a whole other runbook as its own run (own run id, lock, journal, evidence): a game day's legs.
+    Here the step's action runs it; on Step Functions the step is a nested execution of that runbook's machine."""
+
+    runbook: str
+    target: Literal["primary", "dr"] = Field(description="the region the child run targets, by role")
+
+
 class Step(_Frozen):
     """One step of a runbook. Its action checks its own preconditions and is idempotent: re-running it after it
     succeeded changes nothing, which is what makes resuming a crashed run safe."""
@@ -45,6 +53,10 @@ class Step(_Frozen):
     changes: bool = Field(False, description="whether the step writes anything (dry runs list those writes)")
     calls: tuple[str, ...] = Field((), description="the AWS calls it makes, templates filled from the run context")
     poll: PollPolicy = PollPolicy()
+    database: Literal["target", "source"] | None = Field(
+        None, description="the region whose records database the step connects to: on AWS such a step runs inside "
+                          "that region's records VPC, every other step outside any VPC")
+    child: ChildRun | None = None
 
     def resolve(self) -> Action:
         """The action function; an import error here is a bug in the plan, raised before anything runs."""
@@ -56,6 +68,8 @@ class Plan(_Frozen):
     runbook: str
     description: str
     steps: tuple[Step, ...]
+    #: Whether a run takes the runbook lock of its target region; a plan whose children take it themselves does not.
+    locks: bool = True
 
     @model_validator(mode="after")
     def _well_formed(self) -> Plan:

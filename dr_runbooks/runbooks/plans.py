@@ -7,6 +7,8 @@ target; the RTO/RPO step reads the journal at the end. A failover never names a 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dr_runbooks.engine.plan import Plan, PollPolicy, Step
 
 _STEPS = "dr_runbooks.runbooks.steps"
@@ -16,9 +18,10 @@ _FAST_POLL = PollPolicy(initial_seconds=0.1, maximum_seconds=5)
 
 
 def _step(name: str, action: str, description: str, *depends_on: str, changes: bool = False,
-          calls: tuple[str, ...] = (), timeout: float = 120, poll: PollPolicy = _FAST_POLL) -> Step:
+          calls: tuple[str, ...] = (), timeout: float = 120, poll: PollPolicy = _FAST_POLL,
+          database: Literal["target", "source"] | None = None) -> Step:
     return Step(name=name, action=f"{_STEPS}:{action}", description=description, depends_on=depends_on,
-                changes=changes, calls=calls, timeout_seconds=timeout, poll=poll)
+                changes=changes, calls=calls, timeout_seconds=timeout, poll=poll, database=database)
 
 
 def _objectives(*depends_on: str) -> Step:
@@ -38,7 +41,7 @@ def switchover() -> Plan:
             _step("canary-row", "write_source_canary_row", "write a canary row on the current writer", changes=True,
                   calls=("rds.DescribeDBClusters({source_region}: {source_cluster_id})",
                          "secretsmanager.GetSecretValue({source_region}: {db_secret_name})",
-                         "postgres INSERT INTO dr_canary (run_id={run_id})")),
+                         "postgres INSERT INTO dr_canary (run_id={run_id})"), database="source"),
             _step("canary-object", "write_source_canary_object", "write a canary object in the source bucket",
                   changes=True, calls=("s3.PutObject({source_bucket}/dr-canary/{run_id})",)),
             _step("aurora-switchover", "aurora_switchover", "switch the global cluster's writer to the target",
@@ -48,7 +51,7 @@ def switchover() -> Plan:
             _step("canary-object-arrived", "verify_canary_object", "the canary object replicated to the target",
                   "canary-object", timeout=900, calls=("s3.HeadObject({target_bucket}/dr-canary/{run_id})",)),
             _step("canary-row-arrived", "verify_canary_row", "the canary row is in the new writer", "aurora-switchover",
-                  calls=("postgres SELECT dr_canary (run_id={run_id}) on {target_cluster_id}",)),
+                  calls=("postgres SELECT dr_canary (run_id={run_id}) on {target_cluster_id}",), database="target"),
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   "canary-object-arrived", changes=True,
                   calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
@@ -69,7 +72,7 @@ def failover() -> Plan:
         steps=(
             _step("find-last-canaries", "find_last_canaries", "newest canary row and object the target holds",
                   calls=("postgres SELECT max(written_at) FROM dr_canary on {target_cluster_id} (reader)",
-                         "s3.ListObjectsV2({target_bucket}/dr-canary/)")),
+                         "s3.ListObjectsV2({target_bucket}/dr-canary/)"), database="target"),
             _step("aurora-failover", "aurora_failover", "promote the target cluster (AllowDataLoss)",
                   "find-last-canaries", changes=True, timeout=900, poll=_AURORA_POLL,
                   calls=("rds.FailoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id}, "
@@ -80,7 +83,8 @@ def failover() -> Plan:
             _step("shift-traffic", "shift_traffic", "take the source region out of DNS", "aurora-failover",
                   changes=True, timeout=300, calls=_TRAFFIC),
             _step("writer-canary", "write_target_canary_row", "a canary row proves the new writer takes writes",
-                  "aurora-failover", changes=True, calls=("postgres INSERT INTO dr_canary on {target_cluster_id}",)),
+                  "aurora-failover", changes=True, calls=("postgres INSERT INTO dr_canary on {target_cluster_id}",),
+                  database="target"),
             _objectives("archive-writable", "shift-traffic", "writer-canary"),
         ),
     )
@@ -95,11 +99,12 @@ def failback() -> Plan:
             _step("reattached", "reattached_secondary", "the returned cluster is a secondary again", timeout=900,
                   poll=_AURORA_POLL, calls=("rds.DescribeGlobalClusters({target_region})",)),
             _step("canary-row", "write_source_canary_row", "a canary row on the writer", "reattached", changes=True,
-                  calls=("postgres INSERT INTO dr_canary on {source_cluster_id}",)),
+                  calls=("postgres INSERT INTO dr_canary on {source_cluster_id}",), database="source"),
             _step("canary-object", "write_source_canary_object", "a canary object in the writer's bucket",
                   changes=True, calls=("s3.PutObject({source_bucket}/dr-canary/{run_id})",)),
             _step("canary-row-arrived", "verify_replica_canary_row", "the row reached the returned region",
-                  "canary-row", timeout=300, calls=("postgres SELECT dr_canary on {target_cluster_id} (reader)",)),
+                  "canary-row", timeout=300, calls=("postgres SELECT dr_canary on {target_cluster_id} (reader)",),
+                  database="target"),
             _step("canary-object-arrived", "verify_canary_object", "the object reached the returned region",
                   "canary-object", timeout=900, calls=("s3.HeadObject({target_bucket}/dr-canary/{run_id})",)),
         ),
