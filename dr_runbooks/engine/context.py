@@ -27,8 +27,11 @@ class RunContext:
     aws: AwsSession
     journal: Journal
     step: Step | None = None
-    #: When the current step must be done (epoch seconds); waits stop there.
+    #: When the current step must be done (epoch seconds): its first start plus its timeout; waits stop there.
     deadline: float = field(default=float("inf"))
+    #: When this process must hand control back (epoch seconds): a Lambda invocation's end, less a margin. A wait
+    #: still unmet then raises `StepPending` instead of holding on; the local engine never has to hand back.
+    invocation_deadline: float = field(default=float("inf"))
 
     @property
     def params(self) -> dict[str, Any]:
@@ -51,8 +54,21 @@ class RunContext:
         """The outputs an earlier step recorded in the journal (it must be among this step's dependencies)."""
         return self.journal.step_outputs(self.run.run_id, step_name)
 
-    def for_step(self, step: Step) -> RunContext:
-        return dataclasses.replace(self, step=step, deadline=time.time() + step.timeout_seconds)
+    def for_step(self, step: Step, started_at: float | None = None) -> RunContext:
+        """The context of `step`, whose deadline counts from `started_at` (its first invocation's start)."""
+        started_at = time.time() if started_at is None else started_at
+        return dataclasses.replace(self, step=step, deadline=started_at + step.timeout_seconds)
+
+    def checkpoint(self, **values: Any) -> None:
+        """Journal progress the step's next invocation needs (e.g. the id of the job it started), written now."""
+        assert self.step is not None, "checkpoint runs inside a step"
+        self.journal.checkpoint(self.run.run_id, self.step.name, values)
+
+    def checkpointed(self, key: str) -> Any:
+        """A value this step checkpointed in an earlier invocation (or earlier in this one); None if none."""
+        assert self.step is not None, "checkpointed runs inside a step"
+        record = self.journal.step_record(self.run.run_id, self.step.name)
+        return None if record is None else record.progress.get(key)
 
     def template_vars(self) -> dict[str, Any]:
         """Names a step's `calls` templates may use, for dry runs and plan listings."""

@@ -22,7 +22,9 @@ from pydantic import BaseModel, Field
 from dr_runbooks.engine.calls import CallRecord
 from dr_runbooks.session import AwsSession
 
-StepStatus = Literal["running", "succeeded", "failed"]
+#: "waiting": the step handed control back before what it waits for held (`engine.waits.StepPending`); it is not done,
+#: and its next invocation continues from its checkpoints (`StepRecord.progress`).
+StepStatus = Literal["running", "waiting", "succeeded", "failed"]
 RunStatus = Literal["running", "succeeded", "failed"]
 
 #: `<utc-time>-<runbook>-<target-region>-<random>`: sortable, says what it was, and where its journal lives.
@@ -54,6 +56,10 @@ class StepRecord(BaseModel):
     calls: list[CallRecord] = Field(default_factory=list)
     call_count: int = 0
     busy_seconds: float = 0.0
+    #: What the step checkpointed (`RunContext.checkpoint`) to survive to its next invocation, e.g. a restore job id.
+    progress: dict[str, Any] = Field(default_factory=dict)
+    #: Set on a "waiting" record: invoke the step again after this many whole seconds.
+    resume_after_seconds: int | None = None
 
 
 class RunRecord(BaseModel):
@@ -122,6 +128,15 @@ class Journal:
             run.steps[record.name] = record
         self._put(run_id, f"step#{record.name}", record.model_dump())
         self._save_local(run)
+
+    def step_record(self, run_id: str, step_name: str) -> StepRecord | None:
+        return self._runs[run_id].steps.get(step_name)
+
+    def checkpoint(self, run_id: str, step_name: str, values: dict[str, Any]) -> None:
+        """Merge `values` into the step's progress and write the record at once (before the next call could die)."""
+        json.dumps(values)  # a value the table cannot hold as JSON fails here, in the step, not silently stringified
+        record = self._runs[run_id].steps[step_name]
+        self.record_step(run_id, record.model_copy(update={"progress": {**record.progress, **values}}))
 
     def finish(self, run_id: str, status: RunStatus, error: str | None = None) -> RunRecord:
         run = self._runs[run_id]

@@ -1,7 +1,8 @@
 """Runs a plan: independent steps concurrently, each with its timeout, every transition journaled as it happens.
 
 The critical path decides the wall time: a step starts the moment its dependencies have succeeded. A step that
-already succeeded in the journal is not run again (that is resume). On the first failure no new step starts, the
+already succeeded in the journal is not run again (that is resume); one journaled "waiting" or "running" is run again
+and continues from its checkpoints. On the first failure no new step starts, the
 running ones finish, and the run is recorded as failed; the lock is released either way, except when the process dies,
 which leaves the lock to tell the next operator to resume or unlock.
 """
@@ -12,13 +13,14 @@ import contextvars
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
-from typing import Protocol
+from typing import Any, Protocol
 
 from dr_runbooks.engine import calls
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import RunRecord, StepRecord
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.engine.plan import Plan, Step
+from dr_runbooks.engine.waits import StepPending
 
 #: A step thread that overruns its timeout by this much is declared failed without waiting for it any longer.
 TIMEOUT_GRACE_SECONDS = 1.0
@@ -40,17 +42,37 @@ class _Silent:
         pass
 
 
+def first_start(before: StepRecord | None) -> float:
+    """When the step's current attempt started: a waiting step keeps its first invocation's start, so its deadline
+    (start + timeout) holds across invocations and re-invoking it cannot wait forever; any other attempt is new."""
+    return before.started_at if before is not None and before.status == "waiting" else time.time()
+
+
 def run_step(ctx: RunContext, step: Step) -> StepRecord:
-    """Run one step and journal its start and end: the unit a Lambda task of the Step Functions version runs too."""
-    started = time.time()
-    ctx.journal.record_step(ctx.run.run_id, StepRecord(name=step.name, status="running", started_at=started))
+    """Run one invocation of a step and journal its start and end: the unit a Lambda task of the Step Functions
+    version runs too. Returns the journaled record, whose status is "succeeded", "failed", or "waiting": the step
+    handed back at `ctx.invocation_deadline` (`StepPending`) and must be invoked again after the record's
+    `resume_after_seconds`.
+
+    An earlier attempt that handed back ("waiting") or died mid-step ("running": a killed process, a timed-out
+    Lambda) is continued: its checkpoints (`progress`) and the AWS calls it journaled are kept. A failed step starts
+    afresh (its checkpoints name what failed)."""
+    before = ctx.journal.step_record(ctx.run.run_id, step.name)
+    started = first_start(before)
+    carried = _carried(before)
+    ctx.journal.record_step(ctx.run.run_id, StepRecord(name=step.name, status="running", started_at=started,
+                                                       **carried))
     recorder = calls.Recorder(parent=calls.current())
+    resume_after: int | None = None
     with calls.recording(recorder):
         try:
-            outputs = step.resolve()(ctx.for_step(step)) or {}
+            outputs = step.resolve()(ctx.for_step(step, started)) or {}
             status, error = "succeeded", None
+        except StepPending as pending:
+            outputs, status, error, resume_after = {}, "waiting", None, pending.resume_after_seconds
         except Exception as exc:  # a failed step is an outcome to journal, whatever its type
             outputs, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
+    now = ctx.journal.step_record(ctx.run.run_id, step.name)
     record = StepRecord(
         name=step.name,
         status=status,
@@ -58,32 +80,49 @@ def run_step(ctx: RunContext, step: Step) -> StepRecord:
         ended_at=time.time(),
         outputs=outputs,
         error=error,
-        calls=recorder.calls,
-        call_count=recorder.call_count,
-        busy_seconds=calls.busy_seconds(recorder.intervals),
+        calls=[*carried["calls"], *recorder.calls],
+        call_count=carried["call_count"] + recorder.call_count,
+        busy_seconds=carried["busy_seconds"] + calls.busy_seconds(recorder.intervals),
+        progress=now.progress if now is not None else {},
+        resume_after_seconds=resume_after,
     )
     ctx.journal.record_step(ctx.run.run_id, record)
     return record
 
 
+def _carried(before: StepRecord | None) -> dict[str, Any]:
+    """What an unfinished earlier attempt ("waiting", or "running" when it died) hands on to this one."""
+    if before is None or before.status not in ("waiting", "running"):
+        return {"progress": {}, "calls": [], "call_count": 0, "busy_seconds": 0.0}
+    return {"progress": before.progress, "calls": before.calls, "call_count": before.call_count,
+            "busy_seconds": before.busy_seconds}
+
+
 def execute(
-    plan: Plan, ctx: RunContext, lock: RunLock, listener: Listener | None = None, max_workers: int = 4
+    plan: Plan, ctx: RunContext, lock: RunLock | None, listener: Listener | None = None, max_workers: int = 4
 ) -> RunRecord:
-    """Take the lock, run every step not yet succeeded, journal the outcome, release the lock."""
+    """Take the lock (if the plan takes one), run every step not yet succeeded, journal the outcome, release it.
+
+    A plan with `locks=False` (a game day, whose legs are runs of their own that take the lock) needs no `lock`."""
     plan.verify_actions()
+    if plan.locks and lock is None:
+        raise ValueError(f"plan {plan.runbook!r} takes the runbook lock: pass one")
+    held = lock if plan.locks else None
     listener = listener or _Silent()
     run = ctx.run
-    lock.acquire(run.run_id, run.operator)
+    if held is not None:
+        held.acquire(run.run_id, run.operator)
     if run.status != "running":
         run.status, run.error, run.ended_at = "running", None, None
     ctx.journal.start(run)
-    failure = _drive(plan, ctx, lock, listener, max_workers)
+    failure = _drive(plan, ctx, held, listener, max_workers)
     ctx.journal.finish(run.run_id, "failed" if failure else "succeeded", failure)
-    lock.release(run.run_id)
+    if held is not None:
+        held.release(run.run_id)
     return run
 
 
-def _drive(plan: Plan, ctx: RunContext, lock: RunLock, listener: Listener, max_workers: int) -> str | None:
+def _drive(plan: Plan, ctx: RunContext, lock: RunLock | None, listener: Listener, max_workers: int) -> str | None:
     sorter = TopologicalSorter(plan.graph())
     sorter.prepare()
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"step-{plan.runbook}")
@@ -100,7 +139,7 @@ def _drive(plan: Plan, ctx: RunContext, lock: RunLock, listener: Listener, max_w
                     continue
                 listener.step_started(step)
                 future = pool.submit(contextvars.copy_context().run, run_step, ctx, step)
-                running[future] = (step, time.time() + step.timeout_seconds + TIMEOUT_GRACE_SECONDS)
+                running[future] = (step, first_start(done_before) + step.timeout_seconds + TIMEOUT_GRACE_SECONDS)
             if not running:
                 continue
             nearest = min(deadline for _, deadline in running.values())
@@ -108,10 +147,13 @@ def _drive(plan: Plan, ctx: RunContext, lock: RunLock, listener: Listener, max_w
             for future in finished:
                 step, _ = running.pop(future)
                 record = future.result()
-                lock.refresh(ctx.run.run_id)
+                if lock is not None:
+                    lock.refresh(ctx.run.run_id)
                 listener.step_ended(step, record)
                 if record.status == "succeeded":
                     sorter.done(step.name)
+                elif record.status == "waiting":  # only with a finite invocation deadline, which drctl never sets
+                    failure = failure or f"step {step.name} handed back still waiting (invoke it again)"
                 else:
                     failure = failure or f"step {step.name} failed: {record.error}"
             for future, (step, deadline) in list(running.items()):
