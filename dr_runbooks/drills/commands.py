@@ -25,7 +25,7 @@ from dr_runbooks.commands.common import (
 )
 from dr_runbooks.commands.oncall import DEFAULT_REGIONS
 from dr_runbooks.commands.render import Progress
-from dr_runbooks.drills import gameday, running
+from dr_runbooks.drills import gameday, gameday_plan, running
 from dr_runbooks.drills.main_job import run_main_job
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.evidence.commands import DEFAULT_REPORT_DIR
@@ -108,13 +108,15 @@ def failover(options: Options, mfa: Mfa, yes: bool, evidence_dir: Path) -> None:
     when this month's availability budget cannot absorb the expected downtime."""
     aws = options.session()
     topology = load_topology_anywhere(aws, options.env_name, DEFAULT_REGIONS)
-    budget = gameday.check_budget(topology, evidence_dir)
+    params = gameday_plan.game_day_preflight(aws, topology, topology.dr_region, evidence=evidence_dir)
     session = mfa.session(aws, topology.dr_region, topology.role_arns.get("dr-operator"), "drctl drill failover")
-    Console(stderr=True).print(f"availability budget left in {budget.month.label}: {budget.month.left_minutes:.1f} min")
+    Console(stderr=True).print(f"availability budget left in {params['budget_month']}: "
+                               f"{params['budget_left_minutes']:.1f} min")
     confirm("game day", yes)
-    _, record = gameday.run_game_day(session, topology, session.identity(topology.dr_region).arn,
-                                     evidence_dir=evidence_dir, sandbox=bool(options.endpoint_url),
-                                     listener=Progress(quiet=options.as_json))
+    ctx = gameday_plan.new_game_day_context(session, topology, {**params, "evidence_dir": str(evidence_dir)},
+                                            session.identity(topology.dr_region).arn)
+    run = gameday_plan.run_game_day(ctx, Progress(quiet=options.as_json))
+    record = gameday.game_day_evidence(run, topology, bool(options.endpoint_url))
     _finish(running.append_evidence(session, topology, record, evidence_dir), options)
 
 

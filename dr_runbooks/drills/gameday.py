@@ -1,39 +1,59 @@
-"""The failover game day: switch over to the DR region, verify, serve from it, switch back; RTO and RPO per leg.
+"""The failover game day's budget gate, its checks in DR (as step actions) and its evidence, read from the journal.
 
 Each leg is the on-call `switchover` runbook itself (same plan, preflight, lock, journal and evidence), so the game
-day tests what on-call would run. Before anything moves, the availability budget decides: the month's remaining
-budget (from the evidence chain) must absorb the expected downtime, the RTO target (the config already refuses an RTO
-target larger than a whole month's budget). The downtime measured (both legs' RTO) is charged to the budget.
+day tests what on-call would run (the plan is `drills.gameday_plan`, the legs `drills.legs`). Before anything moves,
+the availability budget decides: the month's remaining budget (from the evidence chain) must absorb the expected
+downtime, the RTO target (the config already refuses an RTO target larger than a whole month's budget). The downtime
+measured (both legs' RTO) is charged to the budget.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dr_runbooks.drills.fingerprint import connect
-from dr_runbooks.engine.journal import LOCAL_RUNS, RunRecord
-from dr_runbooks.engine.runner import Listener
+from dr_runbooks.engine.context import RunContext
+from dr_runbooks.engine.journal import RunRecord, StepRecord, region_of_run
 from dr_runbooks.evidence.budget import AvailabilityBudget, availability_budget
-from dr_runbooks.evidence.record import EvidenceRecord, Identity, Objective, RunError, Step, Verification
-from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir
+from dr_runbooks.evidence.chain import EvidenceError
+from dr_runbooks.evidence.record import EvidenceRecord, Objective, RunError, Verification
+from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir, S3EvidenceBucket
 from dr_runbooks.runbooks import canary, driver
 from dr_runbooks.runbooks.estate import Refused
-from dr_runbooks.runbooks.preflight import PREFLIGHTS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
-from dr_runbooks.verify.compare import ReplicationComparison, Side
+from dr_runbooks.verify.compare import ReplicationComparison, chart_archives
 
-LEGS = 2
+LEGS = ("switchover-to-dr", "switchover-to-primary")
+CHECKS = ("verify-replication", "serve-from-dr")
 
 
-def check_budget(topology: Topology, evidence_dir: Path, as_of: datetime | None = None) -> AvailabilityBudget:
-    """The month's budget, or a refusal when what is left cannot absorb a game day's expected downtime."""
-    chain = EvidenceLog(topology.env_name, [LocalEvidenceDir(evidence_dir)]).load_chain()
+def evidence_in_buckets(aws: AwsSession, topology: Topology) -> list[EvidenceRecord]:
+    """Every record in the evidence buckets of both regions (each holds the runs that targeted it), oldest first;
+    a region whose bucket does not answer is skipped, since the budget must be readable while a region is dark."""
+    found: dict[str, EvidenceRecord] = {}
+    for region in topology.regions:
+        bucket = S3EvidenceBucket(aws.client("s3", region), topology.in_region(region).evidence_bucket)
+        try:
+            chain = EvidenceLog(topology.env_name, [bucket]).load_chain()
+        except (ClientError, BotoCoreError, EvidenceError):
+            continue
+        found.update((record.run_id, record) for record in chain)
+    return sorted(found.values(), key=lambda record: record.ended_at)
+
+
+def check_budget(topology: Topology, evidence: Path | Iterable[EvidenceRecord],
+                 as_of: datetime | None = None) -> AvailabilityBudget:
+    """The month's budget from `evidence` (a local chain dir, or records), or a refusal when what is left cannot
+    absorb a game day's expected downtime."""
+    chain = (EvidenceLog(topology.env_name, [LocalEvidenceDir(evidence)]).load_chain()
+             if isinstance(evidence, Path) else list(evidence))
     budget = availability_budget(chain, topology.availability_target, as_of or datetime.now(UTC))
     if budget.month.left_minutes < topology.rto_minutes:
         raise Refused(
@@ -43,62 +63,9 @@ def check_budget(topology: Topology, evidence_dir: Path, as_of: datetime | None 
     return budget
 
 
-@dataclass
-class GameDay:
-    legs: list[RunRecord] = field(default_factory=list)
-    leg_evidence: list[EvidenceRecord] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    verifications: list[Verification] = field(default_factory=list)
-    errors: list[RunError] = field(default_factory=list)
-
-    @property
-    def succeeded(self) -> bool:
-        return not self.errors and len(self.legs) == LEGS and all(leg.status == "succeeded" for leg in self.legs)
-
-
-def _timed(game: GameDay, name: str, work: Callable[[], str]) -> bool:
-    """Run `work` as one step of the game day's timeline; its return value is the step's detail."""
-    started = datetime.now(UTC)
-    try:
-        detail, outcome = work(), "succeeded"
-    except Exception as error:  # a failed check is a result of the game day, recorded, not a crash
-        detail, outcome = f"{type(error).__name__}: {error}", "failed"
-        game.errors.append(RunError(message=detail, step=name))
-    game.steps.append(Step(name=name, started_at=started, ended_at=datetime.now(UTC), outcome=outcome,
-                           detail=detail))
-    return outcome == "succeeded"
-
-
-def _verified(game: GameDay, check: Verification) -> str:
-    """Keep `check` for the record; a failed one fails its timeline step with the check's detail."""
-    game.verifications.append(check)
-    if check.result == "failed":
-        raise RuntimeError(f"{check.what}: {check.detail}")
-    return f"{check.what}: {check.checked} checked"
-
-
-def _leg(aws: AwsSession, topology: Topology, target: str, operator: str, game: GameDay, local_dir: Path,
-         evidence_dir: Path, sandbox: bool, listener: Listener | None) -> bool:
-    seen = PREFLIGHTS["switchover"](aws, topology, target)
-    ctx = driver.new_context(aws, topology, "switchover", target, seen, operator, local_dir)
-    run = driver.run(ctx, listener)
-    game.legs.append(run)
-    game.leg_evidence.append(driver.write_evidence(ctx, sandbox, evidence_dir))
-    ended = datetime.fromtimestamp(run.ended_at or run.started_at, UTC)
-    game.steps.append(Step(name=f"switchover-to-{target}", started_at=datetime.fromtimestamp(run.started_at, UTC),
-                           ended_at=ended, outcome="succeeded" if run.status == "succeeded" else "failed",
-                           detail=f"run {run.run_id}" + (f": {run.error}" if run.error else "")))
-    if run.status != "succeeded":
-        game.errors.append(RunError(message=f"switchover to {target} failed: {run.error}",
-                                    step=f"switchover-to-{target}"))
-    return run.status == "succeeded"
-
-
 def verify_archives(aws: AwsSession, topology: Topology, writer_region: str) -> Verification:
     """The writer's chart archive and its replica hold the same current versions (listing comparison)."""
-    replica_region = topology.partner(writer_region)
-    source = Side(aws.client("s3", writer_region), topology.in_region(writer_region).chart_bucket)
-    replica = Side(aws.client("s3", replica_region), topology.in_region(replica_region).chart_bucket)
+    source, replica = chart_archives(aws, topology, writer_region)
     report = ReplicationComparison(source, replica).run()
     return Verification(
         what=f"chart archive {replica} replicates {source}", how="ListObjectsV2 of both buckets merged key by key",
@@ -126,48 +93,89 @@ def serve(aws: AwsSession, topology: Topology, region: str, run_id: str) -> Veri
                         result="passed", checked=checked + 1)
 
 
-def run_game_day(aws: AwsSession, topology: Topology, operator: str, *, evidence_dir: Path,
-                 local_dir: Path = LOCAL_RUNS, sandbox: bool = False, listener: Listener | None = None,
-                 ) -> tuple[GameDay, EvidenceRecord]:
-    """Both legs and the checks between them; a refusal of the first leg's preflight propagates (nothing moved)."""
-    game = GameDay()
-    started = datetime.now(UTC)
-    dr, primary = topology.dr_region, topology.primary_region
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-gameday-{dr}-{secrets.token_hex(3)}"
-    if _leg(aws, topology, dr, operator, game, local_dir, evidence_dir, sandbox, listener):
-        _timed(game, "verify-replication", lambda: _verified(game, verify_archives(aws, topology, dr)))
-        _timed(game, "serve-from-dr", lambda: _verified(game, serve(aws, topology, dr, run_id)))
-        try:  # the estate is in DR now: a refusal to come back is a failed game day, not a clean refusal
-            _leg(aws, topology, primary, operator, game, local_dir, evidence_dir, sandbox, listener)
-        except Refused as error:
-            game.errors.append(RunError(message=f"switchover back to {primary} refused: {error}"))
-    record = game_day_evidence(game, topology, run_id, operator, aws.mfa, started, sandbox)
-    return game, record
+def _check(work: Callable[[], Verification]) -> dict[str, Any]:
+    """A check's outcome as step outputs. It never raises: the switch back must happen whatever it found, and
+    `verdict` fails the run afterwards."""
+    try:
+        check = work()
+    except Exception as error:  # a failed check is a result of the game day, recorded, not a crash
+        return {"result": "failed", "detail": f"{type(error).__name__}: {error}", "verification": None}
+    if check.result == "failed":
+        return {"result": "failed", "detail": f"{check.what}: {check.detail}",
+                "verification": check.model_dump(mode="json")}
+    return {"result": "passed", "detail": f"{check.what}: {check.checked} checked",
+            "verification": check.model_dump(mode="json")}
 
 
-def _worst(records: list[EvidenceRecord], which: str, target: float, how: str) -> Objective:
-    measured = [getattr(record, which).measured_seconds for record in records if getattr(record, which)]
-    known = [value for value in measured if value is not None]
-    return Objective(measured_seconds=max(known) if known and len(known) == LEGS else None, target_seconds=target,
-                     how=how)
+def verify_replication(ctx: RunContext) -> dict[str, Any]:
+    """Step `verify-replication`: the DR archive (the writer now) against its replica in the primary region."""
+    return _check(lambda: verify_archives(ctx.aws, ctx.topology, ctx.target.region))
 
 
-def game_day_evidence(game: GameDay, topology: Topology, run_id: str, operator: str, mfa: bool,
-                      started: datetime, sandbox: bool) -> EvidenceRecord:
-    legs = [Verification(
-        what=f"leg {number}: switchover to {record.to_region} ({record.run_id})",
+def serve_from_dr(ctx: RunContext) -> dict[str, Any]:
+    """Step `serve-from-dr`: DR serves a chart read and takes a canary row (in DR's records VPC on AWS)."""
+    return _check(lambda: serve(ctx.aws, ctx.topology, ctx.target.region, ctx.run.run_id))
+
+
+def verdict(ctx: RunContext) -> dict[str, Any]:
+    """Fail the game day (after the switch back) when a check in DR failed, naming it."""
+    failed = [f"{name}: {outputs['detail']}" for name in CHECKS
+              if (outputs := ctx.output(name))["result"] != "passed"]
+    if failed:
+        raise RuntimeError("; ".join(failed))
+    return {"passed": True}
+
+
+def _succeeded(run: RunRecord, name: str) -> dict[str, Any] | None:
+    record = run.steps.get(name)
+    return record.outputs if record is not None and record.status == "succeeded" else None
+
+
+def _leg_check(topology: Topology, number: int, run_id: str, record: StepRecord) -> Verification:
+    leg = record.outputs if record.status == "succeeded" else {}
+    rto, rpo = leg.get("rto_seconds"), leg.get("rpo_seconds")
+    met = (rto is not None and rto <= topology.rto_minutes * 60 and rpo is not None
+           and rpo <= topology.rpo_minutes * 60)
+    return Verification(
+        what=f"leg {number}: switchover to {region_of_run(run_id)} ({run_id})",
         how="RTO from the leg's journal, RPO from its canary row and object",
-        result="passed" if record.passed else "failed", checked=1,
-        detail=f"RTO {record.rto.measured_seconds if record.rto else None} s, "
-               f"RPO {record.rpo.measured_seconds if record.rpo else None} s")
-        for number, record in enumerate(game.leg_evidence, start=1)]
-    rto = _worst(game.leg_evidence, "rto", topology.rto_minutes * 60, "the slower leg's RTO (each leg's journal)")
-    downtime = sum(record.rto.measured_seconds or 0.0 for record in game.leg_evidence if record.rto)
-    return EvidenceRecord(
-        run_id=run_id, kind="failover-drill", environment=topology.env_name, from_region=topology.primary_region,
-        to_region=topology.dr_region, identity=Identity(caller_arn=operator, account=topology.account, mfa_used=mfa),
-        started_at=started, ended_at=max([started] + [step.ended_at for step in game.steps]),
-        outcome="succeeded" if game.succeeded else "failed", timeline=tuple(game.steps), rto=rto,
-        rpo=_worst(game.leg_evidence, "rpo", topology.rpo_minutes * 60, "the larger leg's RPO (canaries)"),
-        downtime_seconds=downtime, verifications=tuple(legs + game.verifications), errors=tuple(game.errors),
-        sandbox=sandbox)
+        result="passed" if record.status == "succeeded" and met else "failed", checked=1,
+        detail=f"RTO {rto} s, RPO {rpo} s" + (f": {record.error}" if record.error else ""))
+
+
+def _worst(legs: list[dict[str, Any]], which: str, target: float, how: str) -> Objective:
+    known = [leg[which] for leg in legs if leg.get(which) is not None]
+    return Objective(measured_seconds=max(known) if len(known) == len(LEGS) else None, target_seconds=target, how=how)
+
+
+def _detail(run: RunRecord, record: StepRecord) -> str | None:
+    if record.name in LEGS:
+        return f"run {run.params['legs'][record.name]}" + (f": {record.error}" if record.error else "")
+    if record.name in CHECKS and record.status == "succeeded":
+        return str(record.outputs["detail"])
+    return record.error
+
+
+def game_day_evidence(run: RunRecord, topology: Topology, sandbox: bool) -> EvidenceRecord:
+    """The game day's record (kind failover-drill) from its journal alone: a verification per leg that ran, the
+    checks in DR, RTO and RPO of the worse leg, the downtime of both (charged to the availability budget)."""
+    base = driver.evidence_record(run.model_copy(update={"runbook": "failover-drill"}), topology, sandbox)
+    ran = [(number, name) for number, name in enumerate(LEGS, start=1) if name in run.steps]
+    legs = [_leg_check(topology, number, run.params["legs"][name], run.steps[name]) for number, name in ran]
+    measured = [outputs for name in LEGS if (outputs := _succeeded(run, name)) is not None]
+    checks = [outputs for name in CHECKS if (outputs := _succeeded(run, name)) is not None]
+    errors = [RunError(message=record.error or "failed", step=record.name) for record in run.steps.values()
+              if record.status != "succeeded" and record.name != "verdict"]
+    errors += [RunError(message=str(outputs["detail"]), step=name) for name in CHECKS
+               if (outputs := _succeeded(run, name)) is not None and outputs["result"] != "passed"]
+    return base.model_copy(update={
+        "from_region": topology.primary_region, "to_region": topology.dr_region,
+        "timeline": tuple(step.model_copy(update={"detail": _detail(run, run.steps[step.name])})
+                          for step in base.timeline),
+        "rto": _worst(measured, "rto_seconds", topology.rto_minutes * 60, "the slower leg's RTO (each leg's journal)"),
+        "rpo": _worst(measured, "rpo_seconds", topology.rpo_minutes * 60, "the larger leg's RPO (canaries)"),
+        "downtime_seconds": sum(leg.get("rto_seconds") or 0.0 for leg in measured),
+        "verifications": tuple(legs + [Verification.model_validate(check["verification"]) for check in checks
+                                       if check["verification"] is not None]),
+        "errors": tuple(errors),
+    })

@@ -7,7 +7,6 @@ is most useful when something failed), but a phase that cannot run (the sandbox 
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 import time
@@ -21,16 +20,15 @@ from typing import TypeVar
 from rich.console import Console
 
 from dr_runbooks.commands.render import Progress
-from dr_runbooks.drills import gameday, running
+from dr_runbooks.drills import gameday, gameday_plan, running
 from dr_runbooks.drills.backups import take_backups
 from dr_runbooks.evidence.chain import verify_chain
-from dr_runbooks.evidence.record import EvidenceRecord, Identity
+from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.report import ReportFiles, build_report, write_report
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir
 from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 from dr_runbooks.session import AwsSession, boto_session
-from dr_runbooks.verify.compare import ReplicationComparison, Side
-from dr_runbooks.verify.evidence import replication_evidence
+from dr_runbooks.verify import plan
 
 T = TypeVar("T")
 SANDBOX_MFA_CODE = "123456"
@@ -89,19 +87,6 @@ def _session(sandbox: Sandbox) -> AwsSession:
     return AwsSession(boto, endpoint_url=sandbox.endpoint_url)
 
 
-def _verify_replication(aws: AwsSession, sandbox: Sandbox, operator: str) -> EvidenceRecord:
-    topology = sandbox.topology
-    primary, dr = topology.primary_region, topology.dr_region
-    started = datetime.now(UTC)
-    report = ReplicationComparison(Side(aws.client("s3", primary), topology.in_region(primary).chart_bucket),
-                                   Side(aws.client("s3", dr), topology.in_region(dr).chart_bucket)).run()
-    return replication_evidence(
-        report, run_id=f"{started:%Y%m%dT%H%M%SZ}-verify-{dr}-{secrets.token_hex(3)}", environment=topology.env_name,
-        source_region=primary, replica_region=dr,
-        identity=Identity(caller_arn=operator, account=topology.account, mfa_used=False), started_at=started,
-        sandbox=True)
-
-
 def run_main_job(cdk_json: Path, state_dir: Path | None, out_dir: Path, patients: int, files_per_patient: int,
                  sample: int | None, console: Console) -> MainJob:
     job = MainJob()
@@ -151,12 +136,16 @@ def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path
     phases.attempt("restore drill", restore)
 
     def game_day() -> None:
-        gameday.check_budget(topology, evidence_dir)
+        params = gameday_plan.game_day_preflight(aws, topology, topology.dr_region, evidence=evidence_dir)
         serial = f"arn:aws:iam::{topology.account}:mfa/drill"
         session = aws.with_mfa(serial, SANDBOX_MFA_CODE, topology.dr_region)
-        _, record = gameday.run_game_day(session, topology, operator, evidence_dir=evidence_dir, local_dir=runs_dir,
-                                         sandbox=True, listener=listener)
-        seal(record)
+        ctx = gameday_plan.new_game_day_context(session, topology, {**params, "evidence_dir": str(evidence_dir)},
+                                                operator, runs_dir)
+        seal(gameday.game_day_evidence(gameday_plan.run_game_day(ctx, listener), topology, sandbox=True))
+
+    def verify_replication() -> None:
+        ctx = plan.new_verify_context(aws, topology, topology.dr_region, operator, runs_dir)
+        seal(plan.verify_evidence(plan.run_verify_replication(ctx, listener), topology, sandbox=True))
 
     phases.attempt("failover game day", game_day)
-    phases.attempt("verify replication", lambda: seal(_verify_replication(aws, sandbox, operator)))
+    phases.attempt("verify replication", verify_replication)

@@ -85,10 +85,7 @@ def _sides(
         raise Refused("name the environment (--env or EHR_DR_ENV), or give --source-bucket and --replica-bucket")
     region = check_region(from_region) if from_region else None
     topology = _topology(aws, env_name)
-    source = region or topology.primary_region
-    replica = topology.partner(source)
-    return (Side(aws.client("s3", source), topology.in_region(source).chart_bucket),
-            Side(aws.client("s3", replica), topology.in_region(replica).chart_bucket))
+    return compare.chart_archives(aws, topology, region or topology.primary_region)
 
 
 def _topology(aws: AwsSession, env_name: str) -> Topology:

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import Topology
 from dr_runbooks.verify.listing import LISTERS, Listing, prefetched
 from dr_runbooks.verify.model import Difference, ObjectState, ReplicationReport
 
@@ -34,6 +36,13 @@ class Side:
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}"
+
+
+def chart_archives(aws: AwsSession, topology: Topology, source_region: str) -> tuple[Side, Side]:
+    """The chart archive of `source_region` and its replica in the partner region, as the topology names them."""
+    replica_region = topology.partner(source_region)
+    return (Side(aws.client("s3", source_region), topology.in_region(source_region).chart_bucket),
+            Side(aws.client("s3", replica_region), topology.in_region(replica_region).chart_bucket))
 
 
 class Progress:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from dr_runbooks.evidence.record import AwsCall, EvidenceRecord, Identity, RunError, Step, Verification
-from dr_runbooks.verify.model import ReplicationReport
+from dr_runbooks.verify.model import ReplicationReport, ReplicationSummary
 
 
-def _method(report: ReplicationReport) -> str:
+def _method(report: ReplicationReport | ReplicationSummary) -> str:
     if report.mode == "inventory":
         return ("S3 Inventory reports of both buckets compared key by key: presence, size and delete markers of "
                 "every current version")
@@ -22,7 +22,7 @@ def _method(report: ReplicationReport) -> str:
 
 
 def replication_evidence(
-    report: ReplicationReport,
+    report: ReplicationReport | ReplicationSummary,
     *,
     run_id: str,
     environment: str,
@@ -32,13 +32,15 @@ def replication_evidence(
     started_at: datetime,
     sandbox: bool,
 ) -> EvidenceRecord:
-    """The record of one `verify replication` run (with its re-drives, if any) that started at `started_at`."""
+    """The record of one `verify replication` run (with its re-drives, if any) that started at `started_at`: from the
+    full report, or from the summary a plan run journaled (the counts are whole either way)."""
+    differences = sum(report.counts().values())
     compared_until = started_at + timedelta(seconds=report.seconds)
     operation = "ListObjectsV2" if report.listing == "current" else "ListObjectVersions"
     steps = [Step(
         name="compare-archives", started_at=started_at, ended_at=compared_until,
         outcome="succeeded" if report.in_sync else "failed",
-        detail=f"{report.compared:,} keys, {len(report.differences):,} differences, {report.requests:,} requests",
+        detail=f"{report.compared:,} keys, {differences:,} differences, {report.requests:,} requests",
         aws_calls=(AwsCall(service="s3", operation=operation, region=source_region, target=report.source),
                    AwsCall(service="s3", operation=operation, region=replica_region, target=report.replica)),
     )]
@@ -70,7 +72,7 @@ def replication_evidence(
             how=_method(report),
             result="passed" if report.in_sync else "failed",
             checked=report.compared,
-            mismatched=len(report.differences),
+            mismatched=differences,
             detail=", ".join(f"{kind}: {count:,}" for kind, count in sorted(report.counts().items())) or None,
         ),),
         errors=tuple(errors),

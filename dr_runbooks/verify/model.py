@@ -80,3 +80,34 @@ class ReplicationReport(BaseModel):
         for difference in self.differences:
             counts[difference.kind] = counts.get(difference.kind, 0) + 1
         return counts
+
+    def summary(self, sample: int) -> ReplicationSummary:
+        """The report with its differences counted and only the first `sample` of them kept."""
+        return ReplicationSummary(
+            source=self.source, replica=self.replica, mode=self.mode, listing=self.listing, deep=self.deep,
+            compared=self.compared, difference_counts=self.counts(), sample=self.differences[:sample],
+            repairs=self.repairs, requests=self.requests, seconds=self.seconds)
+
+
+class ReplicationSummary(BaseModel):
+    """A report whose differences are counted by kind with a bounded sample kept: what a plan step journals (a
+    journal item, a Lambda's output and a state's payload are bounded; an archive's differences are not)."""
+
+    source: str
+    replica: str
+    mode: Literal["list", "inventory"]
+    listing: str
+    deep: bool
+    compared: int
+    difference_counts: dict[str, int]
+    sample: list[Difference]
+    repairs: list[Repair] = []
+    requests: int = 0
+    seconds: float = 0.0
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.difference_counts
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.difference_counts)
