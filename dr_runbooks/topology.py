@@ -177,6 +177,11 @@ def runbook_function_name(env_name: str) -> str:
     return f"ehr-dr-{env_name}-runbooks"
 
 
+def database_function_name(env_name: str) -> str:
+    """The Lambda function, in each region's records VPC, that runs the steps connecting to that region's database."""
+    return f"ehr-dr-{env_name}-runbooks-db"
+
+
 def state_machine_name(env_name: str, runbook: str) -> str:
     """A runbook's Step Functions state machine, the same name in both regions (`drctl <runbook> --remote`)."""
     return f"ehr-dr-{env_name}-{runbook}"

@@ -1,9 +1,9 @@
 """Every cdk-nag finding this estate acknowledges instead of fixing, with its reason, in one place for a reviewer.
 
 An entry names the rule (for rules that report per finding, like IAM4/IAM5, the finding as cdk-nag prints it) and
-the construct path below the stack it applies to (a glob); `{account}`, `{region}`, `{partner_region}`, `{prefix}`
-and `{secret}` in either are filled from the stack's site. Nothing else is silenced: a new resource with the same
-problem fails the synth.
+the construct path below the stack it applies to (each `/`-separated segment a glob); `{account}`, `{region}`,
+`{partner_region}`, `{prefix}` and `{secret}` in either are filled from the stack's site. Nothing else is silenced:
+a new resource with the same problem fails the synth.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 import aws_cdk as cdk
+from constructs import IConstruct
 
 from stacks.site import Site
 
@@ -190,36 +191,58 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
-    # --- Orchestration: the runbook function and state machines (stacks/orchestration.py) ---
+    # --- Orchestration: the runbook and database functions, the state machines (stacks/orchestration.py) ---
     Acknowledgment(
-        "AwsSolutions-L1", "Function/Resource",
-        "Pinned to python3.11, the project's Python: the asset's compiled wheels (pydantic-core, psycopg-binary) "
-        "are built for it by stacks/lambda_asset.py and imported by the test suite; the two move together.",
+        "AwsSolutions-L1", "*Function/Resource",
+        "Pinned to python3.11, the project's Python: the asset's compiled wheels (pydantic-core) are built for it by "
+        "stacks/lambda_asset.py and imported by the test suite; the two move together.",
     ),
     Acknowledgment(
-        "HIPAA.Security-LambdaDLQ", "Function/Resource",
-        "Only Step Functions invokes it, synchronously: a failed invocation is caught by the state machine, "
-        "journaled, reported as evidence, alarmed on and sent to on-call. A DLQ receives only asynchronous failures.",
+        "HIPAA.Security-LambdaDLQ", "*Function/Resource",
+        "Invoked only synchronously (the runbook function by Step Functions, the database function by the runbook "
+        "function): a failure is caught by the state machine, journaled, written as evidence, alarmed on and sent to "
+        "on-call. A DLQ receives only asynchronous failures.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-LambdaInsideVPC", "Function/Resource",
+        "The runbook function calls only AWS APIs, over TLS with SigV4, in both regions: a planned switchover writes "
+        "in both and a game day's second leg runs toward the other region, and Step Functions cannot invoke a "
+        "function in another region. It holds no database connection and reads no chart; the steps that touch the "
+        "records database run in the database function, which is in the records VPC's isolated subnets.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
-        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*), X-Ray "
-        "segments, CloudWatch GetMetricStatistics and PutMetricData; PutMetricData is limited to the traffic-gate "
-        "namespace by the cloudwatch:namespace condition.",
+        "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
+        "AWS Backup DescribeRestoreJob, and listing clusters and buckets to find an interrupted drill's leftovers; "
+        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy/Resource",
+        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*) and X-Ray "
+        "segments.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "StateMachinePolicy/Resource",
         "CloudWatch Logs' log delivery (Step Functions logging) and X-Ray have no resource-level permissions.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
-        "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
-        "canaries are written in the partner's chart bucket).",
+        "AwsSolutions-IAM5[Resource::arn:aws:states:{region}:{account}:execution:{prefix}-switchover:*]",
+        "StateMachinePolicy/Resource",
+        "A game day follows its legs, nested executions of this region's switchover machine named by run id.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-evidence-{account}-{region}/*]", "FunctionPolicy/Resource",
-        "Evidence records are new objects named by sequence and run id in this region's evidence bucket "
-        "(Object Lock: nothing is ever overwritten).",
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
+        "canaries, journal and evidence are written in the partner region too).",
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-evidence-{{account}}-{{{region}}}/*]",
+            "FunctionPolicy/Resource",
+            "Evidence records are new objects named by sequence and run id in the evidence bucket of the region a run "
+            "targets (Object Lock: nothing is ever overwritten); a game day reads both chains for the downtime budget.",
+        )
+        for region in ("region", "partner_region")
     ),
     *(
         Acknowledgment(
@@ -229,13 +252,16 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
-    *(
-        Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
-            "FunctionPolicy/Resource",
-            "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
-        )
-        for region in ("region", "partner_region")
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/*]",
+        "DatabaseFunctionPolicy/Resource",
+        "A game day proves the DR region serves by reading one chart and checking it against its scan row's SHA-256; "
+        "which chart is known only from the database. Read only, this region's bucket only, from inside the VPC.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{region}:{account}:secret:{secret}-*]",
+        "DatabaseFunctionPolicy/Resource",
+        "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
     ),
     *(
         Acknowledgment(
@@ -245,16 +271,53 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
-    Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-runbooks:*]",
-        "FunctionPolicy/Resource",
-        "The function writes log streams (random names) in its own log group only.",
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/lambda/{{prefix}}-{name}:*]",
+            policy,
+            "The function writes log streams (random names) in its own log group only.",
+        )
+        for name, policy in (("runbooks", "FunctionPolicy/Resource"),
+                             ("runbooks-db", "DatabaseFunctionPolicy/Resource"))
+    ),
+    # --- Restore drills (DR region): scratch resources named by the drill's prefix and run id ---
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::{resource}]", policy,
+            "A restore drill's scratch cluster and bucket are named {prefix}-rd-<run id> (random per run) and "
+            "deleted by the drill; the wildcard is that name's run id, never a live resource.",
+        )
+        for resource, policy in (
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "FunctionPolicy/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*", "FunctionPolicy/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy/Resource"),
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy/Resource"),
+        )
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy/Resource",
+            "AWS Backup names recovery points itself (an Aurora one is a cluster snapshot named awsbackup:job-...): "
+            "restore jobs may start from any recovery point of this region, which ListRecoveryPointsByBackupVault "
+            "limits to the DR vault's.",
+        )
+        for resource in ("arn:aws:backup:{region}:{account}:recovery-point:*",
+                         "arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*")
     ),
 )
 
 
+#: (path segments below a construct, rule id, reason) of one acknowledgment still to place.
+_Pending = tuple[tuple[str, ...], str, str]
+
+
 def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: bool) -> None:
-    """Attach each acknowledgment to the constructs it names (a glob on the path below the stack), in every stack."""
+    """Attach each acknowledgment to the constructs it names (a path glob below the stack), in every stack.
+
+    The paths are followed down from each stack, one segment at a time, rather than matched against every construct
+    of the tree: each construct costs jsii round trips, and walking all of them was a second of every synth.
+    """
     by_region = {site.region: site for site in sites}
     for stack in app.node.children:
         if not isinstance(stack, cdk.Stack):
@@ -264,14 +327,29 @@ def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: 
             "account": site.config.account, "region": site.region, "partner_region": site.partner_region,
             "prefix": site.prefix, "secret": site.topology.db_secret_name,
         }
-        entries = [
-            (entry.path.format(**fields), entry.rule.format(**fields), entry.reason)
+        _place(stack, [
+            (tuple(entry.path.format(**fields).split("/")), entry.rule.format(**fields), entry.reason)
             for entry in ACKNOWLEDGMENTS
             if archive_bootstrap or not entry.bootstrap_only
-        ]
-        for construct in stack.node.find_all():
-            path = construct.node.path.removeprefix(f"{stack.node.path}/")
-            rules = [cdk.Acknowledgment(id=rule, reason=reason)
-                     for pattern, rule, reason in entries if fnmatchcase(path, pattern)]
-            if rules:
-                cdk.Validations.of(construct).acknowledge(*rules)
+        ])
+
+
+def _place(construct: IConstruct, pending: list[_Pending]) -> None:
+    """Acknowledge on `construct` what ends here; hand the rest to the children their next segment names."""
+    here = [cdk.Acknowledgment(id=rule, reason=reason) for segments, rule, reason in pending if not segments]
+    if here:
+        cdk.Validations.of(construct).acknowledge(*here)
+    below: dict[str, list[_Pending]] = {}
+    for segments, rule, reason in pending:
+        if segments:
+            below.setdefault(segments[0], []).append((segments[1:], rule, reason))
+    if not below:
+        return
+    if any(char in segment for segment in below for char in "*?["):  # a glob: only the list of children finds matches
+        children = {child.node.id: child for child in construct.node.children}
+    else:
+        children = {segment: child for segment in below
+                    if (child := construct.node.try_find_child(segment)) is not None}
+    for child_id, child in children.items():
+        _place(child, [entry for segment, entries in below.items() if fnmatchcase(child_id, segment)
+                       for entry in entries])

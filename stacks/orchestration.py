@@ -1,10 +1,12 @@
-"""The runbooks on AWS's own engines, in each region: one Lambda function (the `dr_runbooks` package, the same step
-code `drctl` runs), one Step Functions state machine per runbook generated from its plan, an alarm on every failed
+"""The runbooks on AWS's own engines, in each region: two Lambda functions of one package (the `dr_runbooks` step code
+`drctl` runs), one Step Functions state machine per runbook generated from its plan, an alarm on every failed
 execution, and (in the DR region) the EventBridge Scheduler schedules of the drills.
 
-The function runs in the records VPC (the steps read and write canary rows in the database) and reaches this region's
-APIs through VPC endpoints; its role names each resource its steps touch. A run's journal, lock and evidence stay in
-the region it targets, which is the region whose state machine runs it.
+The *runbook* function runs every task. It is outside any VPC: a planned switchover writes in both regions, a game day's
+second leg runs toward the other region, and Step Functions cannot invoke another region's function, so it calls both
+regions' APIs through their public endpoints (TLS, SigV4). The *database* function is in the records VPC's isolated
+subnets and runs only the steps that connect to that region's database (canary rows, restored-data validation); the
+runbook function of either region invokes it. Each role names each resource its steps touch.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dr_runbooks.engine.plan import Plan
+from dr_runbooks.orchestration.catalog import deployed_in
 from dr_runbooks.orchestration.definition import LAMBDA_MAX_SECONDS, definition
 from dr_runbooks.orchestration.handler import ENV_VARIABLE
-from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.topology import (
     TRAFFIC_GATE_NAMESPACE,
     alarm_name,
+    database_function_name,
+    drill_scratch_prefix,
     parameter_name,
     runbook_function_name,
     state_machine_arn,
@@ -39,33 +42,39 @@ from dr_runbooks.topology import (
 from stacks.lambda_asset import asset_dir
 from stacks.site import Site
 
-#: The runbooks that have a state machine: every on-call plan. The restore drill joins once its hour-long waits are
-#: start + poll steps (the definition refuses steps longer than a Lambda invocation; see docs/orchestration.md).
-ORCHESTRATED: dict[str, Plan] = {name: make() for name, make in PLANS.items()}
-#: Scheduled runs in the DR region: (runbook, config key prefix). A schedule whose runbook has no state machine yet is
-#: created disabled, so enabling it in the config takes effect the deploy its state machine appears.
+#: Scheduled runs in the DR region: (runbook, config key prefix).
 SCHEDULED = (("restore-drill", "restore_drill"), ("verify-replication", "verify_replication"),
              ("game-day", "game_day"))
-#: Service names of the interface endpoints the function needs in the isolated subnets (Secrets Manager's exists).
-INTERFACE_ENDPOINTS = ("ssm", "rds", "monitoring", "sns", "sts")
+#: Interface endpoints the database function needs in the isolated subnets (Secrets Manager's is the database stack's).
+INTERFACE_ENDPOINTS = ("ssm", "rds")
 LOG_RETENTION = logs.RetentionDays.TEN_YEARS
 #: Runs are rare and take the runbook lock: a handful of concurrent steps is the most any plan starts.
 RESERVED_CONCURRENCY = 10
+HANDLER = "dr_runbooks.orchestration.handler.handler"
 
 
 class OrchestrationStack(cdk.Stack):
-    """`function`, `state_machines` (runbook -> state machine) and, in the DR region, `schedules`."""
+    """`function`, `database_function`, `state_machines` (runbook -> state machine), in the DR region `schedules`."""
 
     def __init__(self, scope: Construct, site: Site, key: kms.IKey, vpc: ec2.IVpc, vpc_cidr: str) -> None:
         super().__init__(scope, site.stack_name("orchestration"), env=site.env,
                          description=f"{site.prefix} runbooks on Step Functions and Lambda")
         self.site = site
+        self.key = key
         self.topic = sns.Topic.from_topic_arn(self, "OnCall", site.here.oncall_topic_arn)
+        self.runbooks = deployed_in(site.region, site.config.dr_region)
         self._endpoints(vpc, vpc_cidr)
-        self.function = self._function(key, vpc, vpc_cidr)
+        code = _code()
+        name = runbook_function_name(site.config.env_name)
+        self.function = self._function("Function", name, code, _runbook_permissions(site, key, name),
+                                       "every task of the runbook state machines, outside any VPC")
+        db_name = database_function_name(site.config.env_name)
+        self.database_function = self._function(
+            "DatabaseFunction", db_name, code, _database_permissions(site, key, db_name),
+            "the steps that connect to this region's records database, in its VPC",
+            vpc=vpc, security_group=self._database_security_group(vpc, vpc_cidr))
         self.state_machine_role = self._state_machine_role()
-        self.state_machines = {runbook: self._state_machine(runbook, plan, key)
-                               for runbook, plan in ORCHESTRATED.items()}
+        self.state_machines = {runbook: self._state_machine(runbook) for runbook in self.runbooks}
         self.schedules = self._schedules() if not site.is_primary else {}
 
     def _endpoints(self, vpc: ec2.IVpc, cidr: str) -> None:
@@ -74,45 +83,54 @@ class OrchestrationStack(cdk.Stack):
             ec2.GatewayVpcEndpoint(self, f"{service.name.rsplit('.', 1)[1].capitalize()}Endpoint", vpc=vpc,
                                    service=service, subnets=isolated)
         group = ec2.SecurityGroup(self, "EndpointSecurityGroup", vpc=vpc, allow_all_outbound=False,
-                                  description="HTTPS from the VPC to the AWS API endpoints the runbook function calls")
+                                  description="HTTPS from the VPC to the AWS API endpoints the database function calls")
         group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from the VPC")
         for service in INTERFACE_ENDPOINTS:
             ec2.InterfaceVpcEndpoint(self, f"{service.capitalize()}Endpoint", vpc=vpc, open=False,
                                      service=ec2.InterfaceVpcEndpointAwsService(service), private_dns_enabled=True,
                                      subnets=isolated[0], security_groups=[group])
 
-    def _function(self, key: kms.IKey, vpc: ec2.IVpc, cidr: str) -> lambda_.Function:
-        site = self.site
-        name = runbook_function_name(site.config.env_name)
-        log_group = logs.LogGroup(self, "FunctionLogs", log_group_name=f"/aws/lambda/{name}", encryption_key=key,
-                                  retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.RETAIN)
-        role = iam.Role(self, "FunctionRole", role_name=f"{name}-{site.region}",
-                        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="what the runbook steps need, resource by resource")
-        iam.ManagedPolicy(self, "FunctionPolicy", roles=[role], statements=_step_permissions(site, key, name))
+    def _database_security_group(self, vpc: ec2.IVpc, cidr: str) -> ec2.SecurityGroup:
         group = ec2.SecurityGroup(self, "FunctionSecurityGroup", vpc=vpc, allow_all_outbound=False,
-                                  description="the runbook function: HTTPS to endpoints, PostgreSQL, in the VPC")
+                                  description="the database function: HTTPS to endpoints, PostgreSQL, in the VPC")
         group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443),
                               "AWS APIs: the isolated subnets route only to the VPC endpoints")
-        group.add_egress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(5432), "the records database (canary rows)")
+        group.add_egress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(5432), "the records database")
+        return group
+
+    def _function(self, label: str, name: str, code: lambda_.Code, statements: list[iam.PolicyStatement],
+                  what: str, vpc: ec2.IVpc | None = None,
+                  security_group: ec2.ISecurityGroup | None = None) -> lambda_.Function:
+        log_group = logs.LogGroup(self, f"{label}Logs", log_group_name=f"/aws/lambda/{name}",
+                                  encryption_key=self.key, retention=LOG_RETENTION,
+                                  removal_policy=cdk.RemovalPolicy.RETAIN)
+        role = iam.Role(self, f"{label}Role", role_name=f"{name}-{self.site.region}",
+                        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=what)
+        iam.ManagedPolicy(self, f"{label}Policy", roles=[role], statements=statements)
+        placement = ({"vpc": vpc, "security_groups": [security_group],
+                      "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)}
+                     if vpc is not None else {})
         return lambda_.Function(
             # The managed policy above is the whole of the role: CDK's own grants would add an inline duplicate.
-            self, "Function", function_name=name, role=role.without_policy_updates(), log_group=log_group,
-            code=_code(),
-            handler="dr_runbooks.orchestration.handler.handler",
-            runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
-            memory_size=512, timeout=cdk.Duration.seconds(LAMBDA_MAX_SECONDS),
-            environment={ENV_VARIABLE: site.config.env_name}, environment_encryption=key,
-            tracing=lambda_.Tracing.ACTIVE, reserved_concurrent_executions=RESERVED_CONCURRENCY,
-            vpc=vpc, vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-            security_groups=[group],
+            self, label, function_name=name, role=role.without_policy_updates(), log_group=log_group, code=code,
+            handler=HANDLER, runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
+            memory_size=512, timeout=cdk.Duration.seconds(LAMBDA_MAX_SECONDS), description=what,
+            environment={ENV_VARIABLE: self.site.config.env_name}, environment_encryption=self.key,
+            tracing=lambda_.Tracing.ACTIVE, reserved_concurrent_executions=RESERVED_CONCURRENCY, **placement,
         )
 
+    def _children(self) -> list[str]:
+        return sorted({step.child.runbook for runbook in self.runbooks.values() for step in runbook.plan().steps
+                       if step.child is not None})
+
     def _state_machine_role(self) -> iam.IRole:
-        """One role for the region's state machines: invoke the function, deliver logs, trace; nothing else."""
+        """One role for the region's state machines: invoke the runbook function, start the child machines (a game
+        day's legs) and follow them, deliver logs, trace; nothing else."""
+        site = self.site
         role = iam.Role(self, "StateMachineRole", assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-                        description="the runbook state machines: invoke the runbook function, log, trace")
-        iam.ManagedPolicy(self, "StateMachinePolicy", roles=[role], statements=[
+                        description="the runbook state machines: invoke the runbook function, nested runs, logs")
+        children = self._children()
+        statements = [
             iam.PolicyStatement(sid="InvokeRunbookFunction", actions=["lambda:InvokeFunction"],
                                 resources=[self.function.function_arn]),
             # CloudWatch Logs' log delivery and X-Ray have no resource-level permissions.
@@ -123,19 +141,36 @@ class OrchestrationStack(cdk.Stack):
             iam.PolicyStatement(sid="Tracing", resources=["*"], actions=[
                 "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                 "xray:GetSamplingTargets"]),
-        ])
+        ]
+        if children:
+            account, region, env_name = site.config.account, site.region, site.config.env_name
+            statements += [
+                iam.PolicyStatement(sid="StartChildRuns", actions=["states:StartExecution"], resources=[
+                    state_machine_arn(site.topology, region, child) for child in children]),
+                iam.PolicyStatement(sid="FollowChildRuns", actions=["states:DescribeExecution",
+                                                                    "states:StopExecution"], resources=[
+                    f"arn:aws:states:{region}:{account}:execution:{state_machine_name(env_name, child)}:*"
+                    for child in children]),
+                # How Step Functions learns that a nested execution ended (`.sync`): its own managed rule.
+                iam.PolicyStatement(sid="ChildRunEvents", actions=["events:PutTargets", "events:PutRule",
+                                                                   "events:DescribeRule"], resources=[
+                    f"arn:aws:events:{region}:{account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"]),
+            ]
+        iam.ManagedPolicy(self, "StateMachinePolicy", roles=[role], statements=statements)
         return role.without_policy_updates()
 
-    def _state_machine(self, runbook: str, plan: Plan, key: kms.IKey) -> sfn.StateMachine:
+    def _state_machine(self, runbook: str) -> sfn.StateMachine:
         site = self.site
         name = state_machine_name(site.config.env_name, runbook)
         label = "".join(part.capitalize() for part in runbook.split("-"))
         log_group = logs.LogGroup(self, f"{label}Logs", log_group_name=f"/aws/vendedlogs/states/{name}",
-                                  encryption_key=key, retention=LOG_RETENTION,
+                                  encryption_key=self.key, retention=LOG_RETENTION,
                                   removal_policy=cdk.RemovalPolicy.RETAIN)
+        machines = {child: state_machine_arn(site.topology, site.region, child) for child in self._children()}
+        body = definition(self.runbooks[runbook].plan(), self.function.function_arn, machines)
         machine = sfn.StateMachine(
             self, f"{label}StateMachine", state_machine_name=name,
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(definition(plan, self.function.function_arn))),
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(body)),
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True, role=self.state_machine_role,
         )
@@ -159,16 +194,14 @@ class OrchestrationStack(cdk.Stack):
             iam.PolicyStatement(actions=["states:StartExecution"], resources=targets)])
         schedules = {}
         for (runbook, key), target in zip(SCHEDULED, targets, strict=True):
-            enabled = getattr(config, f"{key}_enabled") and runbook in ORCHESTRATED
             schedules[runbook] = scheduler.CfnSchedule(
                 self, "".join(part.capitalize() for part in runbook.split("-")) + "Schedule",
                 name=state_machine_name(config.env_name, runbook),
                 schedule_expression=getattr(config, f"{key}_schedule"),
                 schedule_expression_timezone=config.schedule_timezone,
                 flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-                state="ENABLED" if enabled else "DISABLED",
-                description=f"{runbook} in {site.region}" + ("" if runbook in ORCHESTRATED else
-                                                              " (waits for its state machine)"),
+                state="ENABLED" if getattr(config, f"{key}_enabled") else "DISABLED",
+                description=f"{runbook} in {site.region}",
                 target=scheduler.CfnSchedule.TargetProperty(
                     arn=target, role_arn=role.role_arn,
                     input=json.dumps({"target_region": site.region, "operator": "eventbridge-scheduler"}),
@@ -185,19 +218,19 @@ def _code() -> lambda_.Code:
                                    asset_hash_type=cdk.AssetHashType.CUSTOM)
 
 
-def _step_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
-    """Every permission a step, the journal, the lock or the evidence needs; resources named from the topology."""
-    topology, account, region = site.topology, site.config.account, site.region
-    here, partner = site.here, site.partner
-    secret = f"arn:aws:secretsmanager:{{region}}:{account}:secret:{topology.db_secret_name}-*"
+def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
+    """What the tasks, the journal, the lock and the evidence need, resource by resource from the topology. Journal,
+    lock, evidence and on-call are in both regions: a run writes them in the region it targets, and a switchover or
+    failback may be run from either region's machine (a game day's second leg)."""
+    topology, account, regions = site.topology, site.config.account, site.config.regions
+    partner = site.partner
+    both = [topology.in_region(r) for r in regions]
     global_cluster = f"arn:aws:rds::{account}:global-cluster:{topology.global_cluster_id}"
-    clusters = [site.cluster_arn(region), site.cluster_arn(site.partner_region)]
-    return [
-        iam.PolicyStatement(sid="ReadTopology", actions=["ssm:GetParameter"], resources=[
-            f"arn:aws:ssm:{region}:{account}:parameter{parameter_name(site.config.env_name)}"]),
+    statements = [
+        _read_topology(site),
         iam.PolicyStatement(sid="JournalAndLock", actions=[
             "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"],
-            resources=[site.table_arn(region)]),
+            resources=[site.table_arn(r) for r in regions]),
         iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                             resources=[key.key_arn]),
         iam.PolicyStatement(sid="PartnerDataKey", actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
@@ -205,28 +238,93 @@ def _step_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam
                             conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": partner.kms_key_alias}}),
         iam.PolicyStatement(sid="Evidence", actions=["s3:PutObject", "s3:PutObjectRetention", "s3:GetObject",
                                                      "s3:ListBucket"],
-                            resources=[site.bucket_arn(here.evidence_bucket),
-                                       f"{site.bucket_arn(here.evidence_bucket)}/*"]),
+                            resources=[arn for r in both for arn in (site.bucket_arn(r.evidence_bucket),
+                                                                     f"{site.bucket_arn(r.evidence_bucket)}/*")]),
         iam.PolicyStatement(sid="ChartCanaries", actions=["s3:PutObject", "s3:GetObject", "s3:ListBucket",
                                                           "s3:GetReplicationConfiguration"],
-                            resources=[arn for bucket in (here.chart_bucket, partner.chart_bucket)
-                                       for arn in (site.bucket_arn(bucket), f"{site.bucket_arn(bucket)}/dr-canary/*")]),
+                            resources=[arn for r in both for arn in (site.bucket_arn(r.chart_bucket),
+                                                                     f"{site.bucket_arn(r.chart_bucket)}/dr-canary/*")]),
         iam.PolicyStatement(sid="RecordsDatabase", actions=[
             "rds:DescribeGlobalClusters", "rds:DescribeDBClusters", "rds:SwitchoverGlobalCluster",
-            "rds:FailoverGlobalCluster"], resources=[global_cluster, *clusters]),
-        iam.PolicyStatement(sid="DatabaseSecret", actions=["secretsmanager:GetSecretValue"],
-                            resources=[secret.format(region=r) for r in site.config.regions]),
+            "rds:FailoverGlobalCluster"], resources=[global_cluster, *(site.cluster_arn(r) for r in regions)]),
+        iam.PolicyStatement(sid="DatabaseSteps", actions=["lambda:InvokeFunction"], resources=[
+            f"arn:aws:lambda:{r}:{account}:function:{database_function_name(site.config.env_name)}"
+            for r in regions]),
         iam.PolicyStatement(sid="Alarms", actions=["cloudwatch:DescribeAlarms"], resources=[
-            f"arn:aws:cloudwatch:{r}:{account}:alarm:{site.prefix}-*" for r in site.config.regions]),
+            f"arn:aws:cloudwatch:{r}:{account}:alarm:{site.prefix}-*" for r in regions]),
         iam.PolicyStatement(sid="TrafficGates", actions=["cloudwatch:PutMetricData"], resources=["*"],
                             conditions={"StringEquals": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}}),
         iam.PolicyStatement(sid="ReplicationLag", actions=["cloudwatch:GetMetricStatistics"], resources=["*"]),
-        iam.PolicyStatement(sid="OnCall", actions=["sns:Publish"], resources=[here.oncall_topic_arn]),
-        iam.PolicyStatement(sid="Logs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                            resources=[f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function_name}:*"]),
-        iam.PolicyStatement(sid="Tracing", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+        iam.PolicyStatement(sid="OnCall", actions=["sns:Publish"], resources=[r.oncall_topic_arn for r in both]),
+        *_function_basics(site, function_name),
+    ]
+    if not site.is_primary:
+        statements += _drill_permissions(site)
+    return statements
+
+
+def _drill_permissions(site: Site) -> list[iam.PolicyStatement]:
+    """The DR region's drills: restore the DR vault's recovery points into scratch resources named by the run and
+    delete them again; list both chart buckets to compare them (listing only: no chart is read)."""
+    account, region, here = site.config.account, site.region, site.here
+    scratch = drill_scratch_prefix(site.config.env_name)
+    scratch_buckets = [f"arn:aws:s3:::{scratch}*", f"arn:aws:s3:::{scratch}*/*"]
+    return [
+        iam.PolicyStatement(sid="RecoveryPoints", actions=["backup:ListRecoveryPointsByBackupVault"],
+                            resources=[site.vault_arn(region)]),
+        iam.PolicyStatement(sid="RestoreJobs", actions=["backup:StartRestoreJob"], resources=[
+            f"arn:aws:backup:{region}:{account}:recovery-point:*",
+            f"arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*"]),
+        # DescribeRestoreJob has no resource-level permission.
+        iam.PolicyStatement(sid="RestoreJobStatus", actions=["backup:DescribeRestoreJob"], resources=["*"]),
+        iam.PolicyStatement(sid="PassBackupRole", actions=["iam:PassRole"], resources=[here.backup_role_arn],
+                            conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}),
+        iam.PolicyStatement(sid="ScratchClusters", actions=[
+            "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource"],
+            resources=[f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
+        # Finding an interrupted drill's leftovers lists every cluster and bucket (by name prefix and tag).
+        iam.PolicyStatement(sid="FindLeftovers", actions=["rds:DescribeDBClusters", "s3:ListAllMyBuckets"],
                             resources=["*"]),
+        iam.PolicyStatement(sid="ScratchBuckets", actions=[
+            "s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
+            "s3:PutBucketTagging", "s3:GetBucketTagging"], resources=scratch_buckets),
+        iam.PolicyStatement(sid="CompareArchives", actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[
+            site.bucket_arn(site.topology.in_region(r).chart_bucket) for r in site.config.regions]),
+    ]
+
+
+def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
+    """The database steps of this region: find the cluster and its secret, read fingerprints and charts (a game day
+    serves one from here; a restore drill checks the restored ones), through the VPC's endpoints."""
+    topology, account, region, here = site.topology, site.config.account, site.region, site.here
+    # Restore drills run in the DR region: only there are restored scratch clusters and buckets read.
+    scratch = [] if site.is_primary else [drill_scratch_prefix(site.config.env_name)]
+    return [
+        _read_topology(site),
+        iam.PolicyStatement(sid="FindClusters", actions=["rds:DescribeDBClusters"], resources=[
+            site.cluster_arn(region), *(f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch)]),
+        iam.PolicyStatement(sid="DatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[
+            f"arn:aws:secretsmanager:{region}:{account}:secret:{topology.db_secret_name}-*"]),
+        iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
+        iam.PolicyStatement(sid="Fingerprints", actions=["dynamodb:GetItem"], resources=[site.table_arn(region)]),
+        iam.PolicyStatement(sid="ReadCharts", actions=["s3:GetObject"], resources=[
+            f"{site.bucket_arn(here.chart_bucket)}/*", *(f"arn:aws:s3:::{prefix}*/*" for prefix in scratch)]),
+        *_function_basics(site, function_name),
         iam.PolicyStatement(sid="VpcNetworkInterfaces", actions=[
             "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
             "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], resources=["*"]),
+    ]
+
+
+def _read_topology(site: Site) -> iam.PolicyStatement:
+    return iam.PolicyStatement(sid="ReadTopology", actions=["ssm:GetParameter"], resources=[
+        f"arn:aws:ssm:{site.region}:{site.config.account}:parameter{parameter_name(site.config.env_name)}"])
+
+
+def _function_basics(site: Site, function_name: str) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(sid="Logs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[
+            f"arn:aws:logs:{site.region}:{site.config.account}:log-group:/aws/lambda/{function_name}:*"]),
+        iam.PolicyStatement(sid="Tracing", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                            resources=["*"]),
     ]

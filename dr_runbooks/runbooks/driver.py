@@ -122,11 +122,12 @@ def evidence_record(run: RunRecord, topology: Topology, sandbox: bool) -> Eviden
     )
 
 
-def write_evidence(ctx: RunContext, sandbox: bool, local_dir: Path = DEFAULT_EVIDENCE_DIR) -> EvidenceRecord:
+def write_evidence(ctx: RunContext, sandbox: bool, local_dir: Path = DEFAULT_EVIDENCE_DIR,
+                   record: EvidenceRecord | None = None) -> EvidenceRecord:
     """Append the run's record to the chain in the target region's Object Lock evidence bucket (the authority, which
     survives the laptop), and to the operator's local chain, where `drctl report` renders it. Two chains, each intact:
     a region's bucket holds the runs that targeted it, the local dir the runs made from this machine."""
-    record = evidence_record(ctx.run, ctx.topology, sandbox)
+    record = record or evidence_record(ctx.run, ctx.topology, sandbox)
     bucket = S3EvidenceBucket(ctx.client("s3"), ctx.target.evidence_bucket)
     sealed = EvidenceLog(ctx.topology.env_name, [bucket]).append(record)
     EvidenceLog(ctx.topology.env_name, [LocalEvidenceDir(local_dir)]).append(record)

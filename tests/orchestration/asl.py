@@ -1,6 +1,7 @@
 """Reading a generated state machine back, independently of how it was generated: which steps it runs in which order,
-and running it in-process (Task and Parallel states, JSONPath `$`/`$.a.b` parameters, one catch), which is what
-Step Functions does with it and what moto cannot do without Docker for the Lambda tasks."""
+and running it in-process (Task, Parallel, Choice, Wait, Succeed and Fail states, nested executions, JSONPath
+`$`/`$.a.b` parameters, catches), which is what Step Functions does with it and what moto cannot do without Docker for
+the Lambda tasks."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def enforced_order(branch: dict[str, Any]) -> set[tuple[str, str]]:
         for inner in state.get("Branches", ()):
             pairs |= enforced_order(inner)
         seen += here
-        name = state.get("Next")
+        name = state.get("Next") or state.get("Default")
     return pairs
 
 
@@ -60,17 +61,42 @@ class Failed(Exception):
         self.error, self.cause = error, cause
 
 
-def run(branch: dict[str, Any], data: dict[str, Any], invoke: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    """Run a definition (or branch) to its end; a task's exception becomes an error named as its class."""
+def _found(data: dict[str, Any], path: str) -> Any:
+    return _resolve({"v.$": path}, data)["v"]
+
+
+#: A nested execution: (state machine ARN, execution name, input) -> the child's output.
+StartChild = Callable[[str, str, dict[str, Any]], Any]
+
+
+def _no_children(arn: str, _name: str, _input: dict[str, Any]) -> Any:
+    raise AssertionError(f"no child machine expected, got {arn}")
+
+
+def run(branch: dict[str, Any], data: dict[str, Any], invoke: Callable[[dict[str, Any]], Any],
+        start_child: StartChild = _no_children, waits: list[int] | None = None) -> dict[str, Any]:
+    """Run a definition (or branch) to its end; a task's exception becomes an error named as its class. `waits`
+    collects the seconds of every Wait state passed (nothing sleeps)."""
     name: str | None = branch["StartAt"]
     while name is not None:
         state = branch["States"][name]
+        following = None if state.get("End") else state.get("Next")
         try:
-            if state["Type"] == "Task":
+            if state["Type"] == "Task" and state["Resource"].startswith("arn:aws:states:::states:startExecution"):
+                given = _resolve(state["Parameters"], data)
+                data = _set(data, state.get("ResultPath", "$"),
+                            start_child(given["StateMachineArn"], given["Name"], given["Input"]))
+            elif state["Type"] == "Task":
                 data = _set(data, state.get("ResultPath", "$"), invoke(_resolve(state["Parameters"], data)))
             elif state["Type"] == "Parallel":
-                results = [run(inner, data, invoke) for inner in state["Branches"]]
+                results = [run(inner, data, invoke, start_child, waits) for inner in state["Branches"]]
                 data = _set(data, state.get("ResultPath", "$"), results)
+            elif state["Type"] == "Choice":
+                chosen = [c["Next"] for c in state["Choices"] if _found(data, c["Variable"]) == c["StringEquals"]]
+                following = (chosen or [state["Default"]])[0]
+            elif state["Type"] == "Wait":
+                if waits is not None:
+                    waits.append(_found(data, state["SecondsPath"]))
             elif state["Type"] == "Fail":
                 raise Failed(state["Error"], state["Cause"])
             elif state["Type"] == "Succeed":
@@ -83,5 +109,5 @@ def run(branch: dict[str, Any], data: dict[str, Any], invoke: Callable[[dict[str
             data = _set(data, catch["ResultPath"], {"Error": failure.error, "Cause": failure.cause})
             name = catch["Next"]
             continue
-        name = None if state.get("End") else state.get("Next")
+        name = following
     return data

@@ -1,22 +1,33 @@
-"""Each runbook's state machine against its plan: the same steps, the same dependencies, the engine's retry policy."""
+"""Each runbook's state machine against its plan: the same steps, the same dependencies, the engine's retry policy;
+long steps as polling loops, child runs as nested executions."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 
-from dr_runbooks.drills.plans import restore_drill
-from dr_runbooks.engine.plan import Plan, Step
+from dr_runbooks.engine.plan import ChildRun, Plan, Step
 from dr_runbooks.engine.runner import TIMEOUT_GRACE_SECONDS
-from dr_runbooks.orchestration.definition import LAMBDA_SERVICE_ERRORS, STEPS, definition
-from dr_runbooks.runbooks.plans import PLANS
+from dr_runbooks.orchestration.catalog import RUNBOOKS
+from dr_runbooks.orchestration.definition import (
+    LAMBDA_MAX_SECONDS,
+    LAMBDA_SERVICE_ERRORS,
+    NESTED_EXECUTION,
+    STEPS,
+    definition,
+    polled,
+)
 
 from .asl import enforced_order, step_tasks
 
 FUNCTION = "arn:aws:lambda:us-west-1:123456789012:function:ehr-dr-demo-runbooks"
-PLAN_FACTORIES = pytest.mark.parametrize("make_plan", PLANS.values(), ids=PLANS.keys())
+MACHINES = {name: f"arn:aws:states:us-west-1:123456789012:stateMachine:ehr-dr-demo-{name}" for name in RUNBOOKS}
+EVERY_RUNBOOK = pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
+
+
+def plan_of(runbook: str) -> Plan:
+    return RUNBOOKS[runbook].plan()
 
 
 def must_precede(plan: Plan) -> set[tuple[str, str]]:
@@ -30,70 +41,105 @@ def must_precede(plan: Plan) -> set[tuple[str, str]]:
 
 
 def body(plan: Plan) -> dict:
-    return definition(plan, FUNCTION)["States"][STEPS]["Branches"][0]
+    return definition(plan, FUNCTION, MACHINES)["States"][STEPS]["Branches"][0]
 
 
-def tasks(branch: dict) -> list[dict]:
-    found = []
+def states(branch: dict) -> dict[str, dict]:
+    found = dict(branch["States"])
     for state in branch["States"].values():
-        if state["Type"] == "Task":
-            found.append(state)
         for inner in state.get("Branches", ()):
-            found += tasks(inner)
+            found.update(states(inner))
     return found
 
 
-@PLAN_FACTORIES
-def test_the_state_machine_runs_each_step_of_the_plan_once(make_plan: Callable[[], Plan]) -> None:
-    plan = make_plan()
+def step(name: str, timeout: float = 60, child: ChildRun | None = None, *depends_on: str) -> Step:
+    return Step(name=name, action="dr_runbooks.runbooks.steps:record_objectives", description=name,
+                depends_on=depends_on, timeout_seconds=timeout, child=child)
+
+
+@EVERY_RUNBOOK
+def test_the_state_machine_runs_each_step_of_the_plan_once(runbook: str) -> None:
+    plan = plan_of(runbook)
     assert sorted(step_tasks(body(plan))) == sorted(step.name for step in plan.steps)
 
 
-@PLAN_FACTORIES
-def test_the_state_machine_orders_steps_exactly_as_their_dependencies(make_plan: Callable[[], Plan]) -> None:
-    plan = make_plan()
+@EVERY_RUNBOOK
+def test_the_state_machine_orders_steps_exactly_as_their_dependencies(runbook: str) -> None:
+    plan = plan_of(runbook)
     assert enforced_order(body(plan)) == must_precede(plan)
 
 
-@PLAN_FACTORIES
-def test_a_step_task_times_out_with_the_engine_and_retries_only_lambda_faults(make_plan: Callable[[], Plan]) -> None:
-    plan = make_plan()
-    for task in tasks(body(plan)):
-        step = plan.step(task["Parameters"]["step"])
-        assert task["TimeoutSeconds"] == math.ceil(step.timeout_seconds + TIMEOUT_GRACE_SECONDS)
-        assert [set(retry["ErrorEquals"]) for retry in task["Retry"]] == [set(LAMBDA_SERVICE_ERRORS)]
-        assert "Catch" not in task  # a failed step fails its branch; the one catch around all steps finishes the run
+@EVERY_RUNBOOK
+def test_a_step_task_times_out_with_the_engine_and_retries_only_lambda_faults(runbook: str) -> None:
+    plan = plan_of(runbook)
+    for state in states(body(plan)).values():
+        if state["Type"] != "Task" or "step" not in state["Parameters"]:
+            continue
+        step = plan.step(state["Parameters"]["step"])
+        assert state["TimeoutSeconds"] == min(math.ceil(step.timeout_seconds + TIMEOUT_GRACE_SECONDS),
+                                              LAMBDA_MAX_SECONDS)
+        assert [set(retry["ErrorEquals"]) for retry in state["Retry"]] == [set(LAMBDA_SERVICE_ERRORS)]
+        assert "Catch" not in state  # a failed step fails its branch; the one catch around all steps finishes the run
 
 
-@PLAN_FACTORIES
-def test_any_failure_among_the_steps_still_finishes_the_run_then_fails_it(make_plan: Callable[[], Plan]) -> None:
-    states = definition(make_plan(), FUNCTION)["States"]
-    catch = states[STEPS]["Catch"]
+@EVERY_RUNBOOK
+def test_any_failure_among_the_steps_still_finishes_the_run_then_fails_it(runbook: str) -> None:
+    machine = definition(plan_of(runbook), FUNCTION, MACHINES)["States"]
+    catch = machine[STEPS]["Catch"]
     assert [c["ErrorEquals"] for c in catch] == [["States.ALL"]]
-    after = states[catch[0]["Next"]]
+    after = machine[catch[0]["Next"]]
     assert after["Parameters"]["action"] == "finish"
-    assert states[after["Next"]]["Type"] == "Fail"
+    assert machine[after["Next"]]["Type"] == "Fail"
+
+
+@EVERY_RUNBOOK
+def test_every_step_that_may_outlast_an_invocation_loops_through_a_wait(runbook: str) -> None:
+    plan = plan_of(runbook)
+    found = states(body(plan))
+    for long_step in (s for s in plan.steps if polled(s) and s.child is None):
+        check = found[found[long_step.name]["Next"]]
+        assert check["Type"] == "Choice"
+        wait = found[check["Choices"][0]["Next"]]
+        assert (wait["Type"], wait["Next"]) == ("Wait", long_step.name)
+
+
+def test_a_step_longer_than_a_lambda_invocation_hands_back_and_is_called_again_after_the_wait_it_asks_for() -> None:
+    plan = Plan(runbook="slow", description="an hour-long wait", steps=(step("wait", 3600), step("after", 60, None,
+                                                                                                  "wait")))
+    found = states(body(plan))
+    assert found["wait"]["ResultPath"] == "$.poll"
+    assert found["wait: waiting?"]["Choices"] == [
+        {"Variable": "$.poll.status", "StringEquals": "waiting", "Next": "wait: wait"}]
+    assert found["wait: waiting?"]["Default"] == "after"
+    assert found["wait: wait"] == {"Type": "Wait", "SecondsPath": "$.poll.wait_seconds", "Next": "wait"}
+
+
+def test_a_step_that_fits_an_invocation_is_one_task() -> None:
+    found = states(body(Plan(runbook="quick", description="q", steps=(step("quick", 300),))))
+    assert list(found) == ["quick"]
+
+
+def test_a_child_step_is_a_nested_execution_of_the_child_machine_then_a_task_that_journals_it() -> None:
+    plan = Plan(runbook="game", description="g", locks=False,
+                steps=(step("leg-one", 900, ChildRun(runbook="switchover", target="dr")),))
+    found = states(body(plan))
+    nested = found["leg-one"]
+    assert nested["Resource"] == NESTED_EXECUTION
+    assert nested["Parameters"] == {"StateMachineArn": MACHINES["switchover"],
+                                    "Name.$": "$.run.children.leg_one.run_id",
+                                    "Input.$": "$.run.children.leg_one.input"}
+    assert nested["Catch"][0]["Next"] == nested["Next"] == "leg-one: journal"
+    assert found["leg-one: journal"]["Parameters"]["action"] == "child-ended"
+
+
+def test_a_child_runbook_without_a_machine_is_refused() -> None:
+    plan = Plan(runbook="game", description="g", steps=(step("leg", 900, ChildRun(runbook="switchover",
+                                                                                  target="dr")),))
+    with pytest.raises(ValueError, match="no state machine given for its child runbooks: switchover"):
+        definition(plan, FUNCTION, {})
 
 
 def test_a_plan_that_is_not_series_parallel_keeps_every_dependency() -> None:
-    def step(name: str, *depends_on: str) -> Step:
-        return Step(name=name, action="dr_runbooks.runbooks.steps:record_objectives", description=name,
-                    depends_on=depends_on)
-
     plan = Plan(runbook="n-shape", description="a->c, b->c, b->d",
-                steps=(step("a"), step("b"), step("c", "a", "b"), step("d", "b")))
+                steps=(step("a"), step("b"), step("c", 60, None, "a", "b"), step("d", 60, None, "b")))
     assert must_precede(plan) <= enforced_order(body(plan))
-
-
-def test_a_step_longer_than_a_lambda_invocation_is_refused() -> None:
-    plan = Plan(runbook="slow", description="too slow", steps=(
-        Step(name="wait", action="dr_runbooks.runbooks.steps:record_objectives", description="w",
-             timeout_seconds=3600),))
-    with pytest.raises(ValueError, match="longer than Lambda's 900 s: wait"):
-        definition(plan, FUNCTION)
-
-
-def test_the_restore_drill_is_refused_until_its_long_steps_fit_a_lambda_invocation() -> None:
-    """Its restores wait up to an hour in one step; as Lambda tasks they must become start + poll (a Wait loop)."""
-    with pytest.raises(ValueError, match="steps longer than Lambda's 900 s: restore-database"):
-        definition(restore_drill(), FUNCTION)

@@ -3,16 +3,21 @@ as Step Functions would, each task calling `handle` (the code the deployed funct
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from runbooks.conftest import report_lag  # the lag Aurora reports, which the preflight reads
 
-from dr_runbooks.engine.journal import Journal, new_run_id
-from dr_runbooks.engine.plan import Plan
+from dr_runbooks.engine.journal import Journal, new_run_id, region_of_run
+from dr_runbooks.engine.plan import Plan, Step
+from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.observe import probes
+from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.definition import definition
 from dr_runbooks.orchestration.handler import StepFailed, handle, handler
 from dr_runbooks.runbooks import plans
@@ -22,10 +27,15 @@ from dr_runbooks.session import AwsSession
 from . import asl
 
 FUNCTION = "arn:aws:lambda:{region}:123456789012:function:ehr-dr-demo-runbooks"
+MACHINE = "arn:aws:states:{region}:123456789012:stateMachine:ehr-dr-demo-{runbook}"
 
 
 def explode(_ctx: Any) -> None:
     raise RuntimeError("the bucket said no")
+
+
+def replace_plan(monkeypatch: pytest.MonkeyPatch, plan: Plan) -> None:
+    monkeypatch.setitem(RUNBOOKS, plan.runbook, dataclasses.replace(RUNBOOKS[plan.runbook], plan=lambda: plan))
 
 
 def writer(sandbox: Sandbox) -> str:
@@ -35,24 +45,46 @@ def writer(sandbox: Sandbox) -> str:
 
 
 class Machine:
-    """The state machine of one runbook in the region it targets, its tasks handled in this process."""
+    """The state machines of one region, their tasks handled in this process: the runbook function's tasks by `handle`,
+    its database steps by `handle` again as the database function of the database's region, nested executions by
+    walking the child machine's definition."""
 
     def __init__(self, sandbox: Sandbox, region: str, scratch: Path) -> None:
         self.sandbox, self.region, self.scratch = sandbox, region, scratch
         self.aws = AwsSession.from_options(endpoint_url=sandbox.endpoint_url)
         self.invocations: list[dict[str, Any]] = []
+        self.database_invocations: list[tuple[str, dict[str, Any]]] = []
+        self.invocation_seconds = float("inf")
 
     def invoke(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.invocations.append(payload)
-        return handle(payload, self.aws, self.sandbox.config.env_name, self.region, self.scratch)
+        return handle(payload, self.aws, self.sandbox.config.env_name, self.region, self.scratch,
+                      invocation_deadline=time.time() + self.invocation_seconds,
+                      invoke_database=self.invoke_database)
 
-    def run(self, runbook: str, **given: Any) -> dict[str, Any]:
-        states = definition(plans.PLANS[runbook](), FUNCTION.format(region=self.region))
-        return asl.run(states, {"target_region": self.region, **given}, self.invoke)
+    def invoke_database(self, region: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.database_invocations.append((region, payload))
+        return handle(payload, self.aws, self.sandbox.config.env_name, region, self.scratch,
+                      invocation_deadline=time.time() + self.invocation_seconds)
+
+    def definition(self, runbook: str) -> dict[str, Any]:
+        machines = {name: MACHINE.format(region=self.region, runbook=name) for name in RUNBOOKS}
+        return definition(RUNBOOKS[runbook].plan(), FUNCTION.format(region=self.region), machines)
+
+    def run(self, runbook: str, waits: list[int] | None = None, **given: Any) -> dict[str, Any]:
+        return asl.run(self.definition(runbook), {"target_region": self.region, **given}, self.invoke,
+                       self.start_child, waits)
+
+    def start_child(self, arn: str, name: str, given: dict[str, Any]) -> Any:
+        runbook = arn.rsplit(":", 1)[1].removeprefix(f"ehr-dr-{self.sandbox.config.env_name}-")
+        output = asl.run(self.definition(runbook), given, self.invoke, self.start_child)
+        assert output["run"]["run_id"] == name
+        return output
 
     def journal(self, run_id: str) -> Any:
-        table = self.sandbox.topology.in_region(self.region).runbook_table
-        return Journal(self.aws, self.region, table, self.scratch / "check").load(run_id)
+        region = region_of_run(run_id)
+        table = self.sandbox.topology.in_region(region).runbook_table
+        return Journal(self.aws, region, table, self.scratch / "check").load(run_id)
 
 
 @pytest.fixture
@@ -72,7 +104,7 @@ def test_a_switchover_state_machine_moves_the_writer_and_journals_every_step(
 ) -> None:
     run_id = new_run_id("switchover", target)
     output = machine.run("switchover", run_id=run_id, operator="arn:aws:iam::123456789012:user/oncall", mfa=True)
-    assert output["run"] == {"run_id": run_id}
+    assert output["run"] == {"run_id": run_id, "children": {}}
     assert writer(sandbox) == target
     run = machine.journal(run_id)
     assert run.status == "succeeded"
@@ -97,8 +129,7 @@ def test_a_failed_step_fails_the_execution_after_journaling_releasing_and_writin
 ) -> None:
     steps = tuple(step.model_copy(update={"action": f"{__name__}:explode"}) if step.name == "canary-object" else step
                   for step in plans.switchover().steps)
-    monkeypatch.setitem(plans.PLANS, "switchover", lambda: Plan(runbook="switchover", description="broken",
-                                                                steps=steps))
+    replace_plan(monkeypatch, Plan(runbook="switchover", description="broken", steps=steps))
     run_id = new_run_id("switchover", target)
     with pytest.raises(asl.Failed, match="RunbookFailed"):
         machine.run("switchover", run_id=run_id)
@@ -119,7 +150,7 @@ def test_a_step_that_fails_raises_step_failed_which_the_state_machine_does_not_r
     machine: Machine, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     steps = tuple(step.model_copy(update={"action": f"{__name__}:explode"}) for step in plans.failback().steps)
-    monkeypatch.setitem(plans.PLANS, "failback", lambda: Plan(runbook="failback", description="broken", steps=steps))
+    replace_plan(monkeypatch, Plan(runbook="failback", description="broken", steps=steps))
     started = machine.invoke({"action": "start", "runbook": "failback",
                               "input": {"params": {"seen": True}, "operator": "tester"}})
     with pytest.raises(StepFailed, match="step reattached failed: RuntimeError: the bucket said no"):
@@ -127,15 +158,15 @@ def test_a_step_that_fails_raises_step_failed_which_the_state_machine_does_not_r
     machine.invoke({"action": "finish", "run_id": started["run_id"]})
 
 
-def test_a_run_for_another_region_is_refused_by_this_regions_machine(machine: Machine, sandbox: Sandbox,
-                                                                     target: str) -> None:
+def test_a_failover_to_another_region_is_refused_by_this_regions_machine(machine: Machine, sandbox: Sandbox,
+                                                                        target: str) -> None:
     other = sandbox.topology.partner(target)
-    with pytest.raises(ValueError, match=f"runs in {target}; a run to {other} starts the one deployed there"):
-        machine.invoke({"action": "start", "runbook": "switchover", "input": {"target_region": other}})
+    with pytest.raises(ValueError, match=f"runs in {target}; a failover to {other} starts the one deployed there"):
+        machine.invoke({"action": "start", "runbook": "failover", "input": {"target_region": other}})
 
 
 def test_an_unknown_action_is_refused(machine: Machine) -> None:
-    with pytest.raises(ValueError, match="unknown action 'dance'"):
+    with pytest.raises(ValueError, match="unknown action 'dance': expected start, step, database-step"):
         machine.invoke({"action": "dance"})
 
 
@@ -161,3 +192,74 @@ def test_the_lambda_entry_point_serves_the_environment_and_region_lambda_gives_i
                                                                           "operator": "scheduler"}})
     assert started["run_id"].split("-failback-")[1].startswith(target)
     assert handler({"action": "finish", "run_id": started["run_id"]})["run_id"] == started["run_id"]
+
+
+def test_a_step_that_connects_to_a_database_runs_in_the_database_function_of_that_region(
+    machine: Machine, sandbox: Sandbox, target: str
+) -> None:
+    source = sandbox.topology.partner(target)
+    run_id = new_run_id("switchover", target)
+    machine.run("switchover", run_id=run_id)
+    relayed = {payload["step"]: region for region, payload in machine.database_invocations}
+    assert relayed == {"canary-row": source, "canary-row-arrived": target}
+    assert all(payload["action"] == "database-step" for _, payload in machine.database_invocations)
+    assert machine.journal(run_id).steps["canary-row"].calls  # what the database function did is journaled here
+
+
+def test_a_planned_switchover_may_run_from_the_other_regions_machine(
+    sandbox: Sandbox, target: str, tmp_path: Path
+) -> None:
+    """A game day's second leg runs in the DR region's machine toward the primary: both regions answer anyway."""
+    elsewhere = Machine(sandbox, sandbox.topology.partner(target), tmp_path)
+    run_id = new_run_id("switchover", target)
+    elsewhere.run("switchover", target_region=target, run_id=run_id)
+    assert writer(sandbox) == target
+    assert elsewhere.journal(run_id).status == "succeeded"  # journaled in the target region's table
+
+
+@pytest.fixture
+def run(machine: Machine) -> Iterator[dict[str, Any]]:
+    """A started switchover run as the runbook function passes it on; finished (lock released) afterwards."""
+    started = machine.invoke({"action": "start", "runbook": "switchover", "input": {"params": {"seen": True}}})
+    yield machine.journal(started["run_id"]).model_dump(mode="json")
+    machine.invoke({"action": "finish", "run_id": started["run_id"]})
+
+
+def test_the_database_function_refuses_a_step_that_connects_to_no_database(machine: Machine, target: str,
+                                                                           run: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="step canary-object connects to no database"):
+        machine.invoke_database(target, {"action": "database-step", "step": "canary-object", "run": run})
+
+
+def test_the_database_function_refuses_a_step_for_another_regions_database(
+    machine: Machine, sandbox: Sandbox, target: str, run: dict[str, Any]
+) -> None:
+    source = sandbox.topology.partner(target)
+    with pytest.raises(ValueError, match=f"connects to the database in {source}, not {target}"):
+        machine.invoke_database(target, {"action": "database-step", "step": "canary-row", "run": run})
+
+
+ATTEMPTS: list[float] = []
+
+
+def ready_on_the_second_attempt(ctx: Any) -> dict[str, Any]:
+    ATTEMPTS.append(time.time())
+    wait_until(ctx, lambda: len(ATTEMPTS) > 1, bool, "the second attempt")
+    return {"attempts": len(ATTEMPTS)}
+
+
+def test_a_step_still_waiting_at_the_end_of_its_invocation_hands_back_and_resumes_after_the_wait(
+    machine: Machine, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ATTEMPTS.clear()
+    slow = Step(name="slow", action=f"{__name__}:ready_on_the_second_attempt", description="waits an hour at most",
+                timeout_seconds=3600)
+    replace_plan(monkeypatch, Plan(runbook="failback", description="one long step", steps=(slow,)))
+    machine.invocation_seconds = 0.3
+    waits: list[int] = []
+    run_id = new_run_id("failback", target)
+    machine.run("failback", waits=waits, run_id=run_id, params={"seen": True})
+    record = machine.journal(run_id).steps["slow"]
+    assert (record.status, record.outputs) == ("succeeded", {"attempts": 2})
+    assert len(waits) == 1 and waits[0] >= 1
+    assert [p["step"] for p in machine.invocations if p.get("action") == "step"] == ["slow", "slow"]

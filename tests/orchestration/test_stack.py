@@ -18,9 +18,16 @@ from typing import Any
 import pytest
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.orchestration.catalog import RUNBOOKS, deployed_in
 from dr_runbooks.orchestration.definition import definition
-from dr_runbooks.runbooks.plans import PLANS
-from dr_runbooks.topology import Topology, build_topology, state_machine_arn, state_machine_name
+from dr_runbooks.topology import (
+    Topology,
+    build_topology,
+    database_function_name,
+    runbook_function_name,
+    state_machine_arn,
+    state_machine_name,
+)
 from stacks import lambda_asset
 from stacks.app import build_app, cdk_json_context
 
@@ -39,6 +46,17 @@ class Synth:
 
     def resources(self, region: str, kind: str) -> dict[str, dict[str, Any]]:
         return {lid: res for lid, res in self.template(region)["Resources"].items() if res["Type"] == kind}
+
+    def function(self, region: str, name: str) -> tuple[str, dict[str, Any]]:
+        (found,) = [(lid, res) for lid, res in self.resources(region, "AWS::Lambda::Function").items()
+                    if res["Properties"]["FunctionName"] == name]
+        return found
+
+    def runbook_function_id(self, region: str) -> str:
+        return self.function(region, runbook_function_name(self.config.env_name))[0]
+
+    def runbooks_in(self, region: str) -> list[str]:
+        return sorted(deployed_in(region, self.config.dr_region))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +81,7 @@ def _resolve(value: Any, function_id: str) -> Any:
 
 
 def machines(synth: Synth, region: str) -> dict[str, dict[str, Any]]:
-    (function_id,) = synth.resources(region, "AWS::Lambda::Function")
+    function_id = synth.runbook_function_id(region)
     return {res["Properties"]["StateMachineName"]: {
         **res["Properties"], "Definition": json.loads(_resolve(res["Properties"]["DefinitionString"], function_id))}
         for res in synth.resources(region, "AWS::StepFunctions::StateMachine").values()}
@@ -72,9 +90,17 @@ def machines(synth: Synth, region: str) -> dict[str, dict[str, Any]]:
 @REGIONS
 def test_each_runbook_has_its_generated_state_machine_in_each_region(synth: Synth, region: str) -> None:
     found = machines(synth, region)
+    children = {name: state_machine_arn(synth.topology, region, name) for name in RUNBOOKS}
     assert {name: machine["Definition"] for name, machine in found.items()} == {
-        state_machine_name(synth.config.env_name, runbook): definition(make(), FUNCTION_ARN)
-        for runbook, make in PLANS.items()}
+        state_machine_name(synth.config.env_name, runbook): definition(RUNBOOKS[runbook].plan(), FUNCTION_ARN,
+                                                                       children)
+        for runbook in synth.runbooks_in(region)}
+
+
+def test_the_drills_have_state_machines_in_the_dr_region_only(synth: Synth) -> None:
+    assert set(synth.runbooks_in("us-west-1")) == set(RUNBOOKS)
+    assert set(synth.runbooks_in("us-west-1")) - set(synth.runbooks_in("us-east-1")) == {
+        name for name, runbook in RUNBOOKS.items() if runbook.deployed == "dr"}
 
 
 @REGIONS
@@ -102,26 +128,67 @@ def test_roles_have_no_inline_policies(synth: Synth, region: str) -> None:
 
 @REGIONS
 def test_the_state_machines_may_invoke_only_the_runbook_function(synth: Synth, region: str) -> None:
-    (function_id,) = synth.resources(region, "AWS::Lambda::Function")
+    function_id = synth.runbook_function_id(region)
     invoke = [s for s in statements(synth, region, "StateMachinePolicy") if "lambda:InvokeFunction" in str(s)]
     assert invoke == [{"Action": "lambda:InvokeFunction", "Effect": "Allow",
                        "Resource": {"Fn::GetAtt": [function_id, "Arn"]}, "Sid": "InvokeRunbookFunction"}]
 
 
 @REGIONS
-def test_the_function_writes_journal_lock_and_evidence_only_in_its_own_region(synth: Synth, region: str) -> None:
+def test_the_runbook_function_writes_journal_lock_evidence_and_on_call_only_in_the_estates_own(
+    synth: Synth, region: str
+) -> None:
     by_sid = {s["Sid"]: s for s in statements(synth, region, "FunctionPolicy")}
-    here = synth.topology.in_region(region)
-    assert by_sid["JournalAndLock"]["Resource"] == f"arn:aws:dynamodb:{region}:123456789012:table/{here.runbook_table}"
-    assert by_sid["Evidence"]["Resource"] == [f"arn:aws:s3:::{here.evidence_bucket}",
-                                              f"arn:aws:s3:::{here.evidence_bucket}/*"]
+    both = [synth.topology.in_region(r) for r in synth.config.regions]
+    assert by_sid["JournalAndLock"]["Resource"] == [
+        f"arn:aws:dynamodb:{r.region}:123456789012:table/{r.runbook_table}" for r in both]
+    assert by_sid["Evidence"]["Resource"] == [arn for r in both for arn in (
+        f"arn:aws:s3:::{r.evidence_bucket}", f"arn:aws:s3:::{r.evidence_bucket}/*")]
     assert by_sid["ReadTopology"]["Resource"].startswith(f"arn:aws:ssm:{region}:")
-    assert by_sid["OnCall"]["Resource"] == here.oncall_topic_arn
+    assert by_sid["OnCall"]["Resource"] == [r.oncall_topic_arn for r in both]
+
+
+@REGIONS
+def test_the_runbook_function_reads_no_database_secret_and_no_chart(synth: Synth, region: str) -> None:
+    policy = json.dumps(statements(synth, region, "FunctionPolicy"))
+    assert "secretsmanager" not in policy
+    chart_objects = [resource for s in statements(synth, region, "FunctionPolicy") if "s3:GetObject" in s["Action"]
+                     for resource in s["Resource"] if "-charts-" in str(resource) and "/" in str(resource)]
+    assert chart_objects and all(str(resource).endswith("/dr-canary/*") for resource in chart_objects)
+
+
+@REGIONS
+def test_only_the_database_function_is_in_the_records_vpc(synth: Synth, region: str) -> None:
+    _, runbook_function = synth.function(region, runbook_function_name(synth.config.env_name))
+    _, database_function = synth.function(region, database_function_name(synth.config.env_name))
+    assert "VpcConfig" not in runbook_function["Properties"]
+    assert database_function["Properties"]["VpcConfig"]["SubnetIds"]
+
+
+@REGIONS
+def test_the_runbook_function_may_invoke_the_database_function_of_either_region(synth: Synth, region: str) -> None:
+    by_sid = {s["Sid"]: s for s in statements(synth, region, "FunctionPolicy")}
+    assert by_sid["DatabaseSteps"] == {"Sid": "DatabaseSteps", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                       "Resource": [f"arn:aws:lambda:{r}:123456789012:function:"
+                                                    f"{database_function_name(synth.config.env_name)}"
+                                                    for r in synth.config.regions]}
+
+
+@REGIONS
+def test_the_database_function_writes_nothing_and_reads_only_its_own_regions_secret(synth: Synth,
+                                                                                    region: str) -> None:
+    found = statements(synth, region, "DatabaseFunctionPolicy")
+    actions = {action for s in found for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    writes = {a for a in actions if a.split(":")[1].startswith(("Put", "Delete", "Update", "Switchover", "Failover"))}
+    assert writes <= {"logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                      "ec2:DeleteNetworkInterface"}
+    (secret,) = [s for s in found if s["Sid"] == "DatabaseSecret"]
+    assert secret["Resource"].startswith(f"arn:aws:secretsmanager:{region}:")
 
 
 @REGIONS
 def test_no_statement_allows_every_action_of_a_service(synth: Synth, region: str) -> None:
-    for prefix in ("FunctionPolicy", "StateMachinePolicy"):
+    for prefix in ("FunctionPolicy", "DatabaseFunctionPolicy", "StateMachinePolicy"):
         for statement in statements(synth, region, prefix):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not [action for action in actions if action.endswith(":*") or action == "*"], statement
@@ -131,7 +198,7 @@ def test_no_statement_allows_every_action_of_a_service(synth: Synth, region: str
 def test_a_failed_execution_of_any_runbook_alarms_the_on_call_topic(synth: Synth, region: str) -> None:
     alarms = [res["Properties"] for res in synth.resources(region, "AWS::CloudWatch::Alarm").values()]
     assert sorted(alarm["AlarmName"] for alarm in alarms) == sorted(
-        f"ehr-dr-demo-runbook-failed-{runbook}" for runbook in PLANS)
+        f"ehr-dr-demo-runbook-failed-{runbook}" for runbook in synth.runbooks_in(region))
     for alarm in alarms:
         assert (alarm["MetricName"], alarm["Namespace"], alarm["Threshold"]) == ("ExecutionsFailed", "AWS/States", 0)
         assert alarm["AlarmActions"] == [synth.topology.in_region(region).oncall_topic_arn]
@@ -156,12 +223,11 @@ def test_schedules_take_times_and_enablement_from_the_config(synth: Synth) -> No
     assert found[state_machine_name(config.env_name, "game-day")]["State"] == "DISABLED"
 
 
-def test_a_schedule_whose_runbook_has_no_state_machine_yet_is_disabled(synth: Synth) -> None:
+def test_the_weekly_restore_drill_and_daily_verification_are_enabled_by_default(synth: Synth) -> None:
     states = {res["Properties"]["Name"]: res["Properties"]["State"]
               for res in synth.resources("us-west-1", "AWS::Scheduler::Schedule").values()}
     for runbook in ("restore-drill", "verify-replication"):
-        assert states[state_machine_name(synth.config.env_name, runbook)] == (
-            "ENABLED" if runbook in PLANS else "DISABLED")
+        assert states[state_machine_name(synth.config.env_name, runbook)] == "ENABLED"
 
 
 def test_the_scheduler_role_may_only_start_the_scheduled_state_machines(synth: Synth) -> None:
@@ -173,15 +239,16 @@ def test_the_scheduler_role_may_only_start_the_scheduled_state_machines(synth: S
 
 
 def asset_of(synth: Synth, region: str) -> Path:
-    (function,) = synth.resources(region, "AWS::Lambda::Function").values()
-    asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    """The one asset both functions of a region run."""
+    (asset_hash,) = {function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+                     for function in synth.resources(region, "AWS::Lambda::Function").values()}
     return synth.outdir / f"asset.{asset_hash}"
 
 
 def test_the_asset_holds_dr_runbooks_and_its_runtime_dependencies(synth: Synth) -> None:
     asset = asset_of(synth, "us-west-1")
     for needed in ("dr_runbooks/orchestration/handler.py", "dr_runbooks/runbooks/steps.py", "pydantic",
-                   "pydantic_core", "tenacity", "psycopg", "psycopg_binary"):
+                   "pydantic_core", "tenacity", "pg8000", "scramp"):
         assert (asset / needed).exists(), needed
 
 
@@ -205,10 +272,10 @@ class OnlyTheRuntime(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, OnlyTheRuntime())
 sys.path.insert(0, sys.argv[1])
 import dr_runbooks.orchestration.handler
-from dr_runbooks.runbooks.plans import PLANS
-for make in PLANS.values():
-    make().verify_actions()
-import psycopg
+from dr_runbooks.orchestration.catalog import RUNBOOKS
+for runbook in RUNBOOKS.values():
+    runbook.plan().verify_actions()
+import pg8000
 print("ok")
 """
 
