@@ -1,4 +1,5 @@
-"""`drctl status | switchover | failover | failback | resume | unlock`: what on-call types.
+"""`drctl status | switchover | failover | failback | resume | unlock`: what on-call types (`resume` also finishes a
+killed restore drill).
 
 Order of every changing command: validate the input, read the topology in the target region, open the MFA session,
 run the read-only preflight, confirm, and only then take the lock and start the journal. Each refusal before that last
@@ -23,8 +24,12 @@ from dr_runbooks.commands.common import (
     refusals,
 )
 from dr_runbooks.commands.render import Progress, err, print_plan, print_run, print_status
+from dr_runbooks.drills import running
+from dr_runbooks.drills.plans import restore_drill
+from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import region_of_run
 from dr_runbooks.engine.lock import RunLock
+from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR
 from dr_runbooks.observe.estate import observe_estate
 from dr_runbooks.orchestration.commands import run_remotely
 from dr_runbooks.runbooks import driver
@@ -123,7 +128,8 @@ failback = _runbook_command("failback", "Re-protect --to (the region that came b
 @mfa_options
 @refusals
 def resume(options: Options, mfa: Mfa, run_id: str) -> None:
-    """Continue a run from its journal (in the region its id names): steps already done are not redone."""
+    """Continue a run (a runbook or a restore drill) from its journal (in the region its id names): steps already
+    done are not redone; a step that was waiting on AWS continues from its checkpoint."""
     region = region_of_run(run_id)
     aws = options.session()
     topology = load_topology(aws, options.env_name, region)
@@ -135,7 +141,27 @@ def resume(options: Options, mfa: Mfa, run_id: str) -> None:
     if ctx.run.status == "succeeded":
         print_run(ctx.run, None, options.as_json)
         return
-    _finish(ctx, options)
+    if ctx.run.runbook == restore_drill().runbook:
+        _finish_restore_drill(ctx, options)
+    elif ctx.run.runbook in PLANS:
+        _finish(ctx, options)
+    else:
+        raise Refused(f"run {run_id} is a {ctx.run.runbook} run; drctl resume resumes "
+                      f"{', '.join([*PLANS, restore_drill().runbook])} runs")
+
+
+def _finish_restore_drill(ctx: RunContext, options: Options) -> None:
+    """A killed `drctl drill restore`: its plan from where it stopped, its teardown whatever happens, its evidence
+    (in the DR region's evidence bucket and the local chain, as the drill writes it); exit 0 only if it passed."""
+    run = running.run_restore_drill(ctx, Progress(quiet=options.as_json))
+    evidence = running.restore_evidence(run, ctx.topology, sandbox=bool(options.endpoint_url))
+    sealed = None
+    try:
+        sealed = running.append_evidence(ctx.aws, ctx.topology, evidence, DEFAULT_EVIDENCE_DIR).run_id
+    except Exception as error:  # the drill ran either way; say the evidence is missing rather than hide the run
+        err.print(f"[red]evidence not written:[/] {error}")
+    print_run(run, sealed, options.as_json)
+    sys.exit(EXIT_DONE if sealed and evidence.passed else EXIT_FAILED)
 
 
 @click.command()

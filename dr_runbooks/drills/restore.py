@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,35 +68,50 @@ def pick_recovery_points(ctx: RunContext) -> dict[str, Any]:
 
 
 def _restore(ctx: RunContext, data_set: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """Start the restore job once (its id checkpointed: a step invoked again after `StepPending`, or resumed after a
+    crash, polls that job rather than starting another), then wait for it."""
     point = ctx.output("pick-recovery-points")[data_set]
     backup = ctx.client("backup")
-    started = time.time()
-    job = backup.start_restore_job(RecoveryPointArn=point["arn"], IamRoleArn=ctx.target.backup_role_arn,
-                                   Metadata=metadata, ResourceType=DATA_SETS[data_set])
-    found = wait_until(ctx, lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
-                       lambda found: found["Status"] in DONE, f"restore job {job['RestoreJobId']}")
+    job_id = ctx.checkpointed("job")
+    if job_id is None:
+        job_id = backup.start_restore_job(RecoveryPointArn=point["arn"], IamRoleArn=ctx.target.backup_role_arn,
+                                          Metadata=metadata, ResourceType=DATA_SETS[data_set])["RestoreJobId"]
+        ctx.checkpoint(job=job_id, job_started_at=time.time())
+    found = wait_until(ctx, lambda: backup.describe_restore_job(RestoreJobId=job_id),
+                       lambda found: found["Status"] in DONE, f"restore job {job_id}")
     if found["Status"] != "COMPLETED":
         raise RuntimeError(f"restore of {point['arn']} ended {found['Status']}: {found.get('StatusMessage')}")
-    return {"job": job["RestoreJobId"], "resource_arn": found["CreatedResourceArn"],
-            "restore_seconds": round(time.time() - started, 3)}
+    return {"job": job_id, "resource_arn": found["CreatedResourceArn"],
+            "restore_seconds": round(time.time() - ctx.checkpointed("job_started_at"), 3)}
+
+
+def _network(ctx: RunContext) -> dict[str, str]:
+    """The live DR cluster's DB subnet group and VPC security groups, as restore metadata: without them AWS Backup
+    puts the scratch cluster in the default VPC, where neither the drill nor the records VPC's functions reach it."""
+    live = ctx.client("rds").describe_db_clusters(DBClusterIdentifier=ctx.target.db_cluster_id)["DBClusters"][0]
+    groups = [group["VpcSecurityGroupId"] for group in live.get("VpcSecurityGroups", [])]
+    return {"DBSubnetGroupName": live["DBSubnetGroup"], "VpcSecurityGroupIds": json.dumps(groups)}
 
 
 def restore_database(ctx: RunContext) -> dict[str, Any]:
-    """Restore the database recovery point as a scratch cluster, tagged with the run id."""
+    """Restore the database recovery point as a scratch cluster in the live DR cluster's network, tagged with the
+    run id. A job is started only when none is checkpointed and the scratch cluster does not exist yet."""
     name = _scratch(ctx)
     rds = ctx.client("rds")
-    if name in scratch.scratch_clusters(rds, ctx.topology.env_name, ctx.run.run_id):  # a resumed run
-        return {"cluster_id": name, "resumed": True}
-    done = _restore(ctx, "database", {"DBClusterIdentifier": name})
+    if ctx.checkpointed("job") is None and name in scratch.scratch_clusters(rds, ctx.topology.env_name,
+                                                                             ctx.run.run_id):
+        return {"cluster_id": name, "resumed": True}  # restored by an attempt that died before checkpointing
+    done = _restore(ctx, "database", {"DBClusterIdentifier": name, **_network(ctx)})
     scratch.tag_cluster(rds, done["resource_arn"], ctx.run.run_id)
     return {**done, "cluster_id": name}
 
 
 def restore_archive(ctx: RunContext) -> dict[str, Any]:
-    """Restore the chart archive recovery point into a new scratch bucket, tagged with the run id."""
+    """Restore the chart archive recovery point into a new scratch bucket, tagged with the run id (a job started
+    only when none is checkpointed and the scratch bucket does not exist yet)."""
     name = _scratch(ctx)
     s3 = ctx.client("s3")
-    if name in scratch.scratch_buckets(s3, ctx.topology.env_name, ctx.run.run_id):
+    if ctx.checkpointed("job") is None and name in scratch.scratch_buckets(s3, ctx.topology.env_name, ctx.run.run_id):
         return {"bucket": name, "resumed": True}
     done = _restore(ctx, "archive", {"DestinationBucketName": name, "NewBucket": "true"})
     scratch.tag_bucket(s3, name, ctx.run.run_id)

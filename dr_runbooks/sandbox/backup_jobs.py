@@ -11,7 +11,8 @@ What a recovery point holds, so a restore drill restores real data:
   database taken from the node writing at that moment (one snapshot: later writes are not in it), in
   `<state dir>/backups/`. Restoring it (`Metadata.DBClusterIdentifier`) creates a new PostgreSQL database on the
   writer, `pg_restore`s the dump into it and creates a moto cluster of that id whose endpoint, port and
-  DatabaseName lead to it.
+  DatabaseName lead to it, in `Metadata.DBSubnetGroupName` and `Metadata.VpcSecurityGroupIds` (a JSON list) when
+  given, both checked to exist.
 - **S3 bucket** (`arn:aws:s3:::<bucket>`): a point-in-time manifest, the version id of every current object (delete
   markers excluded) at that moment, not a copy: versioning plus Object Lock keep those versions. Restoring it
   (`Metadata.DestinationBucketName`, `NewBucket=true` to create it) copies exactly those versions into the bucket.
@@ -24,6 +25,7 @@ and lifecycles are accepted and ignored; recovery point ARNs use AWS Backup's ge
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -323,7 +325,7 @@ class BackupJobs:
         job.status = "RUNNING"
         try:
             if point.resource_type == AURORA:
-                job.created_resource_arn = self._restore_cluster(point, region, metadata["DBClusterIdentifier"])
+                job.created_resource_arn = self._restore_cluster(point, region, metadata)
             else:
                 job.created_resource_arn = self._restore_bucket(point, region, metadata)
         except (PostgresError, OSError, ApiError, KeyError) as error:
@@ -332,20 +334,43 @@ class BackupJobs:
             job.status, job.percent_done = "COMPLETED", "100.0"
         job.completion_date = _now()
 
-    def _restore_cluster(self, point: RecoveryPoint, region: str, cluster_id: str) -> str:
+    def _restore_cluster(self, point: RecoveryPoint, region: str, metadata: dict[str, str]) -> str:
         rds = self.backend("rds", region)
+        cluster_id = metadata["DBClusterIdentifier"]
         if cluster_id in rds.clusters:
             raise ApiError("DBClusterAlreadyExistsFault", f"DB cluster {cluster_id} already exists in {region}")
+        subnet_group, security_groups = self._cluster_network(region, metadata)
         assert point.dump is not None
         database = "restored_" + re.sub(r"\W", "_", cluster_id.lower())
         self._writer().restore_dump(point.dump, database, RESTORE_OWNER)
         cluster = rds.create_db_cluster({
             "db_cluster_identifier": cluster_id, "engine": "aurora-postgresql", "engine_version": "16.4",
             "database_name": database, "master_username": RESTORE_OWNER, "master_user_password": "restored",
-            "storage_encrypted": True})
+            "storage_encrypted": True, "db_subnet_group_name": subnet_group,
+            "vpc_security_group_ids": security_groups})
         bind_cluster(cluster, self._writer)
         self._databases[cluster_id] = database
         return str(cluster.db_cluster_arn)
+
+    def _cluster_network(self, region: str, metadata: dict[str, str]) -> tuple[str | None, list[str]]:
+        """`DBSubnetGroupName` and `VpcSecurityGroupIds` (a JSON list of ids, as AWS Backup's restore metadata
+        carries lists), checked as RDS checks them; without them AWS puts the cluster in the default VPC ("default")."""
+        subnet_group = metadata.get("DBSubnetGroupName")
+        if subnet_group not in (None, "default") and subnet_group not in self.backend("rds", region).subnet_groups:
+            raise ApiError("DBSubnetGroupNotFoundFault", f"DB subnet group {subnet_group} not found in {region}")
+        try:
+            security_groups = json.loads(metadata.get("VpcSecurityGroupIds") or "[]")
+        except ValueError:
+            security_groups = None
+        if not isinstance(security_groups, list) or not all(isinstance(group, str) for group in security_groups):
+            raise ApiError("InvalidParameterValueException", "Metadata.VpcSecurityGroupIds must be a JSON list of "
+                           f"security group ids, not {metadata['VpcSecurityGroupIds']!r}")
+        ec2 = self.backend("ec2", region)
+        unknown = [group for group in security_groups if ec2.get_security_group_from_id(group) is None]
+        if unknown:
+            raise ApiError("InvalidParameterValueException", f"security groups not found in {region}: "
+                           f"{', '.join(unknown)}")
+        return subnet_group, security_groups
 
     def _restore_bucket(self, point: RecoveryPoint, region: str, metadata: dict[str, str]) -> str:
         s3 = self.backend("s3", region)

@@ -1,21 +1,33 @@
 """The restore drill on a sandbox: passes on good backups, fails with the reason on missing or corrupted ones,
-reports the RPO of an old recovery point, and cleans up after an interrupted run. Tests run in file order: the
-first one needs the DR vault still empty."""
+reports the RPO of an old recovery point, and cleans up after an interrupted run; restores into the live DR
+cluster's network, hand back at an invocation deadline without starting a second job, and resume after a kill.
+Tests run in file order: the first one needs the DR vault still empty."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from moto.backends import get_backend
 
 from dr_runbooks.cli import cli
 from dr_runbooks.drills import restore, running
-from dr_runbooks.drills.backups import take_backups
+from dr_runbooks.drills.backups import DONE, take_backups
+from dr_runbooks.drills.plans import restore_drill as restore_plan
+from dr_runbooks.engine.context import RunContext
+from dr_runbooks.engine.journal import Journal, StepRecord
+from dr_runbooks.engine.runner import run_step
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.report import build_report, render_markdown
+from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.canary import PostgresCanary, db_endpoint
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
@@ -133,3 +145,126 @@ def test_an_interrupted_teardown_is_cleaned_up_by_the_next_drill(
     assert sorted(run.steps["clean-leftovers"].outputs["removed"]) == sorted(left)
     assert any(check.what.startswith("leftovers of an interrupted drill") for check in record.verifications)
     assert scratch_left(seeded, aws) == []
+
+
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+
+
+class Killed(BaseException):
+    """Plays the process being killed: not an Exception, so nothing in the engine handles it."""
+
+
+def _ready_to_restore(sandbox: Sandbox, aws: AwsSession, tmp_path: Path) -> RunContext:
+    """A drill run journaled up to its restores (leftovers cleaned, recovery points picked), as a task would find it."""
+    ctx = running.new_restore_context(aws, sandbox.topology, {"sample": None}, "tester", tmp_path / "runs")
+    ctx.journal.start(ctx.run)
+    for name in ("clean-leftovers", "pick-recovery-points"):
+        assert run_step(ctx, restore_plan().step(name)).status == "succeeded"
+    return ctx
+
+
+def _tear_down(ctx: RunContext) -> None:
+    assert run_step(ctx, restore_plan().step("teardown")).status == "succeeded"
+
+
+def _starts(record: StepRecord) -> int:
+    return [call.operation for call in record.calls].count("StartRestoreJob")
+
+
+@pytest.fixture
+def live_dr_network(seeded: Sandbox) -> Iterator[tuple[str, str]]:
+    """The live DR cluster in a DB subnet group and a security group of a records VPC, as the stacks deploy it
+    (the sandbox provisions it without; neither AWS nor moto moves a cluster into a subnet group afterwards)."""
+    region = seeded.topology.dr_region
+    ec2, rds = seeded.client("ec2", region), seeded.client("rds", region)
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{index}.0/24", AvailabilityZone=f"{region}{zone}")[
+        "Subnet"]["SubnetId"] for index, zone in enumerate("ab")]
+    group = ec2.create_security_group(GroupName="records-db", Description="records database", VpcId=vpc)["GroupId"]
+    rds.create_db_subnet_group(DBSubnetGroupName="records-dr", DBSubnetGroupDescription="records", SubnetIds=subnets)
+    live = get_backend("rds")[seeded.config.account][region].clusters[seeded.topology.in_region(region).db_cluster_id]
+    before = live.db_subnet_group_name, live.vpc_security_group_ids
+    live.db_subnet_group_name, live.vpc_security_group_ids = "records-dr", [group]
+    yield "records-dr", group
+    live.db_subnet_group_name, live.vpc_security_group_ids = before
+
+
+def test_the_scratch_cluster_goes_into_the_live_dr_clusters_subnet_group_and_security_groups(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path, live_dr_network: tuple[str, str]) -> None:
+    subnet_group, security_group = live_dr_network
+    ctx = _ready_to_restore(seeded, aws, tmp_path)
+    try:
+        record = run_step(ctx, restore_plan().step("restore-database"))
+        assert record.status == "succeeded", record.error
+        restored = ctx.client("rds").describe_db_clusters(DBClusterIdentifier=record.outputs["cluster_id"])[
+            "DBClusters"][0]
+    finally:
+        _tear_down(ctx)
+    assert restored["DBSubnetGroup"] == subnet_group
+    assert [group["VpcSecurityGroupId"] for group in restored["VpcSecurityGroups"]] == [security_group]
+
+
+def test_a_restore_into_a_subnet_group_that_does_not_exist_fails_naming_it_and_creates_nothing(
+        seeded: Sandbox, aws: AwsSession) -> None:
+    region = seeded.topology.dr_region
+    backup = aws.client("backup", region)
+    point = backup.list_recovery_points_by_backup_vault(
+        BackupVaultName=seeded.topology.in_region(region).backup_vault, ByResourceType="Aurora")["RecoveryPoints"][0]
+    job = backup.start_restore_job(
+        RecoveryPointArn=point["RecoveryPointArn"], IamRoleArn=seeded.topology.in_region(region).backup_role_arn,
+        ResourceType="Aurora", Metadata={"DBClusterIdentifier": "no-such-network", "DBSubnetGroupName": "nowhere",
+                                         "VpcSecurityGroupIds": "[]"})["RestoreJobId"]
+    deadline = time.time() + 30
+    while (found := backup.describe_restore_job(RestoreJobId=job))["Status"] not in DONE and time.time() < deadline:
+        time.sleep(0.1)
+    assert found["Status"] == "FAILED" and "DB subnet group nowhere not found" in found["StatusMessage"]
+    assert "no-such-network" not in [cluster["DBClusterIdentifier"] for cluster in
+                                     aws.client("rds", region).describe_db_clusters()["DBClusters"]]
+
+
+def test_a_restore_step_handed_back_at_the_invocation_deadline_is_completed_by_its_next_invocation_with_one_job(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _ready_to_restore(seeded, aws, tmp_path)
+    step = restore_plan().step("restore-database")
+    try:
+        first = run_step(dataclasses.replace(ctx, invocation_deadline=time.time()), step)
+        assert first.status == "waiting" and first.resume_after_seconds == 15, first.error
+        next_invocation = driver.resume_context(aws, seeded.topology, ctx.run.run_id, tmp_path / "next")
+        second = run_step(next_invocation, step)
+    finally:
+        _tear_down(ctx)
+    assert second.status == "succeeded", second.error
+    assert second.outputs["job"] == first.progress["job"]
+    assert _starts(second) == 1, "the journal keeps the first invocation's calls, and no second job was started"
+
+
+def test_drctl_resume_finishes_a_restore_drill_killed_mid_restore_and_tears_down(
+        seeded: Sandbox, aws: AwsSession, sandbox_env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ctx = running.new_restore_context(aws, seeded.topology, {"sample": 3}, "tester")
+
+    both_waiting = threading.Barrier(2, timeout=30)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        both_waiting.wait()  # the kill comes once both restore jobs were started (and checkpointed)
+        raise Killed("the laptop lid closed while the restore jobs ran")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(restore, "wait_until", killed)
+        with pytest.raises(Killed):
+            running.run_restore_drill(ctx)
+    journal = Journal(aws, ctx.run.target_region, ctx.target.runbook_table, tmp_path / "peek")
+    killed_run = journal.load(ctx.run.run_id)
+    jobs = {name: killed_run.steps[name].progress["job"] for name in ("restore-database", "restore-archive")}
+    assert {killed_run.steps[name].status for name in jobs} == {"running"}
+
+    result = CliRunner().invoke(cli, ["resume", ctx.run.run_id, "--output", "json", *MFA], env=sandbox_env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "succeeded"
+    resumed = journal.load(ctx.run.run_id)
+    assert {name: resumed.steps[name].outputs["job"] for name in jobs} == jobs
+    assert all(_starts(resumed.steps[name]) == 0 for name in jobs), "polled the killed run's jobs, started none"
+    assert scratch_left(seeded, aws) == []
+    assert list((tmp_path / ".ehr-dr" / "evidence" / seeded.topology.env_name).glob("*.json"))
