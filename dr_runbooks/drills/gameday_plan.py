@@ -16,7 +16,6 @@ from typing import Any
 from dr_runbooks.drills.gameday import check_budget, evidence_in_buckets
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id
-from dr_runbooks.engine.lock import NoLock
 from dr_runbooks.engine.plan import ChildRun, Plan, Step
 from dr_runbooks.engine.runner import Listener, execute
 from dr_runbooks.evidence.record import EvidenceRecord
@@ -91,4 +90,4 @@ def new_game_day_context(aws: AwsSession, topology: Topology, params: dict[str, 
 
 def run_game_day(ctx: RunContext, listener: Listener | None = None) -> RunRecord:
     """Run (or resume) the game day here; it takes no lock, each leg takes its own."""
-    return execute(game_day(), ctx, NoLock(), listener)  # type: ignore[arg-type]
+    return execute(game_day(), ctx, None, listener)

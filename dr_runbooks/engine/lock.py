@@ -113,16 +113,3 @@ class RunLock:
             current = f"it is held by {holder['run_id']}" if holder else "nobody holds it"
             raise LookupError(f"run {run_id} does not hold the lock in {self.region}: {current}") from None
 
-
-class NoLock:
-    """The lock of a plan with `locks=False` (a game day, whose legs each take the lock of the region they target;
-    a read-only check): `engine.runner.execute` takes and releases it like a `RunLock`, and nothing happens."""
-
-    def acquire(self, run_id: str, owner: str) -> None:
-        """Nothing to take: the runs that change the estate take their own lock."""
-
-    def refresh(self, run_id: str) -> None:
-        """Nothing held."""
-
-    def release(self, run_id: str) -> None:
-        """Nothing held."""

@@ -16,7 +16,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id
-from dr_runbooks.engine.lock import NoLock
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import Listener, execute
 from dr_runbooks.evidence.record import EvidenceRecord, Identity
@@ -120,4 +119,4 @@ def new_verify_context(aws: AwsSession, topology: Topology, region: str, operato
 
 
 def run_verify_replication(ctx: RunContext, listener: Listener | None = None) -> RunRecord:
-    return execute(verify_replication(), ctx, NoLock(), listener)  # type: ignore[arg-type]
+    return execute(verify_replication(), ctx, None, listener)
