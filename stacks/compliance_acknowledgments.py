@@ -191,36 +191,58 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
-    # --- Orchestration: the runbook function and state machines (stacks/orchestration.py) ---
+    # --- Orchestration: the runbook and database functions, the state machines (stacks/orchestration.py) ---
     Acknowledgment(
-        "AwsSolutions-L1", "Function/Resource",
-        "Pinned to python3.11, the project's Python: the asset's compiled wheels (pydantic-core, psycopg-binary) "
-        "are built for it by stacks/lambda_asset.py and imported by the test suite; the two move together.",
+        "AwsSolutions-L1", "*Function/Resource",
+        "Pinned to python3.11, the project's Python: the asset's compiled wheels (pydantic-core) are built for it by "
+        "stacks/lambda_asset.py and imported by the test suite; the two move together.",
     ),
     Acknowledgment(
-        "HIPAA.Security-LambdaDLQ", "Function/Resource",
-        "Only Step Functions invokes it, synchronously: a failed invocation is caught by the state machine, "
-        "journaled, reported as evidence, alarmed on and sent to on-call. A DLQ receives only asynchronous failures.",
+        "HIPAA.Security-LambdaDLQ", "*Function/Resource",
+        "Invoked only synchronously (the runbook function by Step Functions, the database function by the runbook "
+        "function): a failure is caught by the state machine, journaled, written as evidence, alarmed on and sent to "
+        "on-call. A DLQ receives only asynchronous failures.",
+    ),
+    Acknowledgment(
+        "HIPAA.Security-LambdaInsideVPC", "Function/Resource",
+        "The runbook function calls only AWS APIs, over TLS with SigV4, in both regions: a planned switchover writes "
+        "in both and a game day's second leg runs toward the other region, and Step Functions cannot invoke a "
+        "function in another region. It holds no database connection and reads no chart; the steps that touch the "
+        "records database run in the database function, which is in the records VPC's isolated subnets.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
-        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*), X-Ray "
-        "segments, CloudWatch GetMetricStatistics and PutMetricData; PutMetricData is limited to the traffic-gate "
-        "namespace by the cloudwatch:namespace condition.",
+        "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
+        "AWS Backup DescribeRestoreJob, and listing clusters and buckets to find an interrupted drill's leftovers; "
+        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy/Resource",
+        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*) and X-Ray "
+        "segments.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "StateMachinePolicy/Resource",
         "CloudWatch Logs' log delivery (Step Functions logging) and X-Ray have no resource-level permissions.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
-        "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
-        "canaries are written in the partner's chart bucket).",
+        "AwsSolutions-IAM5[Resource::arn:aws:states:{region}:{account}:execution:{prefix}-switchover:*]",
+        "StateMachinePolicy/Resource",
+        "A game day follows its legs, nested executions of this region's switchover machine named by run id.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-evidence-{account}-{region}/*]", "FunctionPolicy/Resource",
-        "Evidence records are new objects named by sequence and run id in this region's evidence bucket "
-        "(Object Lock: nothing is ever overwritten).",
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
+        "canaries, journal and evidence are written in the partner region too).",
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-evidence-{{account}}-{{{region}}}/*]",
+            "FunctionPolicy/Resource",
+            "Evidence records are new objects named by sequence and run id in the evidence bucket of the region a run "
+            "targets (Object Lock: nothing is ever overwritten); a game day reads both chains for the downtime budget.",
+        )
+        for region in ("region", "partner_region")
     ),
     *(
         Acknowledgment(
@@ -230,13 +252,16 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
-    *(
-        Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
-            "FunctionPolicy/Resource",
-            "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
-        )
-        for region in ("region", "partner_region")
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/*]",
+        "DatabaseFunctionPolicy/Resource",
+        "A game day proves the DR region serves by reading one chart and checking it against its scan row's SHA-256; "
+        "which chart is known only from the database. Read only, this region's bucket only, from inside the VPC.",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{region}:{account}:secret:{secret}-*]",
+        "DatabaseFunctionPolicy/Resource",
+        "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
     ),
     *(
         Acknowledgment(
@@ -246,10 +271,39 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
-    Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-runbooks:*]",
-        "FunctionPolicy/Resource",
-        "The function writes log streams (random names) in its own log group only.",
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/lambda/{{prefix}}-{name}:*]",
+            policy,
+            "The function writes log streams (random names) in its own log group only.",
+        )
+        for name, policy in (("runbooks", "FunctionPolicy/Resource"),
+                             ("runbooks-db", "DatabaseFunctionPolicy/Resource"))
+    ),
+    # --- Restore drills (DR region): scratch resources named by the drill's prefix and run id ---
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::{resource}]", policy,
+            "A restore drill's scratch cluster and bucket are named {prefix}-rd-<run id> (random per run) and "
+            "deleted by the drill; the wildcard is that name's run id, never a live resource.",
+        )
+        for resource, policy in (
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "FunctionPolicy/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*", "FunctionPolicy/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy/Resource"),
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy/Resource"),
+        )
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy/Resource",
+            "AWS Backup names recovery points itself (an Aurora one is a cluster snapshot named awsbackup:job-...): "
+            "restore jobs may start from any recovery point of this region, which ListRecoveryPointsByBackupVault "
+            "limits to the DR vault's.",
+        )
+        for resource in ("arn:aws:backup:{region}:{account}:recovery-point:*",
+                         "arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*")
     ),
 )
 
