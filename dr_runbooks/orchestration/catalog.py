@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dr_runbooks.drills import gameday, gameday_plan
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import RunRecord
 from dr_runbooks.engine.plan import Plan
@@ -20,6 +21,7 @@ from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.runbooks.preflight import PREFLIGHTS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
+from dr_runbooks.verify import plan as verify_plan
 
 Preflight = Callable[[AwsSession, Topology, str], dict[str, Any]]
 Evidence = Callable[[RunRecord, Topology, bool], EvidenceRecord]
@@ -47,6 +49,10 @@ RUNBOOKS: dict[str, Orchestrated] = {
     "failover": Orchestrated(PLANS["failover"], PREFLIGHTS["failover"], driver.evidence_record, "failover"),
     "failback": Orchestrated(PLANS["failback"], PREFLIGHTS["failback"], driver.evidence_record, "failback",
                              any_region=True),
+    "game-day": Orchestrated(gameday_plan.game_day, gameday_plan.game_day_preflight, gameday.game_day_evidence,
+                             gameday_plan.RUN_LABEL, deployed="dr"),
+    "verify-replication": Orchestrated(verify_plan.verify_replication, verify_plan.verify_preflight,
+                                       verify_plan.verify_evidence, "verify", deployed="dr"),
 }
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from botocore.config import Config
 
+from dr_runbooks.drills.legs import ChildRunFailed, child_summary
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import Journal, JournalNotFound, RunRecord, StepRecord, new_run_id, region_of_run
 from dr_runbooks.engine.plan import Plan, Step
@@ -205,26 +206,24 @@ def _database_step(event: dict[str, Any], aws: AwsSession, topology: Topology, r
 
 
 def _child_ended(event: dict[str, Any], ctx: RunContext, scratch: Path) -> dict[str, Any]:
-    """Journal a child step from the child's own journal; a child that failed (or never journaled) fails the step."""
-    from dr_runbooks.drills.gameday_plan import leg_outputs  # the only runbook with children: the game day
-
+    """Journal a child step from the child's own journal; a child that failed (or never journaled: its preflight
+    refused) fails the step with why."""
     step = _runbook(ctx.run.runbook)[1].step(event["step"])
     child_id = ctx.run.params["legs"][step.name]
     region = region_of_run(child_id)
+    now = time.time()
     try:
         child = Journal(ctx.aws, region, ctx.topology.in_region(region).runbook_table, scratch / "runs").load(child_id)
     except JournalNotFound:
-        child = None
-    now = time.time()
-    if child is None:
         record = StepRecord(name=step.name, status="failed", started_at=now, ended_at=now,
-                            error=f"the {step.child.runbook if step.child else 'child'} run {child_id} never started: "
-                                  f"{_caught(event.get('child')) or 'no journal'}")
+                            error=f"run {child_id} never started: {_caught(event.get('child')) or 'no journal'}")
     else:
-        record = StepRecord(name=step.name, status="succeeded" if child.status == "succeeded" else "failed",
-                            started_at=child.started_at, ended_at=child.ended_at or now, outputs=leg_outputs(child),
-                            error=None if child.status == "succeeded" else f"run {child_id} {child.status}: "
-                                                                            f"{child.error}")
+        try:
+            record = StepRecord(name=step.name, status="succeeded", started_at=child.started_at,
+                                ended_at=child.ended_at or now, outputs=child_summary(child))
+        except ChildRunFailed as failed:
+            record = StepRecord(name=step.name, status="failed", started_at=child.started_at,
+                                ended_at=child.ended_at or now, error=str(failed))
     ctx.journal.record_step(ctx.run.run_id, record)
     if record.status != "succeeded":
         raise StepFailed(f"step {step.name} failed: {record.error}")

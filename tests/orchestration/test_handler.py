@@ -263,3 +263,64 @@ def test_a_step_still_waiting_at_the_end_of_its_invocation_hands_back_and_resume
     assert (record.status, record.outputs) == ("succeeded", {"attempts": 2})
     assert len(waits) == 1 and waits[0] >= 1
     assert [p["step"] for p in machine.invocations if p.get("action") == "step"] == ["slow", "slow"]
+
+
+@pytest.fixture
+def dr_machine(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> Machine:
+    """The DR region's machines (where the drills run), with the primary writing as a game day expects."""
+    topology = sandbox.topology
+    for region in topology.regions:
+        report_lag(sandbox, region, 1.0)
+    if writer(sandbox) != topology.primary_region:
+        Machine(sandbox, topology.primary_region, tmp_path).run("switchover")
+        report_lag(sandbox, topology.dr_region, 1.0)
+    return Machine(sandbox, topology.dr_region, tmp_path)
+
+
+def evidence_kinds(sandbox: Sandbox, region: str) -> dict[str, str]:
+    """run id -> kind of every record in the region's evidence bucket."""
+    s3 = sandbox.client("s3", region)
+    bucket = sandbox.topology.in_region(region).evidence_bucket
+    records = (json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+               for item in s3.list_objects_v2(Bucket=bucket).get("Contents", ()))
+    return {record["record"]["run_id"] if "record" in record else record["run_id"]:
+            (record.get("record") or record)["kind"] for record in records}
+
+
+def test_a_game_day_state_machine_runs_both_legs_as_nested_switchover_runs_and_comes_back(
+    dr_machine: Machine, sandbox: Sandbox
+) -> None:
+    topology = sandbox.topology
+    output = dr_machine.run("game-day")
+    game = dr_machine.journal(output["run"]["run_id"])
+    assert game.status == "succeeded", game.error
+    legs = {name: game.steps[name].outputs for name in ("switchover-to-dr", "switchover-to-primary")}
+    assert [leg["target_region"] for leg in legs.values()] == [topology.dr_region, topology.primary_region]
+    assert all(dr_machine.journal(leg["run_id"]).status == "succeeded" for leg in legs.values())
+    assert writer(sandbox) == topology.primary_region
+    assert evidence_kinds(sandbox, topology.dr_region)[game.run_id] == "failover-drill"
+    assert {payload["step"] for _, payload in dr_machine.database_invocations} >= {"serve-from-dr"}
+
+
+def test_a_verify_replication_state_machine_compares_the_archives_and_seals_evidence(
+    dr_machine: Machine, sandbox: Sandbox
+) -> None:
+    output = dr_machine.run("verify-replication")
+    run = dr_machine.journal(output["run"]["run_id"])
+    assert run.status == "succeeded", run.error
+    assert run.steps["compare-archives"].outputs
+    assert output["run"]["run_id"] in evidence_kinds(sandbox, sandbox.topology.dr_region)
+
+
+def test_a_child_run_that_never_started_fails_its_step_with_the_error_step_functions_caught(
+    dr_machine: Machine, sandbox: Sandbox
+) -> None:
+    never = new_run_id("switchover", sandbox.topology.dr_region)
+    params = {"legs": {"switchover-to-dr": never, "switchover-to-primary": never}}
+    started = dr_machine.invoke({"action": "start", "runbook": "game-day", "input": {"params": params}})
+    caught = {"Error": "States.TaskFailed", "Cause": "the switchover preflight refused: lag"}
+    with pytest.raises(StepFailed, match=f"run {never} never started: States.TaskFailed: the switchover preflight"):
+        dr_machine.invoke({"action": "child-ended", "step": "switchover-to-dr", "run_id": started["run_id"],
+                           "child": caught})
+    assert dr_machine.journal(started["run_id"]).steps["switchover-to-dr"].status == "failed"
+    dr_machine.invoke({"action": "finish", "run_id": started["run_id"], "error": caught})
