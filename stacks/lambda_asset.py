@@ -8,12 +8,15 @@ Two parts, so that `cdk synth` stays offline and fast:
 - synth (`asset_dir()`) adds a copy of `dr_runbooks` next to hard links of those files, in a directory named after the
   hash of both; it refuses with one line naming the build step when the dependencies were never built.
 
-boto3 and botocore are left out: the Lambda runtime provides them (and the package would be 25 MB bigger). Nothing from
+boto3 and botocore are left out: the Lambda runtime provides them (and the package would be 25 MB bigger), and so are
+their own dependencies when ours need one (`RUNTIME_DEPENDENCIES`). The records database is reached with pg8000 (pure
+Python): the package carries no native PostgreSQL, OpenSSL or Kerberos libraries. Nothing from
 `stacks/` or aws_cdk goes in: dr_runbooks never imports them, and the test suite checks the asset.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -28,11 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "lambda"
 PACKAGE = ROOT / "dr_runbooks"
 #: The Lambda platform (stacks/orchestration.py deploys python3.11 on x86_64): the Python and the machine the project
-#: is developed and tested on, so the test suite imports the built asset, compiled wheels (pydantic-core,
-#: psycopg-binary) included, exactly as Lambda will. A few drill runs a week make arm64's lower price moot.
+#: is developed and tested on, so the test suite imports the built asset, its compiled wheel (pydantic-core) included,
+#: exactly as Lambda will. A few drill runs a week make arm64's lower price moot.
 PIP_PLATFORM, PYTHON_VERSION = "manylinux2014_x86_64", "3.11"
 #: Provided by the Lambda runtime: bundling them would only add size.
 PROVIDED = ("boto3", "botocore")
+#: Also in the Lambda runtime, as boto3's own dependencies. One of ours needing one (pg8000 needs python-dateutil) gets
+#: it resolved within botocore's bounds and then left out, so the runtime's copy, which suits both, is the one imported:
+#: unconstrained, pip picked python-dateutil 4 (and its 2.7 MB of tzdata), which would shadow botocore's 2.x.
+RUNTIME_DEPENDENCIES = ("jmespath<2", "python-dateutil<3", "s3transfer", "six", "urllib3<3")
 #: What only a terminal uses (rendering, the command line, HTML reports): the function never imports them, which the
 #: asset test proves by importing every step action with nothing but the asset and the runtime's boto3.
 TERMINAL_ONLY = ("click", "jinja2", "rich")
@@ -44,16 +51,16 @@ class AssetNotBuilt(RuntimeError):
 
 
 def requirements() -> list[str]:
-    """The runtime dependencies of `dr_runbooks` and its `lambda` extra as pyproject declares them, minus what the
-    Lambda runtime provides and what only a terminal uses."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["lambda"]
+    """The runtime dependencies of `dr_runbooks` as pyproject declares them, minus what the Lambda runtime provides
+    and what only a terminal uses."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     left_out = (*PROVIDED, *TERMINAL_ONLY)
-    return sorted(spec for spec in declared if re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0] not in left_out)
+    return sorted(spec for spec in declared if _distribution_name(spec) not in left_out)
 
 
 def deps_dir() -> Path:
-    key = hashlib.sha256("\n".join([PIP_PLATFORM, PYTHON_VERSION, *requirements()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([PIP_PLATFORM, PYTHON_VERSION, *requirements(), *RUNTIME_DEPENDENCIES]).encode()
+                         ).hexdigest()[:16]
     return BUILD / f"deps-{key}"
 
 
@@ -64,19 +71,49 @@ def build_deps() -> Path:
         return target
     BUILD.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=BUILD, prefix=".deps-"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-         "--target", str(staging), "--platform", PIP_PLATFORM, "--python-version", PYTHON_VERSION,
-         "--implementation", "cp", "--only-binary=:all:", *requirements()],
-        check=True,
-    )
+    constraints = staging.with_suffix(".constraints.txt")
+    constraints.write_text("\n".join(RUNTIME_DEPENDENCIES) + "\n")
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+             "--target", str(staging), "--platform", PIP_PLATFORM, "--python-version", PYTHON_VERSION,
+             "--implementation", "cp", "--only-binary=:all:", "--constraint", str(constraints), *requirements()],
+            check=True,
+        )
+    finally:
+        constraints.unlink()
     for leftover in staging.glob("bin"):
         shutil.rmtree(leftover)
+    runtime_names = {_distribution_name(spec) for spec in RUNTIME_DEPENDENCIES}
+    for dist_info in staging.glob("*.dist-info"):
+        if _distribution_name(dist_info.name) in runtime_names:
+            _uninstall(staging, dist_info)
     try:
         staging.rename(target)
     except OSError:  # another build finished first: theirs is the same content
         shutil.rmtree(staging)
     return target
+
+
+def _distribution_name(spec_or_dist_info: str) -> str:
+    """`python-dateutil<3` and `python_dateutil-2.9.0.dist-info` both name `python-dateutil` (PEP 503 normalized)."""
+    name = re.split(r"[<>=!~\[; ]", spec_or_dist_info, maxsplit=1)[0].removesuffix(".dist-info")
+    if spec_or_dist_info.endswith(".dist-info"):
+        name = name.rsplit("-", 1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _uninstall(site: Path, dist_info: Path) -> None:
+    """Remove an installed distribution: the files its RECORD lists (inside `site` only), then emptied folders."""
+    site = site.resolve()
+    with (dist_info / "RECORD").open(newline="") as record:
+        files = [path for row in csv.reader(record) if row and (path := (site / row[0]).resolve()).is_relative_to(site)]
+    for path in files:
+        path.unlink(missing_ok=True)
+    folders = {folder for path in files for folder in path.parents if folder.is_relative_to(site) and folder != site}
+    for folder in sorted(folders, key=lambda folder: len(folder.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _source_files() -> list[Path]:

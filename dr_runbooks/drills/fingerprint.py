@@ -4,6 +4,10 @@ A restore drill compares the restored database with the fingerprint taken when i
 came back" is checked row by row, not inferred from a job status. The fingerprint is kept in the runbook table of
 both regions under the recovery point ARNs it belongs to (the primary's point and its copy in the DR vault), so a
 drill running in the DR region alone finds it.
+
+The tables are the records database's own (every base table of its `public` schema, read from the catalog), not a list
+kept here: a table the schema gains is fingerprinted without a change, and this module needs nothing from the
+sandbox (whose schema module needs psycopg, which the runbook Lambda package does not carry).
 """
 
 from __future__ import annotations
@@ -11,40 +15,37 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from psycopg import sql
+from pg8000.native import identifier
 
-from dr_runbooks.runbooks.canary import DbEndpoint
-from dr_runbooks.sandbox.records_schema import TABLES
+from dr_runbooks.runbooks.canary import DbEndpoint, connect
 
 Fingerprint = dict[str, dict[str, Any]]
-
-
-def connect(endpoint: DbEndpoint) -> Any:
-    import psycopg
-
-    return psycopg.connect(host=endpoint.host, port=endpoint.port, dbname=endpoint.database,
-                           user=endpoint.username, password=endpoint.password, connect_timeout=5, autocommit=True)
 
 
 def fingerprint(endpoint: DbEndpoint) -> Fingerprint:
     """`{table: {"rows": n, "checksum": md5}}` of every records table, read in one snapshot (REPEATABLE READ)."""
     with connect(endpoint) as connection:
-        connection.autocommit = False
-        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        tables = [name for (name,) in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name").fetchall()]
         found: Fingerprint = {}
-        for table in TABLES:
-            count, checksum = connection.execute(sql.SQL(
+        for table in tables:
+            count, checksum = connection.execute(
                 "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') "
-                "FROM {} AS t").format(sql.Identifier(table))).fetchone()
+                f"FROM {identifier(table)} AS t").fetchone()
             found[table] = {"rows": count, "checksum": checksum}
-        connection.rollback()
+        connection.execute("ROLLBACK")
     return found
 
 
 def differences(expected: Fingerprint, restored: Fingerprint) -> list[str]:
-    """One line per table whose rows or checksum differ (empty: identical)."""
+    """One line per table whose rows or checksum differ (empty: identical); a backup fingerprint of no table proves
+    nothing, so it is a difference too."""
+    if not expected:
+        return ["the backup fingerprint covers no table"]
     problems = []
-    for table in TABLES:
+    for table in sorted(expected.keys() | restored.keys()):
         want, got = expected.get(table), restored.get(table)
         if want is None or got is None:
             problems.append(f"{table}: {'not in the backup fingerprint' if want is None else 'missing after restore'}")
