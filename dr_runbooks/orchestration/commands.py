@@ -2,11 +2,13 @@
 
 `run_remotely` is what `drctl switchover|failover|failback --remote` does once the usual preflight, acknowledgment and
 confirmation passed; `runs` lists the recent executions of every runbook state machine in both regions with their
-outcome and the RTO and RPO their journals measured.
+outcome and the RTO and RPO their journals measured (the runbook's own evidence builder reads them, so a drill's RTO is
+its restore time and a game day's its slower leg, as in its evidence).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import UTC
@@ -18,10 +20,10 @@ from rich.table import Table
 
 from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, Options, aws_options, refusals
 from dr_runbooks.commands.render import Progress, err, out, print_run
-from dr_runbooks.engine.journal import Journal, JournalNotFound
+from dr_runbooks.engine.journal import Journal, JournalNotFound, region_of_run
 from dr_runbooks.orchestration import remote
+from dr_runbooks.orchestration.catalog import RUNBOOKS, deployed_in
 from dr_runbooks.runbooks.estate import check_region, load_topology_anywhere
-from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology, state_machine_arn
 
@@ -49,8 +51,7 @@ def recent_runs(aws: AwsSession, topology: Topology, regions: tuple[str, ...], l
     rows: list[dict[str, Any]] = []
     for region in regions:
         sfn = aws.client("stepfunctions", region, probe=True)
-        journal = Journal(aws, region, topology.in_region(region).runbook_table)
-        for runbook in PLANS:
+        for runbook in deployed_in(region, topology.dr_region):
             try:
                 executions = sfn.list_executions(stateMachineArn=state_machine_arn(topology, region, runbook),
                                                  maxResults=limit)["executions"]
@@ -58,22 +59,23 @@ def recent_runs(aws: AwsSession, topology: Topology, regions: tuple[str, ...], l
                 rows.append({"region": region, "runbook": runbook, "run_id": None, "status": "unknown",
                              "started": None, "rto_seconds": None, "rpo_seconds": None, "error": str(error)})
                 continue
-            rows += [_row(journal, region, runbook, execution) for execution in executions]
+            rows += [_row(aws, topology, region, runbook, execution) for execution in executions]
     rows.sort(key=lambda row: row["started"] or "", reverse=True)
     return rows[:limit]
 
 
-def _row(journal: Journal, region: str, runbook: str, execution: dict[str, Any]) -> dict[str, Any]:
-    objectives: dict[str, Any] = {}
-    try:
-        step = journal.load(execution["name"]).steps.get("record-objectives")
-        objectives = step.outputs if step and step.status == "succeeded" else {}
-    except (JournalNotFound, ValueError):
-        pass
+def _row(aws: AwsSession, topology: Topology, region: str, runbook: str, execution: dict[str, Any]) -> dict[str, Any]:
+    """An execution with the RTO and RPO of its journal (in the region its run targets, which its name says)."""
+    rto = rpo = None
+    with contextlib.suppress(JournalNotFound, ValueError):
+        target = region_of_run(execution["name"])
+        run = Journal(aws, target, topology.in_region(target).runbook_table).load(execution["name"])
+        record = RUNBOOKS[runbook].evidence(run, topology, bool(aws.endpoint_url))
+        rto = record.rto.measured_seconds if record.rto else None
+        rpo = record.rpo.measured_seconds if record.rpo else None
     return {"region": region, "runbook": runbook, "run_id": execution["name"], "status": execution["status"].lower(),
             "started": execution["startDate"].astimezone(UTC).isoformat(timespec="seconds"),
-            "rto_seconds": objectives.get("rto_seconds"), "rpo_seconds": objectives.get("rpo_seconds"),
-            "error": None}
+            "rto_seconds": rto, "rpo_seconds": rpo, "error": None}
 
 
 @click.command()

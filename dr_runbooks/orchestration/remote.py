@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, JournalNotFound, RunRecord, StepRecord, new_run_id
 from dr_runbooks.engine.runner import Listener
+from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.runbooks.estate import Refused
-from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology, state_machine_arn
 
@@ -40,7 +40,7 @@ class RemoteRun:
 def start(aws: AwsSession, topology: Topology, runbook: str, target: str, params: dict[str, Any],
           operator: str) -> tuple[str, str]:
     """Start the execution; a missing state machine (stack not deployed) is a refusal that changed nothing."""
-    run_id = new_run_id(runbook, target)
+    run_id = new_run_id(RUNBOOKS[runbook].label, target)
     payload = {"target_region": target, "run_id": run_id, "params": params, "operator": operator, "mfa": aws.mfa}
     try:
         started = aws.client("stepfunctions", target).start_execution(
@@ -56,7 +56,7 @@ def start(aws: AwsSession, topology: Topology, runbook: str, target: str, params
 def follow(aws: AwsSession, topology: Topology, run_id: str, execution_arn: str, runbook: str, target: str,
            listener: Listener, poll_seconds: float = 2.0) -> RemoteRun:
     """Report each step as the journal shows it until the execution ends; then the journal's last word."""
-    plan = PLANS[runbook]()
+    plan = RUNBOOKS[runbook].plan()
     journal = Journal(aws, target, topology.in_region(target).runbook_table, LOCAL_RUNS)
     shown: dict[str, str] = {}
     sfn = aws.client("stepfunctions", target)

@@ -15,10 +15,19 @@ from runbooks.conftest import MFA, report_lag
 
 from dr_runbooks.cli import cli
 from dr_runbooks.observe import probes
+from dr_runbooks.orchestration.catalog import RUNBOOKS, deployed_in
 from dr_runbooks.orchestration.definition import definition
-from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.topology import runbook_function_name, state_machine_arn, state_machine_name
+
+
+def create_machine(sandbox: Sandbox, region: str, runbook: str) -> None:
+    function = f"arn:aws:lambda:{region}:123456789012:function:{runbook_function_name(sandbox.config.env_name)}"
+    machines = {name: state_machine_arn(sandbox.topology, region, name) for name in RUNBOOKS}
+    sandbox.client("stepfunctions", region).create_state_machine(
+        name=state_machine_name(sandbox.config.env_name, runbook),
+        definition=json.dumps(definition(RUNBOOKS[runbook].plan(), function, machines)),
+        roleArn="arn:aws:iam::123456789012:role/ehr-dr-demo-states")
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +36,8 @@ def executing(sandbox: Sandbox) -> Iterator[Sandbox]:
     requests.post(f"{sandbox.endpoint_url}/moto-api/config",
                   json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
     for region in sandbox.topology.regions:
-        function = f"arn:aws:lambda:{region}:123456789012:function:{runbook_function_name(sandbox.config.env_name)}"
-        for runbook, make in PLANS.items():
-            sandbox.client("stepfunctions", region).create_state_machine(
-                name=state_machine_name(sandbox.config.env_name, runbook),
-                definition=json.dumps(definition(make(), function)),
-                roleArn="arn:aws:iam::123456789012:role/ehr-dr-demo-states")
+        for runbook in deployed_in(region, sandbox.topology.dr_region):
+            create_machine(sandbox, region, runbook)
     yield sandbox
 
 
@@ -97,10 +102,7 @@ def test_remote_with_no_state_machine_deployed_is_a_one_line_refusal(
     try:
         result = drctl("failback", "--to", target, "--remote", "--yes", *MFA)
     finally:
-        executing.client("stepfunctions", target).create_state_machine(
-            name=state_machine_name(executing.config.env_name, "failback"),
-            definition=json.dumps(definition(PLANS["failback"](), "arn:aws:lambda:us-west-1:123456789012:function:f")),
-            roleArn="arn:aws:iam::123456789012:role/ehr-dr-demo-states")
+        create_machine(executing, target, "failback")
     assert result.exit_code == 2
     assert f"no failback state machine in {target}: deploy the orchestration stack" in result.stderr
 
