@@ -1,4 +1,8 @@
-"""The restore drill as an engine plan: the two restores run side by side, validation after, teardown always."""
+"""The restore drill as an engine plan: the two restores run side by side, validation after, teardown always.
+
+The restores wait up to an hour on AWS Backup, polling from a checkpointed job id, so on Step Functions they run as
+start + poll across invocations (`engine.waits.StepPending`). The validations connect to the scratch cluster (restored
+into the live DR cluster's subnets) and the live DR reader: database steps of the target (DR) region."""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ _RESTORE_POLL = PollPolicy(initial_seconds=0.1, maximum_seconds=15)
 
 
 def _step(name: str, action: str, description: str, *depends_on: str, changes: bool = False,
-          calls: tuple[str, ...] = (), timeout: float = 600) -> Step:
+          calls: tuple[str, ...] = (), timeout: float = 600, database: bool = False) -> Step:
     return Step(name=name, action=f"{_ACTIONS}:{action}", description=description, depends_on=depends_on,
-                changes=changes, calls=calls, timeout_seconds=timeout, poll=_RESTORE_POLL)
+                changes=changes, calls=calls, timeout_seconds=timeout, poll=_RESTORE_POLL,
+                database="target" if database else None)
 
 
 def restore_drill() -> Plan:
@@ -31,9 +36,10 @@ def restore_drill() -> Plan:
                   "clean-leftovers", "pick-recovery-points", changes=True, timeout=3600,
                   calls=("backup.StartRestoreJob", "backup.DescribeRestoreJob", "s3.PutBucketTagging")),
             _step("validate-records", "validate_records", "row counts and checksums against the backup's",
-                  "restore-database", calls=("postgres SELECT count(*), md5(...) per records table",)),
+                  "restore-database", calls=("postgres SELECT count(*), md5(...) per records table",), database=True),
             _step("validate-charts", "validate_charts", "chart files exist and match their SHA-256",
-                  "restore-database", "restore-archive", calls=("s3.GetObject per sampled chart file",)),
+                  "restore-database", "restore-archive", calls=("s3.GetObject per sampled chart file",),
+                  database=True),
             _step("teardown", "teardown", "delete the scratch cluster and bucket", "validate-records",
                   "validate-charts", changes=True, calls=("rds.DeleteDBCluster", "s3.DeleteObjects",
                                                           "s3.DeleteBucket")),

@@ -1,7 +1,8 @@
 """Running a restore drill on the engine, and turning its journal into evidence.
 
 The plan runs like any runbook (lock and journal in the DR region). If it stops before its own teardown (a restore
-job failed), teardown runs here anyway; only a killed process leaves scratch resources, for the next drill to remove.
+job failed), teardown runs here anyway; a killed process leaves scratch resources, which `drctl resume RUN_ID` (the
+same plan from where it stopped, then the same teardown and evidence) or else the next drill removes.
 """
 
 from __future__ import annotations
@@ -32,12 +33,19 @@ def new_restore_context(aws: AwsSession, topology: Topology, params: dict[str, A
 
 
 def run_restore_drill(ctx: RunContext, listener: Listener | None = None) -> RunRecord:
+    """Run (or resume: `ctx` rebuilt from the journal) the drill's plan, then make sure its scratch is gone."""
     lock = RunLock(ctx.aws, ctx.run.target_region, ctx.target.runbook_table, ctx.topology.env_name)
     run = execute(restore_drill(), ctx, lock, listener)
-    torn_down = run.steps.get("teardown")
-    if torn_down is None or torn_down.status != "succeeded":
-        scratch.remove(ctx.client("rds"), ctx.client("s3"), ctx.topology.env_name, run.run_id)
+    ensure_torn_down(ctx)
     return run
+
+
+def ensure_torn_down(ctx: RunContext) -> None:
+    """The teardown-always rule: when the plan's own teardown did not succeed (a restore failed, so it never ran),
+    remove the run's scratch resources anyway. Also what a Step Functions run of the drill calls when it ends."""
+    torn_down = ctx.run.steps.get("teardown")
+    if torn_down is None or torn_down.status != "succeeded":
+        scratch.remove(ctx.client("rds"), ctx.client("s3"), ctx.topology.env_name, ctx.run.run_id)
 
 
 def _outputs(run: RunRecord, step: str) -> dict[str, Any]:
