@@ -17,7 +17,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dr_runbooks.drills.fingerprint import connect
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import RunRecord, StepRecord, region_of_run
 from dr_runbooks.evidence.budget import AvailabilityBudget, availability_budget
@@ -79,7 +78,7 @@ def serve(aws: AwsSession, topology: Topology, region: str, run_id: str) -> Veri
     here = topology.in_region(region)
     endpoint = canary.db_endpoint(aws.client("rds", region), aws.client("secretsmanager", region),
                                   here.db_cluster_id, topology.db_secret_name, topology.database_name)
-    with connect(endpoint) as connection:
+    with canary.connect(endpoint) as connection:
         row = connection.execute("SELECT object_key, sha256 FROM scans ORDER BY scan_id LIMIT 1").fetchone()
     canary.PostgresCanary().write(endpoint, f"{run_id}-serve", region)
     checked = 0

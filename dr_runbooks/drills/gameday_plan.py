@@ -29,6 +29,9 @@ RUNBOOK = "game-day"
 RUN_LABEL = "gameday"
 #: A leg waits for a whole switchover, replication and DNS included.
 LEG_TIMEOUT_SECONDS = 3600
+#: The archive check fits one Lambda invocation (15 min, less the hand-back margin of a polled step); an archive too
+#: large to list in that time is verified by S3 Inventory (`drctl verify replication --inventory`), not here.
+CHECK_TIMEOUT_SECONDS = 780
 _ACTIONS = "dr_runbooks.drills.gameday"
 _LEG = "dr_runbooks.drills.legs:switchover_leg"
 
@@ -43,7 +46,8 @@ def game_day() -> Plan:
                  description="the on-call switchover to the DR region, as its own run",
                  child=ChildRun(runbook="switchover", target="dr")),
             Step(name="verify-replication", action=f"{_ACTIONS}:verify_replication", depends_on=("switchover-to-dr",),
-                 description="the DR archive and its replica hold the same current versions", timeout_seconds=900,
+                 description="the DR archive and its replica hold the same current versions",
+                 timeout_seconds=CHECK_TIMEOUT_SECONDS,
                  calls=("s3.ListObjectsV2({target_region}: {target_bucket})",
                         "s3.ListObjectsV2({source_region}: {source_bucket})")),
             Step(name="serve-from-dr", action=f"{_ACTIONS}:serve_from_dr", depends_on=("switchover-to-dr",),

@@ -31,6 +31,9 @@ from dr_runbooks.verify.model import ReplicationSummary
 RUNBOOK = "verify-replication"
 #: Differences kept in the journal beside the counts (the CLI's `--output json` lists them all).
 SAMPLE = 20
+#: The comparison fits one Lambda invocation (15 min, less the hand-back margin of a polled step); an archive too large
+#: to list in that time is compared from S3 Inventory reports (`drctl verify replication --inventory`).
+COMPARE_TIMEOUT_SECONDS = 780
 _ACTIONS = "dr_runbooks.verify.plan"
 
 
@@ -42,7 +45,7 @@ def verify_replication() -> Plan:
         steps=(
             Step(name="compare-archives", action=f"{_ACTIONS}:compare_archives",
                  description="list both chart archives partition by partition and merge them key by key",
-                 timeout_seconds=900,
+                 timeout_seconds=COMPARE_TIMEOUT_SECONDS,
                  calls=("s3.ListObjectsV2({writer_region}: {writer_bucket})",
                         "s3.ListObjectsV2({replica_region}: {replica_bucket})",
                         "s3.ListObjectVersions per key present on one side only")),
