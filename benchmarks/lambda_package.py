@@ -1,5 +1,6 @@
 """Measure the runbook Lambda package: unzipped size (the 250 MB Lambda limit; our target 20 MB) and zipped size, by
-top-level package, as synth would upload it (boto3/botocore excluded: the runtime provides them).
+top-level package, as synth would upload it (boto3/botocore and their own dependencies excluded: the runtime provides
+them).
 
     python benchmarks/lambda_package.py        # builds the dependencies first if they are not cached (needs PyPI)
 
@@ -51,6 +52,7 @@ def main() -> None:
         lambda_asset.BUILD = original
     print(f"requirements: {', '.join(lambda_asset.requirements())} ({lambda_asset.PIP_PLATFORM}, "
           f"python {lambda_asset.PYTHON_VERSION})")
+    print(f"left to the Lambda runtime: {', '.join((*lambda_asset.PROVIDED, *lambda_asset.RUNTIME_DEPENDENCIES))}")
     print(f"unzipped: {total / 1e6:.1f} MB   zipped: {zipped_size / 1e6:.1f} MB   (target: < 20 MB unzipped)")
     for size, name in parts:
         if size > 100_000 and not name.endswith(".dist-info"):
