@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -67,15 +68,15 @@ def pick_recovery_points(ctx: RunContext) -> dict[str, Any]:
     return picked
 
 
-def _restore(ctx: RunContext, data_set: str, metadata: dict[str, str]) -> dict[str, Any]:
+def _restore(ctx: RunContext, data_set: str, metadata: Callable[[], dict[str, str]]) -> dict[str, Any]:
     """Start the restore job once (its id checkpointed: a step invoked again after `StepPending`, or resumed after a
-    crash, polls that job rather than starting another), then wait for it."""
+    crash, polls that job rather than starting another), then wait for it. `metadata` is read only to start one."""
     point = ctx.output("pick-recovery-points")[data_set]
     backup = ctx.client("backup")
     job_id = ctx.checkpointed("job")
     if job_id is None:
         job_id = backup.start_restore_job(RecoveryPointArn=point["arn"], IamRoleArn=ctx.target.backup_role_arn,
-                                          Metadata=metadata, ResourceType=DATA_SETS[data_set])["RestoreJobId"]
+                                          Metadata=metadata(), ResourceType=DATA_SETS[data_set])["RestoreJobId"]
         ctx.checkpoint(job=job_id, job_started_at=time.time())
     found = wait_until(ctx, lambda: backup.describe_restore_job(RestoreJobId=job_id),
                        lambda found: found["Status"] in DONE, f"restore job {job_id}")
@@ -101,7 +102,7 @@ def restore_database(ctx: RunContext) -> dict[str, Any]:
     if ctx.checkpointed("job") is None and name in scratch.scratch_clusters(rds, ctx.topology.env_name,
                                                                              ctx.run.run_id):
         return {"cluster_id": name, "resumed": True}  # restored by an attempt that died before checkpointing
-    done = _restore(ctx, "database", {"DBClusterIdentifier": name, **_network(ctx)})
+    done = _restore(ctx, "database", lambda: {"DBClusterIdentifier": name, **_network(ctx)})
     scratch.tag_cluster(rds, done["resource_arn"], ctx.run.run_id)
     return {**done, "cluster_id": name}
 
@@ -113,7 +114,7 @@ def restore_archive(ctx: RunContext) -> dict[str, Any]:
     s3 = ctx.client("s3")
     if ctx.checkpointed("job") is None and name in scratch.scratch_buckets(s3, ctx.topology.env_name, ctx.run.run_id):
         return {"bucket": name, "resumed": True}
-    done = _restore(ctx, "archive", {"DestinationBucketName": name, "NewBucket": "true"})
+    done = _restore(ctx, "archive", lambda: {"DestinationBucketName": name, "NewBucket": "true"})
     scratch.tag_bucket(s3, name, ctx.run.run_id)
     return {**done, "bucket": name}
 
