@@ -158,6 +158,7 @@ def _detail(run: RunRecord, record: StepRecord) -> str | None:
 def game_day_evidence(run: RunRecord, topology: Topology, sandbox: bool) -> EvidenceRecord:
     """The game day's record (kind failover-drill) from its journal alone: a verification per leg that ran, the
     checks in DR, RTO and RPO of the worse leg, the downtime of both (charged to the availability budget)."""
+    # The runbook's generic record (timeline with AWS calls, identity, times) under the evidence kind of a game day.
     base = driver.evidence_record(run.model_copy(update={"runbook": "failover-drill"}), topology, sandbox)
     ran = [(number, name) for number, name in enumerate(LEGS, start=1) if name in run.steps]
     legs = [_leg_check(topology, number, run.params["legs"][name], run.steps[name]) for number, name in ran]
