@@ -268,3 +268,16 @@ def test_drctl_resume_finishes_a_restore_drill_killed_mid_restore_and_tears_down
     assert all(_starts(resumed.steps[name]) == 0 for name in jobs), "polled the killed run's jobs, started none"
     assert scratch_left(seeded, aws) == []
     assert list((tmp_path / ".ehr-dr" / "evidence" / seeded.topology.env_name).glob("*.json"))
+
+
+def test_drctl_resume_refuses_a_run_of_a_runbook_it_cannot_resume_and_changes_nothing(
+        seeded: Sandbox, aws: AwsSession, sandbox_env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ctx = running.new_restore_context(aws, seeded.topology, {}, "tester")
+    run = ctx.run.model_copy(update={"run_id": ctx.run.run_id.replace("-restore-", "-mystery-"), "runbook": "mystery"})
+    ctx.journal.start(run)
+    result = CliRunner().invoke(cli, ["resume", run.run_id, *MFA], env=sandbox_env, catch_exceptions=False)
+    assert result.exit_code == 2
+    assert f"refused: run {run.run_id} is a mystery run; drctl resume resumes" in result.stderr
+    assert ctx.journal.load(run.run_id).status == "running" and not ctx.journal.load(run.run_id).steps
