@@ -29,6 +29,8 @@ from dr_runbooks.verify.evidence import replication_evidence
 from dr_runbooks.verify.model import ReplicationSummary
 
 RUNBOOK = "verify-replication"
+#: The run-id label of a verification (RUN_ID_PATTERN: lowercase letters only).
+RUN_LABEL = "verify"
 #: Differences kept in the journal beside the counts (the CLI's `--output json` lists them all).
 SAMPLE = 20
 #: The comparison fits one Lambda invocation (15 min, less the hand-back margin of a polled step); an archive too large
@@ -115,7 +117,7 @@ def new_verify_context(aws: AwsSession, topology: Topology, region: str, operato
                        local_dir: Path = LOCAL_RUNS) -> RunContext:
     """Preflight, then a fresh run in `region` (its journal in that region's runbook table)."""
     params = verify_preflight(aws, topology, region)
-    run = RunRecord(run_id=new_run_id("verify", region), runbook=RUNBOOK, env_name=topology.env_name,
+    run = RunRecord(run_id=new_run_id(RUN_LABEL, region), runbook=RUNBOOK, env_name=topology.env_name,
                     target_region=region, params=params, operator=operator, mfa=aws.mfa)
     journal = Journal(aws, region, topology.in_region(region).runbook_table, local_dir)
     return RunContext(run=run, topology=topology, aws=aws, journal=journal)
