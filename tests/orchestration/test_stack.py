@@ -10,6 +10,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import json
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,6 +164,17 @@ def test_only_the_database_function_is_in_the_records_vpc(synth: Synth, region: 
     _, database_function = synth.function(region, database_function_name(synth.config.env_name))
     assert "VpcConfig" not in runbook_function["Properties"]
     assert database_function["Properties"]["VpcConfig"]["SubnetIds"]
+
+
+@REGIONS
+def test_the_database_function_verifies_auroras_certificate_against_the_rds_authorities_of_its_region(
+    synth: Synth, region: str
+) -> None:
+    _, function = synth.function(region, database_function_name(synth.config.env_name))
+    bundle = function["Properties"]["Environment"]["Variables"]["PGSSLROOTCERT"]
+    authorities = ssl.create_default_context(cafile=str(asset_of(synth, region) / bundle.removeprefix("/var/task/")))
+    names = {dict(field[0] for field in ca["subject"])["commonName"] for ca in authorities.get_ca_certs()}
+    assert {f"Amazon RDS {region} Root CA RSA2048 G1", f"Amazon RDS {region} Root CA ECC384 G1"} <= names
 
 
 @REGIONS

