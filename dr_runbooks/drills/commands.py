@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -31,9 +32,12 @@ from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.evidence.commands import DEFAULT_REPORT_DIR
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR
+from dr_runbooks.orchestration.catalog import DEFAULT_SAMPLE
+from dr_runbooks.orchestration.commands import drill_remotely
 from dr_runbooks.runbooks.estate import Refused, load_topology_anywhere
 
-DEFAULT_SAMPLE = 100
+remote_option = click.option("--remote", is_flag=True,
+                             help="run it in AWS: start its state machine in the DR region and follow it")
 evidence_dir_option = click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
                                    default=DEFAULT_EVIDENCE_DIR, show_default=True,
                                    help="the local evidence chain (drctl report reads it)")
@@ -68,11 +72,12 @@ def drill() -> None:
 @click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
               help="chart files whose SHA-256 is checked")
 @click.option("--all", "check_all", is_flag=True, help="check every chart file the restored database names")
+@remote_option
 @evidence_dir_option
 @aws_options
 @refusals
 def restore(options: Options, recovery_points: tuple[str, ...], pick_random: bool, sample: int, check_all: bool,
-            evidence_dir: Path) -> None:
+            evidence_dir: Path, remote: bool) -> None:
     """Restore the DR vault's backups of the database and the chart archive into scratch resources, validate the
     data, tear them down, and record the result."""
     if pick_random and recovery_points:
@@ -82,14 +87,17 @@ def restore(options: Options, recovery_points: tuple[str, ...], pick_random: boo
     region = topology.dr_region
     RunLock(aws, region, topology.in_region(region).runbook_table, topology.env_name).check_free()
     params = {"recovery_points": list(recovery_points), "random": pick_random, "sample": None if check_all else sample}
+    if remote:
+        finish(drill_remotely(aws, topology, "restore-drill", params, options), options)
     ctx = running.new_restore_context(aws, topology, params, aws.identity(region).arn)
     run = running.run_restore_drill(ctx, Progress(quiet=options.as_json))
     record = running.append_evidence(aws, topology, running.restore_evidence(run, topology,
                                                                               bool(options.endpoint_url)), evidence_dir)
-    _finish(record, options)
+    finish(record, options)
 
 
-def _finish(record: EvidenceRecord, options: Options) -> None:
+def finish(record: EvidenceRecord, options: Options) -> NoReturn:
+    """Print a drill's evidence record (or its JSON) and exit 0 when it passed, 1 when not."""
     if options.as_json:
         click.echo(record.model_dump_json(indent=2))
     else:
@@ -99,25 +107,30 @@ def _finish(record: EvidenceRecord, options: Options) -> None:
 
 @drill.command("failover")
 @click.option("--yes", is_flag=True, help="skip the typed confirmation (never MFA)")
+@remote_option
 @evidence_dir_option
 @aws_options
 @mfa_options
 @refusals
-def failover(options: Options, mfa: Mfa, yes: bool, evidence_dir: Path) -> None:
+def failover(options: Options, mfa: Mfa, yes: bool, evidence_dir: Path, remote: bool) -> None:
     """Game day: switch over to the DR region, verify and serve there, switch back; RTO and RPO per leg. Refused
-    when this month's availability budget cannot absorb the expected downtime."""
+    when this month's availability budget cannot absorb the expected downtime (with --remote, the budget is read
+    from the evidence buckets, where the runs in AWS record their downtime)."""
     aws = options.session()
     topology = load_topology_anywhere(aws, options.env_name, DEFAULT_REGIONS)
-    params = gameday_plan.game_day_preflight(aws, topology, topology.dr_region, evidence=evidence_dir)
+    params = gameday_plan.game_day_preflight(aws, topology, topology.dr_region,
+                                             evidence=None if remote else evidence_dir)
     session = mfa.session(aws, topology.dr_region, topology.role_arns.get("dr-operator"), "drctl drill failover")
     Console(stderr=True).print(f"availability budget left in {params['budget_month']}: "
                                f"{params['budget_left_minutes']:.1f} min")
     confirm("game day", yes)
+    if remote:
+        finish(drill_remotely(session, topology, "game-day", params, options), options)
     ctx = gameday_plan.new_game_day_context(session, topology, {**params, "evidence_dir": str(evidence_dir)},
                                             session.identity(topology.dr_region).arn)
     run = gameday_plan.run_game_day(ctx, Progress(quiet=options.as_json))
     record = gameday.game_day_evidence(run, topology, bool(options.endpoint_url))
-    _finish(running.append_evidence(session, topology, record, evidence_dir), options)
+    finish(running.append_evidence(session, topology, record, evidence_dir), options)
 
 
 @drill.command("all")

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dr_runbooks.drills import gameday, gameday_plan
+from dr_runbooks.drills import gameday, gameday_plan, running
+from dr_runbooks.drills.plans import restore_drill
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import RunRecord
 from dr_runbooks.engine.plan import Plan
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.runbooks import driver
+from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.runbooks.preflight import PREFLIGHTS
 from dr_runbooks.session import AwsSession
@@ -25,6 +27,16 @@ from dr_runbooks.verify import plan as verify_plan
 
 Preflight = Callable[[AwsSession, Topology, str], dict[str, Any]]
 Evidence = Callable[[RunRecord, Topology, bool], EvidenceRecord]
+#: Chart files a restore drill checks against their SHA-256 unless told otherwise (`drctl drill restore --sample`).
+DEFAULT_SAMPLE = 100
+
+
+def restore_preflight(_aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
+    """A restore drill nobody configured by hand (a scheduled one): the latest recovery points of the DR vault and the
+    default sample of charts; refused (nothing changed) outside the DR region, whose vault holds the copies."""
+    if region != topology.dr_region:
+        raise Refused(f"a restore drill runs in the DR region {topology.dr_region}, not {region}")
+    return {"recovery_points": [], "random": False, "sample": DEFAULT_SAMPLE}
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ RUNBOOKS: dict[str, Orchestrated] = {
     "failover": Orchestrated(PLANS["failover"], PREFLIGHTS["failover"], driver.evidence_record, "failover"),
     "failback": Orchestrated(PLANS["failback"], PREFLIGHTS["failback"], driver.evidence_record, "failback",
                              any_region=True),
+    "restore-drill": Orchestrated(restore_drill, restore_preflight, running.restore_evidence, "restore",
+                                  deployed="dr", after=running.ensure_torn_down),
     "game-day": Orchestrated(gameday_plan.game_day, gameday_plan.game_day_preflight, gameday.game_day_evidence,
                              gameday_plan.RUN_LABEL, deployed="dr"),
     "verify-replication": Orchestrated(verify_plan.verify_replication, verify_plan.verify_preflight,

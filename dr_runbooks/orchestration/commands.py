@@ -21,6 +21,7 @@ from rich.table import Table
 from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, Options, aws_options, refusals
 from dr_runbooks.commands.render import Progress, err, out, print_run
 from dr_runbooks.engine.journal import Journal, JournalNotFound, region_of_run
+from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.orchestration import remote
 from dr_runbooks.orchestration.catalog import RUNBOOKS, deployed_in
 from dr_runbooks.runbooks.estate import check_region, load_topology_anywhere
@@ -30,20 +31,42 @@ from dr_runbooks.topology import Topology, state_machine_arn
 DEFAULT_REGIONS = ("us-east-1", "us-west-1")
 
 
-def run_remotely(session: AwsSession, topology: Topology, runbook: str, target: str, seen: dict[str, Any],
-                 options: Options) -> NoReturn:
-    """Start the state machine with what the preflight saw, follow it, print the run as a local run prints it."""
+def start_and_follow(session: AwsSession, topology: Topology, runbook: str, target: str, params: dict[str, Any],
+                     options: Options) -> remote.RemoteRun:
+    """Start the runbook's state machine in `target` with the params the caller's preflight produced; follow it with
+    the progress lines of a local run until it ends."""
     operator = session.identity(target).arn
-    run_id, execution_arn = remote.start(session, topology, runbook, target, seen, operator)
+    run_id, execution_arn = remote.start(session, topology, runbook, target, params, operator)
     err.print(f"started {runbook} in {target}: execution {run_id}")
-    ended = remote.follow(session, topology, run_id, execution_arn, runbook, target, Progress(quiet=options.as_json))
-    if ended.record is not None:
-        print_run(ended.record, None, options.as_json)
-    elif options.as_json:
-        click.echo(json.dumps({"run_id": run_id, "status": ended.status.lower(), "error": ended.error}))
+    return remote.follow(session, topology, run_id, execution_arn, runbook, target, Progress(quiet=options.as_json))
+
+
+def _never_journaled(ended: remote.RemoteRun, options: Options) -> NoReturn:
+    if options.as_json:
+        click.echo(json.dumps({"run_id": ended.run_id, "status": ended.status.lower(), "error": ended.error}))
     else:
         err.print(f"[red]execution {ended.status}[/] before the run journaled anything: {ended.error}")
+    sys.exit(EXIT_FAILED)
+
+
+def run_remotely(session: AwsSession, topology: Topology, runbook: str, target: str, seen: dict[str, Any],
+                 options: Options) -> NoReturn:
+    """An on-call runbook in AWS: printed as a local run prints it, exit 0/1 as a local run."""
+    ended = start_and_follow(session, topology, runbook, target, seen, options)
+    if ended.record is None:
+        _never_journaled(ended, options)
+    print_run(ended.record, None, options.as_json)
     sys.exit(EXIT_DONE if ended.status == "SUCCEEDED" else EXIT_FAILED)
+
+
+def drill_remotely(session: AwsSession, topology: Topology, runbook: str, params: dict[str, Any],
+                   options: Options) -> EvidenceRecord:
+    """A drill in the DR region's state machine: the evidence record its run sealed there, rebuilt from its journal
+    by the drill's own evidence builder (exits 1 when the run never journaled)."""
+    ended = start_and_follow(session, topology, runbook, topology.dr_region, params, options)
+    if ended.record is None:
+        _never_journaled(ended, options)
+    return RUNBOOKS[runbook].evidence(ended.record, topology, bool(session.endpoint_url))
 
 
 def recent_runs(aws: AwsSession, topology: Topology, regions: tuple[str, ...], limit: int) -> list[dict[str, Any]]:

@@ -169,8 +169,11 @@ def _step(event: dict[str, Any], ctx: RunContext, deadline: float, invoke: Datab
 def _relay(ctx: RunContext, step: Step, invoke: DatabaseInvoker) -> StepRecord:
     """Run a database step in the function of the database's region; journal what it did here."""
     region = ctx.target.region if step.database == "target" else ctx.source.region
-    run = ctx.run.model_copy(update={"steps": {name: record.model_copy(update={"calls": []})
-                                               for name, record in ctx.run.steps.items()}})
+    # Other steps' calls stay behind (the payload is bounded); this step's own travel, so an attempt that continues
+    # a waiting one keeps them.
+    run = ctx.run.model_copy(update={"steps": {
+        name: record if name == step.name else record.model_copy(update={"calls": []})
+        for name, record in ctx.run.steps.items()}})
     reply = invoke(region, {"action": "database-step", "step": step.name, "run": run.model_dump(mode="json")})
     record = StepRecord.model_validate(reply["record"])
     ctx.journal.record_step(ctx.run.run_id, record)

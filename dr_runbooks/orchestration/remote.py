@@ -82,6 +82,7 @@ def _show(listener: Listener, step: Any, record: StepRecord, shown: dict[str, st
     before = shown.get(step.name)
     if before is None:
         listener.step_started(step)
-    if record.status != "running" and before != record.status:
+    # A step between invocations ("waiting") has not ended: it shows once, when it does.
+    if record.status in ("succeeded", "failed") and before != record.status:
         listener.step_ended(step, record)
     shown[step.name] = record.status

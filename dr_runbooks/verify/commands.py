@@ -7,7 +7,7 @@ run the check again); 2 refused (bad input, no topology, unreadable inventory), 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 import botocore.session
@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, refusals
+from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, Options, refusals
+from dr_runbooks.drills.commands import finish
+from dr_runbooks.orchestration.commands import drill_remotely
 from dr_runbooks.runbooks.estate import Refused, check_region, load_topology
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
@@ -25,6 +27,7 @@ from dr_runbooks.verify.compare import ReplicationComparison, Side
 from dr_runbooks.verify.counting import RequestCounter
 from dr_runbooks.verify.inventory import InventoryError, compare_inventories
 from dr_runbooks.verify.model import ReplicationReport
+from dr_runbooks.verify.plan import verify_preflight
 from dr_runbooks.verify.repair import redrive_all
 
 #: Differences listed in text output; `--output json` lists them all.
@@ -151,6 +154,8 @@ def verify() -> None:
 @click.option("--inventory", nargs=2, metavar="SOURCE_MANIFEST REPLICA_MANIFEST",
               help="compare two S3 Inventory reports (s3://bucket/.../manifest.json) instead of listing")
 @click.option("--repair", is_flag=True, help="re-drive replication of missing or different versions (copy in place)")
+@click.option("--remote", is_flag=True, help="run the scheduled comparison of --env in AWS: start its state machine in "
+                                             "the DR region and follow it (writer archive vs replica)")
 @click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile (or AWS_PROFILE)")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
               help="one endpoint for every service, e.g. the sandbox's (or AWS_ENDPOINT_URL)")
@@ -160,10 +165,13 @@ def replication(
     env_name: str | None, from_region: str | None, source_bucket: str | None, replica_bucket: str | None,
     source_region: str | None, replica_region: str | None, prefix: str, deep: bool, listing: str,
     partition_depth: int, concurrency: int, inventory: tuple[str, str] | None, repair: bool,
-    profile: str | None, endpoint_url: str | None, output: str,
+    profile: str | None, endpoint_url: str | None, output: str, remote: bool,
 ) -> None:
     """Compare the primary and replica chart archives: every current version on both sides, same size (and with
     --deep, same checksum), nothing extra, delete markers matching."""
+    if remote:
+        _remotely(env_name, profile, endpoint_url, output, from_region=from_region, source_bucket=source_bucket,
+                  replica_bucket=replica_bucket, prefix=prefix, deep=deep, inventory=inventory, repair=repair)
     aws = listing_session(profile, endpoint_url)
     source, replica = _sides(aws, env_name, from_region, source_bucket, replica_bucket, source_region, replica_region)
     counter = RequestCounter()
@@ -178,6 +186,22 @@ def replication(
     else:
         _print_text(report)
     raise SystemExit(EXIT_DONE if report.in_sync else EXIT_FAILED)
+
+
+def _remotely(env_name: str | None, profile: str | None, endpoint_url: str | None, output: str,
+              **local_only: Any) -> NoReturn:
+    """The verify-replication state machine of `env_name`'s DR region, printed as a drill's evidence."""
+    given = sorted(f"--{name.replace('_', '-')}" for name, value in local_only.items() if value)
+    if given:
+        raise Refused(f"--remote runs the scheduled comparison (the writer's archive against its replica): "
+                      f"{', '.join(given)} apply to a local run only")
+    if not env_name:
+        raise Refused("--remote needs --env (or EHR_DR_ENV): the environment whose state machine runs it")
+    options = Options(env_name, profile, endpoint_url, output)
+    aws = options.session()
+    topology = _topology(aws, env_name)
+    params = verify_preflight(aws, topology, topology.dr_region)
+    finish(drill_remotely(aws, topology, "verify-replication", params, options), options)
 
 
 def _run(source: Side, replica: Side, inventory: tuple[str, str] | None, prefix: str, deep: bool, listing: Any,

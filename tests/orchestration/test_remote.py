@@ -117,3 +117,45 @@ def test_runs_lists_executions_of_both_regions_newest_first(drctl: Callable[...,
     assert rows[0]["run_id"] == started["run_id"]
     assert (rows[0]["region"], rows[0]["runbook"], rows[0]["status"]) == (target, "switchover", "failed")
     assert [row["started"] for row in rows] == sorted((row["started"] for row in rows), reverse=True)
+
+
+def test_a_remote_restore_drill_starts_the_dr_regions_machine_with_the_drills_params(
+    drctl: Callable[..., Result], executing: Sandbox
+) -> None:
+    dr = executing.topology.dr_region
+    result = drctl("drill", "restore", "--remote", "--sample", "7", "--output", "json")
+    assert result.exit_code == 1, result.stderr  # moto cannot run the Lambda tasks: it fails at start-run
+    summary = json.loads(result.stdout)
+    assert summary["run_id"].split("-restore-")[1].startswith(dr)
+    (execution,) = [e for e in executions(executing, dr, "restore-drill") if e["name"] == summary["run_id"]]
+    given = json.loads(executing.client("stepfunctions", dr).describe_execution(
+        executionArn=execution["executionArn"])["input"])
+    assert given["params"] == {"recovery_points": [], "random": False, "sample": 7}
+
+
+def test_a_remote_game_day_starts_the_dr_regions_machine_with_its_legs_chosen(
+    drctl: Callable[..., Result], executing: Sandbox, target: str
+) -> None:
+    dr = executing.topology.dr_region
+    if target != dr:  # a game day starts from the primary writing
+        assert drctl("switchover", "--to", target, "--yes", *MFA).exit_code == 0
+        report_lag(executing, dr, 1.0)
+    result = drctl("drill", "failover", "--remote", "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 1, result.stderr
+    (execution,) = [e for e in executions(executing, dr, "game-day")
+                    if e["name"] == json.loads(result.stdout)["run_id"]]
+    given = json.loads(executing.client("stepfunctions", dr).describe_execution(
+        executionArn=execution["executionArn"])["input"])
+    assert set(given["params"]["legs"]) == {"switchover-to-dr", "switchover-to-primary"}
+    assert "evidence_dir" not in given["params"]  # a laptop path means nothing to the function
+
+
+def test_remote_verification_refuses_options_of_a_local_run_and_starts_nothing(
+    drctl: Callable[..., Result], executing: Sandbox
+) -> None:
+    dr = executing.topology.dr_region
+    before = executions(executing, dr, "verify-replication")
+    result = drctl("verify", "replication", "--remote", "--deep", "--prefix", "charts/")
+    assert result.exit_code == 2
+    assert "--deep, --prefix apply to a local run only" in result.stderr
+    assert executions(executing, dr, "verify-replication") == before
