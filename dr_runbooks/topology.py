@@ -29,6 +29,9 @@ TRAFFIC_GATE_DIMENSION = "Region"
 
 #: The tag every scratch resource of a restore drill carries (value: the run id), so the next run finds leftovers.
 DRILL_TAG_KEY = "ehr-dr:restore-drill"
+#: The instance class the database stack gives the records cluster's instance. A restore drill's scratch instance
+#: takes the live DR cluster's class as deployed; this one only when that cluster runs headless (no instance).
+RECORDS_DB_INSTANCE_CLASS = "db.r6g.large"
 
 #: What each regional alarm watches; the alarm's name is `ehr-dr-<env>-<what>`.
 REGIONAL_ALARMS = (
@@ -162,6 +165,13 @@ def drill_scratch_name(env_name: str, run_id: str) -> str:
     id (lowercase, <= 50 characters: a valid bucket name and cluster id), so leftovers name the run that made them."""
     stamp, *_, random_part = run_id.split("-")
     return f"{drill_scratch_prefix(env_name)}{stamp.lower()}-{random_part}"
+
+
+def drill_scratch_instance_name(cluster_id: str) -> str:
+    """The one DB instance a restore drill adds to its scratch cluster (AWS Backup restores an Aurora cluster
+    without any): the cluster id plus `-1` (<= 52 characters; RDS allows 63), so it shares the scratch prefix and
+    a re-invoked step finds the instance it created instead of adding another."""
+    return f"{cluster_id}-1"
 
 
 def role_name(config: DeploymentConfig, role: AccessRole) -> str:

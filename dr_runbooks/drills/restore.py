@@ -21,10 +21,13 @@ from dr_runbooks.drills.backups import DONE, bucket_arn, cluster_arn
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.runbooks.canary import DbEndpoint, PostgresCanary, db_endpoint
-from dr_runbooks.topology import drill_scratch_name
+from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS, drill_scratch_instance_name, drill_scratch_name
 
 #: The data sets a drill restores: (name in outputs, resource type of AWS Backup).
 DATA_SETS = {"database": "Aurora", "archive": "S3"}
+#: DB instance states from which an instance being created never becomes available by itself.
+INSTANCE_FAILED = frozenset({"failed", "incompatible-network", "incompatible-parameters", "incompatible-restore",
+                             "inaccessible-encryption-credentials", "storage-full", "deleting"})
 
 
 def _scratch(ctx: RunContext) -> str:
@@ -119,9 +122,45 @@ def restore_archive(ctx: RunContext) -> dict[str, Any]:
     return {**done, "bucket": name}
 
 
+def _instance_class(ctx: RunContext) -> str:
+    """The live DR cluster's instance class (so the drill reads at the speed the live database would), or the
+    deployed default when that cluster runs headless."""
+    live = scratch.cluster_instances(ctx.client("rds"), ctx.target.db_cluster_id)
+    return live[0]["DBInstanceClass"] if live else RECORDS_DB_INSTANCE_CLASS
+
+
+def add_instance(ctx: RunContext) -> dict[str, Any]:
+    """Add the scratch cluster's one DB instance and wait until it is available: AWS Backup restores an Aurora
+    cluster without any, and nothing answers on its endpoint until one is (about ten minutes). The instance id is
+    derived from the cluster's, so an invocation after `StepPending`, or a resumed one after a crash between the
+    create and its checkpoint, polls the instance already there (RDS refuses a second one of that id)."""
+    cluster_id = ctx.output("restore-database")["cluster_id"]
+    instance_id = drill_scratch_instance_name(cluster_id)
+    rds = ctx.client("rds")
+    if ctx.checkpointed("instance") is None:
+        if instance_id not in [found["DBInstanceIdentifier"] for found in scratch.cluster_instances(rds, cluster_id)]:
+            engine = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["Engine"]
+            rds.create_db_instance(DBInstanceIdentifier=instance_id, DBClusterIdentifier=cluster_id, Engine=engine,
+                                   DBInstanceClass=_instance_class(ctx), PubliclyAccessible=False,
+                                   Tags=scratch.drill_tags(ctx.run.run_id))
+        ctx.checkpoint(instance=instance_id, instance_started_at=time.time())
+    found = wait_until(ctx, lambda: rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0],
+                       lambda found: found["DBInstanceStatus"] == "available"
+                       or found["DBInstanceStatus"] in INSTANCE_FAILED, f"DB instance {instance_id}")
+    if found["DBInstanceStatus"] != "available":
+        raise RuntimeError(f"DB instance {instance_id} of scratch cluster {cluster_id} is "
+                           f"{found['DBInstanceStatus']}, it will not become available")
+    return {"instance_id": instance_id, "instance_class": found["DBInstanceClass"],
+            "instance_seconds": round(time.time() - ctx.checkpointed("instance_started_at"), 3)}
+
+
 def _restored_endpoint(ctx: RunContext) -> DbEndpoint:
+    """Where the scratch cluster answers; a clear error when no instance of it is available (nothing answers)."""
     cluster_id = ctx.output("restore-database")["cluster_id"]
     rds = ctx.client("rds")
+    if not any(instance["DBInstanceStatus"] == "available" for instance in scratch.cluster_instances(rds, cluster_id)):
+        raise RuntimeError(f"scratch cluster {cluster_id} has no available DB instance, so nothing answers on its "
+                           "endpoint (AWS Backup restores a cluster without one; step add-instance adds it)")
     database = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["DatabaseName"]
     return db_endpoint(rds, ctx.client("secretsmanager"), cluster_id, ctx.topology.db_secret_name, database)
 
@@ -187,7 +226,7 @@ def validate_charts(ctx: RunContext) -> dict[str, Any]:
 
 
 def teardown(ctx: RunContext) -> dict[str, Any]:
-    """Delete this run's scratch cluster and bucket (idempotent: what is gone stays gone)."""
+    """Delete this run's scratch instance, cluster and bucket (idempotent: what is gone stays gone)."""
     return {"removed": scratch.remove(ctx.client("rds"), ctx.client("s3"), ctx.topology.env_name, ctx.run.run_id)}
 
 

@@ -2,7 +2,8 @@
 
 Teardown runs at the end of every drill, also a failed one; a drill killed before its teardown leaves scratch
 resources behind, and the next drill removes them first. They are found by tag (`DRILL_TAG_KEY`) or, for one
-restored but not yet tagged when the run died, by the scratch name prefix.
+restored but not yet tagged when the run died, by the scratch name prefix. A scratch cluster's instances (the one
+the drill adds) go first: AWS refuses to delete a cluster that still has an instance not being deleted.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from botocore.exceptions import ClientError
 from dr_runbooks.topology import DRILL_TAG_KEY, drill_scratch_name, drill_scratch_prefix
 
 
+def drill_tags(run_id: str) -> list[dict[str, str]]:
+    return [{"Key": DRILL_TAG_KEY, "Value": run_id}]
+
+
 def tag_cluster(rds: Any, arn: str, run_id: str) -> None:
-    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": DRILL_TAG_KEY, "Value": run_id}])
+    rds.add_tags_to_resource(ResourceName=arn, Tags=drill_tags(run_id))
 
 
 def tag_bucket(s3: Any, bucket: str, run_id: str) -> None:
@@ -45,6 +50,23 @@ def scratch_buckets(s3: Any, env_name: str, run_id: str | None = None) -> list[s
             if _ours(bucket["Name"], {}, env_name, run_id)]
 
 
+def cluster_instances(rds: Any, cluster_id: str) -> list[dict[str, Any]]:
+    """The DB instances of a cluster (DescribeDBInstances, filtered by cluster)."""
+    return [instance for page in rds.get_paginator("describe_db_instances").paginate(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster_id]}]) for instance in page["DBInstances"]]
+
+
+def delete_instance(rds: Any, instance: dict[str, Any]) -> None:
+    """Delete without a final snapshot; one already deleting or gone is fine."""
+    if instance["DBInstanceStatus"] == "deleting":
+        return
+    try:
+        rds.delete_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], SkipFinalSnapshot=True)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "DBInstanceNotFound":
+            raise
+
+
 def delete_cluster(rds: Any, cluster_id: str) -> None:
     try:
         rds.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
@@ -68,11 +90,16 @@ def delete_bucket(s3: Any, bucket: str) -> None:
 
 
 def remove(rds: Any, s3: Any, env_name: str, run_id: str | None = None) -> list[str]:
-    """Delete the scratch resources (of `run_id`, or all of them); the names removed."""
-    clusters = scratch_clusters(rds, env_name, run_id)
-    buckets = scratch_buckets(s3, env_name, run_id)
-    for cluster in clusters:
+    """Delete the scratch resources (of `run_id`, or all of them): each cluster's instances, the cluster (AWS
+    accepts it once its instances are deleting), the buckets. The names removed, instances before their cluster."""
+    removed: list[str] = []
+    for cluster in scratch_clusters(rds, env_name, run_id):
+        for instance in cluster_instances(rds, cluster):
+            delete_instance(rds, instance)
+            removed.append(instance["DBInstanceIdentifier"])
         delete_cluster(rds, cluster)
+        removed.append(cluster)
+    buckets = scratch_buckets(s3, env_name, run_id)
     for bucket in buckets:
         delete_bucket(s3, bucket)
-    return clusters + buckets
+    return removed + buckets

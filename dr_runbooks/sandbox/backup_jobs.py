@@ -12,7 +12,11 @@ What a recovery point holds, so a restore drill restores real data:
   `<state dir>/backups/`. Restoring it (`Metadata.DBClusterIdentifier`) creates a new PostgreSQL database on the
   writer, `pg_restore`s the dump into it and creates a moto cluster of that id whose endpoint, port and
   DatabaseName lead to it, in `Metadata.DBSubnetGroupName` and `Metadata.VpcSecurityGroupIds` (a JSON list) when
-  given, both checked to exist.
+  given, both checked to exist. Like AWS, the restored cluster has **no DB instance**: nothing answers on its
+  endpoint (its database refuses connections, `ALLOW_CONNECTIONS false`) until an instance added with
+  CreateDBInstance(DBClusterIdentifier=...) has gone `creating` -> `available` (`INSTANCE_CREATE_SECONDS` here,
+  about ten minutes on AWS); once its last instance is deleted it refuses them again. Deleting the cluster while an
+  instance of it is not `deleting` fails with InvalidDBClusterStateFault: moto 5.2.5 already does that (measured).
 - **S3 bucket** (`arn:aws:s3:::<bucket>`): a point-in-time manifest, the version id of every current object (delete
   markers excluded) at that moment, not a copy: versioning plus Object Lock keep those versions. Restoring it
   (`Metadata.DestinationBucketName`, `NewBucket=true` to create it) copies exactly those versions into the bucket.
@@ -30,6 +34,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.s3.models import FakeDeleteMarker
+from psycopg import sql
 
 from dr_runbooks.sandbox.aurora_global import bind_cluster
 from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 AURORA, S3 = "Aurora", "S3"
 #: The owner of restored databases: the cluster master user of the sandbox's records database.
 RESTORE_OWNER = "ehr_admin"
+#: How long a DB instance added to a restored cluster stays `creating` before it is `available`.
+INSTANCE_CREATE_SECONDS = 0.5
 _CLUSTER_ARN = re.compile(r"^arn:aws:rds:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):cluster:(?P<id>[A-Za-z0-9-]+)$")
 _BUCKET_ARN = re.compile(r"^arn:aws:s3:::(?P<bucket>[a-z0-9.-]{3,63})$")
 _VAULT_ARN = re.compile(r"^arn:aws:backup:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):backup-vault:(?P<name>[\w.-]+)$")
@@ -151,6 +159,7 @@ class BackupJobs:
         self.restore_jobs: dict[str, RestoreJob] = {}
         self._regions: dict[str, str] = {}  # job or recovery point id -> its region
         self._databases = {resources.db_cluster_id: topology.database_name for resources in topology.regions.values()}
+        self._restored: dict[tuple[str, str], str] = {}  # (region, restored cluster id) -> its database
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup-job")
         self._futures: list[Future[None]] = []
@@ -343,6 +352,7 @@ class BackupJobs:
         assert point.dump is not None
         database = "restored_" + re.sub(r"\W", "_", cluster_id.lower())
         self._writer().restore_dump(point.dump, database, RESTORE_OWNER)
+        self._accept_connections(database, False)  # no instance yet
         cluster = rds.create_db_cluster({
             "db_cluster_identifier": cluster_id, "engine": "aurora-postgresql", "engine_version": "16.4",
             "database_name": database, "master_username": RESTORE_OWNER, "master_user_password": "restored",
@@ -350,6 +360,7 @@ class BackupJobs:
             "vpc_security_group_ids": security_groups})
         bind_cluster(cluster, self._writer)
         self._databases[cluster_id] = database
+        self._restored[(region, cluster_id)] = database
         return str(cluster.db_cluster_arn)
 
     def _cluster_network(self, region: str, metadata: dict[str, str]) -> tuple[str | None, list[str]]:
@@ -382,6 +393,35 @@ class BackupJobs:
         for key, version_id in point.manifest:
             s3.copy_object(s3.get_object(point.source_bucket, key, version_id=version_id), target, key)
         return f"arn:aws:s3:::{target}"
+
+    # --- restored clusters' instances ----------------------------------------------------------------------------
+
+    def instance_created(self, region: str, instance_id: str) -> Any:
+        """moto's new instance; one of a restored cluster is `creating` for a while, then `available`."""
+        instance = self.backend("rds", region).databases[instance_id]
+        if (region, instance.db_cluster_identifier) in self._restored:
+            instance.status = "creating"
+            self._submit(self._bring_up, instance, region)
+        return instance
+
+    def _bring_up(self, instance: Any, region: str) -> None:
+        time.sleep(INSTANCE_CREATE_SECONDS)
+        if self.backend("rds", region).databases.get(instance.db_instance_identifier) is instance:
+            instance.status = "available"
+            self.sync_connections(region, instance.db_cluster_identifier)
+
+    def sync_connections(self, region: str, cluster_id: str | None) -> None:
+        """A restored cluster's database accepts connections exactly while an instance of it is available."""
+        database = self._restored.get((region, cluster_id or ""))
+        if database is not None:
+            self._accept_connections(database, any(
+                instance.status == "available" for instance in self.backend("rds", region).databases.values()
+                if instance.db_cluster_identifier == cluster_id))
+
+    def _accept_connections(self, database: str, accept: bool) -> None:
+        with self._writer().connect() as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(database), sql.Literal(accept)))
 
     # --- running -------------------------------------------------------------------------------------------------
 
@@ -454,3 +494,20 @@ def register(registry: Registry, jobs: BackupJobs) -> None:
     handle("StartRestoreJob", lambda call: jobs.start_restore_job(call.region, call.json()))
     handle("DescribeRestoreJob", lambda call: jobs.find_job(jobs.restore_jobs, call.region,
                                                         call.uri_params.get("restoreJobId"), "Restore job"))
+
+    @registry.intercept("rds", "CreateDBInstance")
+    def create_instance(call: Call, forward: Forward) -> Reply:
+        """moto creates it (and validates the request); answered again, as AWS answers it, `creating`."""
+        reply = forward()
+        if not reply.ok:
+            return reply
+        return answer(call, lambda: {"DBInstance": jobs.instance_created(call.region,
+                                                                         call.param("DBInstanceIdentifier") or "")})
+
+    @registry.intercept("rds", "DeleteDBInstance")
+    def delete_instance(call: Call, forward: Forward) -> Reply:
+        doomed = jobs.backend("rds", call.region).databases.get(call.param("DBInstanceIdentifier") or "")
+        reply = forward()
+        if reply.ok and doomed is not None:
+            jobs.sync_connections(call.region, doomed.db_cluster_identifier)
+        return reply

@@ -1,6 +1,8 @@
 """The restore drill on a sandbox: passes on good backups, fails with the reason on missing or corrupted ones,
 reports the RPO of an old recovery point, and cleans up after an interrupted run; restores into the live DR
-cluster's network, hand back at an invocation deadline without starting a second job, and resume after a kill.
+cluster's network, hand back at an invocation deadline without starting a second job, and resume after a kill;
+adds the one DB instance AWS Backup does not restore (nothing answers on the scratch cluster without it) and deletes
+it before its cluster.
 Tests run in file order: the first one needs the DR vault still empty."""
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import pg8000.dbapi
 import pytest
+from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from moto.backends import get_backend
 
 from dr_runbooks.cli import cli
-from dr_runbooks.drills import restore, running
+from dr_runbooks.drills import restore, running, scratch
 from dr_runbooks.drills.backups import DONE, take_backups
 from dr_runbooks.drills.plans import restore_drill as restore_plan
 from dr_runbooks.engine.context import RunContext
@@ -28,9 +32,10 @@ from dr_runbooks.engine.runner import run_step
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.report import build_report, render_markdown
 from dr_runbooks.runbooks import driver
-from dr_runbooks.runbooks.canary import PostgresCanary, db_endpoint
+from dr_runbooks.runbooks.canary import PostgresCanary, connect, db_endpoint
 from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS
 
 from .conftest import restore_drill, scratch_left
 
@@ -140,9 +145,15 @@ def test_an_interrupted_teardown_is_cleaned_up_by_the_next_drill(
         first, _ = restore_drill(seeded, aws, tmp_path / "first")
     left = scratch_left(seeded, aws)
     assert first.status == "failed" and len(left) == 2
+    cluster = scratch.scratch_clusters(aws.client("rds", seeded.topology.dr_region), seeded.topology.env_name)[0]
+    instances = [instance["DBInstanceIdentifier"] for instance in
+                 scratch.cluster_instances(aws.client("rds", seeded.topology.dr_region), cluster)]
+    assert len(instances) == 1, "the killed drill left its scratch cluster with its instance"
     run, record = restore_drill(seeded, aws, tmp_path / "next")
     assert run.status == "succeeded", run.error
-    assert sorted(run.steps["clean-leftovers"].outputs["removed"]) == sorted(left)
+    assert sorted(run.steps["clean-leftovers"].outputs["removed"]) == sorted(left + instances)
+    assert not aws.client("rds", seeded.topology.dr_region).describe_db_instances(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster]}])["DBInstances"]
     assert any(check.what.startswith("leftovers of an interrupted drill") for check in record.verifications)
     assert scratch_left(seeded, aws) == []
 
@@ -281,3 +292,121 @@ def test_drctl_resume_refuses_a_run_of_a_runbook_it_cannot_resume_and_changes_no
     assert result.exit_code == 2
     assert f"refused: run {run.run_id} is a mystery run; drctl resume resumes" in result.stderr
     assert ctx.journal.load(run.run_id).status == "running" and not ctx.journal.load(run.run_id).steps
+
+
+def _restored(sandbox: Sandbox, aws: AwsSession, tmp_path: Path) -> RunContext:
+    """A drill run journaled up to its database restore: the scratch cluster exists, with no instance."""
+    ctx = _ready_to_restore(sandbox, aws, tmp_path)
+    assert run_step(ctx, restore_plan().step("restore-database")).status == "succeeded"
+    return ctx
+
+
+def _creates(record: StepRecord) -> int:
+    return [call.operation for call in record.calls].count("CreateDBInstance")
+
+
+def test_a_drill_adds_exactly_one_db_instance_to_its_scratch_cluster_and_validates_after_it_is_available(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    run, _ = restore_drill(seeded, aws, tmp_path)
+    assert run.status == "succeeded", run.error
+    added, cluster = run.steps["add-instance"], run.steps["restore-database"].outputs["cluster_id"]
+    assert sum(_creates(step) for step in run.steps.values()) == 1
+    assert added.outputs["instance_id"] == f"{cluster}-1"
+    assert added.outputs["instance_class"] == RECORDS_DB_INSTANCE_CLASS, "the live DR cluster is headless here"
+    assert min(run.steps[name].started_at for name in ("validate-records", "validate-charts")) >= added.ended_at
+
+
+def test_the_scratch_instance_takes_the_instance_class_of_the_live_dr_clusters_instance(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    rds = aws.client("rds", seeded.topology.dr_region)
+    live = seeded.topology.in_region(seeded.topology.dr_region).db_cluster_id
+    rds.create_db_instance(DBInstanceIdentifier=f"{live}-reader", DBClusterIdentifier=live,
+                           Engine="aurora-postgresql", DBInstanceClass="db.r7g.xlarge")
+    ctx = _restored(seeded, aws, tmp_path)
+    try:
+        record = run_step(ctx, restore_plan().step("add-instance"))
+    finally:
+        _tear_down(ctx)
+        rds.delete_db_instance(DBInstanceIdentifier=f"{live}-reader", SkipFinalSnapshot=True)
+    assert record.status == "succeeded", record.error
+    assert record.outputs["instance_class"] == "db.r7g.xlarge"
+
+
+def test_an_add_instance_step_handed_back_while_the_instance_is_creating_ends_with_one_instance(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _restored(seeded, aws, tmp_path)
+    step = restore_plan().step("add-instance")
+    cluster = ctx.output("restore-database")["cluster_id"]
+    try:
+        first = run_step(dataclasses.replace(ctx, invocation_deadline=time.time()), step)
+        assert first.status == "waiting", first.error
+        next_invocation = driver.resume_context(aws, seeded.topology, ctx.run.run_id, tmp_path / "next")
+        second = run_step(next_invocation, step)
+        instances = scratch.cluster_instances(ctx.client("rds"), cluster)
+    finally:
+        _tear_down(ctx)
+    assert second.status == "succeeded", second.error
+    assert _creates(second) == 1, "the journal keeps the first invocation's call, and no second create was made"
+    assert [(found["DBInstanceIdentifier"], found["DBInstanceStatus"]) for found in instances] == [
+        (second.outputs["instance_id"], "available")]
+
+
+def test_teardown_deletes_the_scratch_instance_then_its_cluster(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _restored(seeded, aws, tmp_path)
+    assert run_step(ctx, restore_plan().step("add-instance")).status == "succeeded"
+    cluster = ctx.output("restore-database")["cluster_id"]
+    torn = run_step(ctx, restore_plan().step("teardown"))
+    assert torn.status == "succeeded", torn.error
+    deletes = [call.operation for call in torn.calls if call.operation.startswith("DeleteDB")]
+    assert deletes == ["DeleteDBInstance", "DeleteDBCluster"]
+    assert torn.outputs["removed"][:2] == [f"{cluster}-1", cluster]
+    assert not scratch.cluster_instances(ctx.client("rds"), cluster)
+    assert cluster not in scratch.scratch_clusters(ctx.client("rds"), seeded.topology.env_name)
+
+
+def test_the_sandbox_refuses_to_delete_a_scratch_cluster_that_still_has_an_instance_as_aws_does(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _restored(seeded, aws, tmp_path)
+    cluster = ctx.output("restore-database")["cluster_id"]
+    try:
+        assert run_step(ctx, restore_plan().step("add-instance")).status == "succeeded"
+        with pytest.raises(ClientError) as refused:
+            ctx.client("rds").delete_db_cluster(DBClusterIdentifier=cluster, SkipFinalSnapshot=True)
+        still = scratch.scratch_clusters(ctx.client("rds"), seeded.topology.env_name, ctx.run.run_id)
+    finally:
+        _tear_down(ctx)
+    assert refused.value.response["Error"]["Code"] == "InvalidDBClusterStateFault"
+    assert still == [cluster]
+
+
+def test_a_restored_cluster_accepts_connections_only_once_its_instance_is_available(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _restored(seeded, aws, tmp_path)
+    rds, cluster = ctx.client("rds"), ctx.output("restore-database")["cluster_id"]
+    database = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DatabaseName"]
+    endpoint = db_endpoint(rds, ctx.client("secretsmanager"), cluster, seeded.topology.db_secret_name, database)
+    try:
+        with pytest.raises(pg8000.dbapi.DatabaseError, match="not currently accepting connections"):
+            connect(endpoint).close()
+        added = run_step(ctx, restore_plan().step("add-instance"))
+        assert added.status == "succeeded", added.error
+        with connect(endpoint) as connection:
+            scans = connection.execute("SELECT count(*) FROM scans").fetchone()
+    finally:
+        _tear_down(ctx)
+    assert scans is not None and scans[0] > 0
+
+
+def test_validating_a_scratch_cluster_without_an_instance_fails_saying_nothing_answers_on_it(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _restored(seeded, aws, tmp_path)
+    try:
+        record = run_step(ctx, restore_plan().step("validate-records"))
+    finally:
+        _tear_down(ctx)
+    cluster = ctx.output("restore-database")["cluster_id"]
+    assert record.status == "failed"
+    assert record.error == (f"RuntimeError: scratch cluster {cluster} has no available DB instance, so nothing "
+                            "answers on its endpoint (AWS Backup restores a cluster without one; step add-instance "
+                            "adds it)")
