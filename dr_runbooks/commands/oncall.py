@@ -9,7 +9,7 @@ point exits 2 with nothing changed.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -24,13 +24,13 @@ from dr_runbooks.commands.common import (
     refusals,
 )
 from dr_runbooks.commands.render import Progress, err, print_plan, print_run, print_status
-from dr_runbooks.drills import running
-from dr_runbooks.drills.plans import restore_drill
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import region_of_run
 from dr_runbooks.engine.lock import RunLock
+from dr_runbooks.engine.runner import execute
 from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR
 from dr_runbooks.observe.estate import observe_estate
+from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.commands import run_remotely
 from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.estate import Refused, check_region, load_topology, load_topology_anywhere
@@ -91,7 +91,7 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
     if remote:
         run_remotely(session, topology, runbook, to_region, seen, options)
     ctx = driver.new_context(session, topology, runbook, to_region, seen, session.identity(to_region).arn)
-    _finish(ctx, options)
+    _run_to_end(ctx, options)
 
 
 def _acknowledge_loss(lag: float, accepted: bool, yes: bool) -> None:
@@ -101,17 +101,6 @@ def _acknowledge_loss(lag: float, accepted: bool, yes: bool) -> None:
     if yes:
         raise Refused("--yes does not accept data loss: add --accept-data-loss")
     confirm("accept data loss", yes=False)
-
-
-def _finish(ctx: Any, options: Options) -> None:
-    run = driver.run(ctx, Progress(quiet=options.as_json))
-    evidence = None
-    try:
-        evidence = driver.write_evidence(ctx, sandbox=bool(options.endpoint_url)).run_id
-    except Exception as error:  # the run happened either way; say the evidence is missing rather than hide the run
-        err.print(f"[red]evidence not written:[/] {error}")
-    print_run(run, evidence, options.as_json)
-    sys.exit(EXIT_DONE if run.status == "succeeded" else EXIT_FAILED)
 
 
 switchover = _runbook_command("switchover", "Planned move of the writer and traffic to --to, no data loss.")
@@ -128,7 +117,7 @@ failback = _runbook_command("failback", "Re-protect --to (the region that came b
 @mfa_options
 @refusals
 def resume(options: Options, mfa: Mfa, run_id: str) -> None:
-    """Continue a run (a runbook or a restore drill) from its journal (in the region its id names): steps already
+    """Continue a run (an on-call runbook or a drill) from its journal (in the region its id names): steps already
     done are not redone; a step that was waiting on AWS continues from its checkpoint."""
     region = region_of_run(run_id)
     aws = options.session()
@@ -141,27 +130,29 @@ def resume(options: Options, mfa: Mfa, run_id: str) -> None:
     if ctx.run.status == "succeeded":
         print_run(ctx.run, None, options.as_json)
         return
-    if ctx.run.runbook == restore_drill().runbook:
-        _finish_restore_drill(ctx, options)
-    elif ctx.run.runbook in PLANS:
-        _finish(ctx, options)
-    else:
-        raise Refused(f"run {run_id} is a {ctx.run.runbook} run; drctl resume resumes "
-                      f"{', '.join([*PLANS, restore_drill().runbook])} runs")
+    if ctx.run.runbook not in RUNBOOKS:
+        raise Refused(f"run {run_id} is a {ctx.run.runbook} run; drctl resume resumes {', '.join(RUNBOOKS)} runs")
+    _run_to_end(ctx, options)
 
 
-def _finish_restore_drill(ctx: RunContext, options: Options) -> None:
-    """A killed `drctl drill restore`: its plan from where it stopped, its teardown whatever happens, its evidence
-    (in the DR region's evidence bucket and the local chain, as the drill writes it); exit 0 only if it passed."""
-    run = running.run_restore_drill(ctx, Progress(quiet=options.as_json))
-    evidence = running.restore_evidence(run, ctx.topology, sandbox=bool(options.endpoint_url))
+def _run_to_end(ctx: RunContext, options: Options) -> NoReturn:
+    """Continue any runbook's run as its own command runs it: its plan from where it stopped (its lock if it takes
+    one), the rule it keeps however it ends (a restore drill's teardown), its evidence in the target region's
+    bucket and the local chain. Exit 0 when an on-call run succeeded, or a drill passed."""
+    entry = RUNBOOKS[ctx.run.runbook]
+    plan = entry.plan()
+    run = execute(plan, ctx, driver.lock_of(ctx) if plan.locks else None, Progress(quiet=options.as_json))
+    if entry.after is not None:
+        entry.after(ctx)
+    evidence = entry.evidence(run, ctx.topology, bool(options.endpoint_url))
     sealed = None
     try:
-        sealed = running.append_evidence(ctx.aws, ctx.topology, evidence, DEFAULT_EVIDENCE_DIR).run_id
-    except Exception as error:  # the drill ran either way; say the evidence is missing rather than hide the run
+        sealed = driver.write_evidence(ctx, bool(options.endpoint_url), DEFAULT_EVIDENCE_DIR, evidence).run_id
+    except Exception as error:  # the run happened either way; say the evidence is missing rather than hide the run
         err.print(f"[red]evidence not written:[/] {error}")
     print_run(run, sealed, options.as_json)
-    sys.exit(EXIT_DONE if sealed and evidence.passed else EXIT_FAILED)
+    passed = run.status == "succeeded" if run.runbook in PLANS else bool(sealed) and evidence.passed
+    sys.exit(EXIT_DONE if passed else EXIT_FAILED)
 
 
 @click.command()

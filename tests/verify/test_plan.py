@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from runbooks.conftest import MFA
 
-from dr_runbooks.engine.journal import RunRecord
+from dr_runbooks.cli import cli
+from dr_runbooks.engine.journal import Journal, RunRecord
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
@@ -100,3 +103,19 @@ def test_paused_replication_is_journaled_as_differences_and_fails_the_verdict(
     assert [error.message for error in record.errors] == ["2 keys missing-on-replica"]
     sandbox_faults.resume_replication()
     charts.action("replication-drain", timeout=10)
+
+
+def test_drctl_resume_finishes_an_interrupted_verification_and_seals_its_evidence(
+    charts: Sandbox, aws: AwsSession, sandbox_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any orchestrated runbook resumes from its journal, a drill as well as an on-call run."""
+    monkeypatch.chdir(tmp_path)
+    ctx = new_verify_context(aws, charts.topology, charts.topology.dr_region, "tester", tmp_path)
+    ctx.journal.start(ctx.run)  # the process died before its first step
+    result = CliRunner().invoke(cli, ["resume", ctx.run.run_id, "--output", "json", *MFA], env=sandbox_env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    resumed = Journal(aws, ctx.run.target_region, ctx.target.runbook_table, tmp_path / "peek").load(ctx.run.run_id)
+    assert {name: step.status for name, step in resumed.steps.items()} == {"compare-archives": "succeeded",
+                                                                           "verdict": "succeeded"}
+    assert list((tmp_path / ".ehr-dr" / "evidence" / charts.topology.env_name).glob(f"*{ctx.run.run_id}.json"))
