@@ -293,7 +293,24 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy/Resource"),
             ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy/Resource"),
             ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy/Resource"),
+            ("arn:aws:rds:{region}:{account}:db:{prefix}-rd-*", "FunctionPolicy/Resource"),
         )
+    ),
+    *(
+        Acknowledgment(
+            "AwsSolutions-IAM5[Resource::arn:aws:rds:{region}:{account}:db:*]", policy,
+            "DescribeDBInstances filtered by cluster: the drill finds the live DR cluster's instance class, its "
+            "scratch instance and an interrupted drill's leftovers. Read only, this region only.",
+        )
+        for policy in ("FunctionPolicy/Resource", "DatabaseFunctionPolicy/Resource")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:rds:{{region}}:{{account}}:{kind}:*]", "FunctionPolicy/Resource",
+            "CreateDBInstance is also authorized against the subnet, parameter and option groups the new instance "
+            "uses, which are the restored cluster's; the instance itself may only be a drill's scratch instance.",
+        )
+        for kind in ("subgrp", "pg", "og")
     ),
     *(
         Acknowledgment(

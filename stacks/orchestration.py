@@ -264,11 +264,11 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
         *_function_basics(site, function_name),
     ]
     if not site.is_primary:
-        statements += _drill_permissions(site)
+        statements += _drill_permissions(site, key)
     return statements
 
 
-def _drill_permissions(site: Site) -> list[iam.PolicyStatement]:
+def _drill_permissions(site: Site, key: kms.IKey) -> list[iam.PolicyStatement]:
     """The DR region's drills: restore the DR vault's recovery points into scratch resources named by the run and
     delete them again; list both chart buckets to compare them (listing only: no chart is read)."""
     account, region, here = site.config.account, site.region, site.here
@@ -287,9 +287,23 @@ def _drill_permissions(site: Site) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(sid="ScratchClusters", actions=[
             "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource"],
             resources=[f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
-        # Finding an interrupted drill's leftovers lists every cluster and bucket (by name prefix and tag).
+        # AWS Backup restores an Aurora cluster without instances: the drill adds one to read the restored data.
+        iam.PolicyStatement(sid="ScratchInstances", actions=[
+            "rds:CreateDBInstance", "rds:DeleteDBInstance", "rds:AddTagsToResource"],
+            resources=[f"arn:aws:rds:{region}:{account}:db:{scratch}*",
+                       f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
+        # CreateDBInstance is also authorized against the groups it uses: the cluster's, whatever their names.
+        iam.PolicyStatement(sid="ScratchInstanceGroups", actions=["rds:CreateDBInstance"], resources=[
+            f"arn:aws:rds:{region}:{account}:{kind}:*" for kind in ("subgrp", "pg", "og")]),
+        # The scratch instance is encrypted with the cluster's key (the DR data key), through RDS only.
+        iam.PolicyStatement(sid="ScratchInstanceKey", actions=["kms:CreateGrant", "kms:DescribeKey"],
+                            resources=[key.key_arn],
+                            conditions={"StringEquals": {"kms:ViaService": f"rds.{region}.amazonaws.com"}}),
+        # Finding an interrupted drill's leftovers lists every cluster, instance and bucket (by name prefix and tag).
         iam.PolicyStatement(sid="FindLeftovers", actions=["rds:DescribeDBClusters", "s3:ListAllMyBuckets"],
                             resources=["*"]),
+        iam.PolicyStatement(sid="FindInstances", actions=["rds:DescribeDBInstances"],
+                            resources=[f"arn:aws:rds:{region}:{account}:db:*"]),
         iam.PolicyStatement(sid="ScratchBuckets", actions=[
             "s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
             "s3:PutBucketTagging", "s3:GetBucketTagging"], resources=scratch_buckets),
@@ -308,6 +322,8 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
         _read_topology(site),
         iam.PolicyStatement(sid="FindClusters", actions=["rds:DescribeDBClusters"], resources=[
             site.cluster_arn(region), *(f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch)]),
+        *([iam.PolicyStatement(sid="FindInstances", actions=["rds:DescribeDBInstances"],
+                               resources=[f"arn:aws:rds:{region}:{account}:db:*"])] if scratch else []),
         iam.PolicyStatement(sid="DatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[
             f"arn:aws:secretsmanager:{region}:{account}:secret:{topology.db_secret_name}-*"]),
         iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
