@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from runbooks.conftest import report_lag  # the lag Aurora reports, which the preflight reads
 
+from dr_runbooks.drills import scratch
+from dr_runbooks.drills.backups import take_backups
 from dr_runbooks.engine.journal import Journal, new_run_id, region_of_run
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.waits import wait_until
@@ -324,3 +326,25 @@ def test_a_child_run_that_never_started_fails_its_step_with_the_error_step_funct
                            "child": caught})
     assert dr_machine.journal(started["run_id"]).steps["switchover-to-dr"].status == "failed"
     dr_machine.invoke({"action": "finish", "run_id": started["run_id"], "error": caught})
+
+
+def test_a_restore_drill_state_machine_polls_its_restores_through_wait_states_and_tears_down(
+    dr_machine: Machine, sandbox: Sandbox
+) -> None:
+    """Its restores outlast a short invocation: each hands back, waits, and continues its checkpointed job."""
+    sandbox.seed(patients=5, files_per_patient=1)
+    sandbox.action("replication-drain", timeout=30)
+    take_backups(dr_machine.aws, sandbox.topology)
+    dr_machine.invocation_seconds = 0.2
+    waits: list[int] = []
+    output = dr_machine.run("restore-drill", waits=waits, params={"recovery_points": [], "random": False,
+                                                                 "sample": 3})
+    run = dr_machine.journal(output["run"]["run_id"])
+    assert run.status == "succeeded", run.error
+    assert waits, "no step handed back: the invocation deadline was not reached"
+    starts = [call for name in ("restore-database", "restore-archive") for call in run.steps[name].calls
+              if call.operation == "StartRestoreJob"]
+    assert len(starts) == 2  # one job per data set, however many invocations polled it
+    dr = sandbox.topology.dr_region
+    assert scratch.scratch_clusters(sandbox.client("rds", dr), sandbox.config.env_name) == []
+    assert evidence_kinds(sandbox, dr)[run.run_id] == "restore-drill"
