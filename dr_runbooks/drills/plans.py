@@ -4,7 +4,9 @@ The restores wait up to an hour on AWS Backup, polling from a checkpointed job i
 start + poll across invocations (`engine.waits.StepPending`); so does adding the scratch cluster's DB instance
 (AWS Backup restores the cluster without one, and the validations have nothing to connect to before it is up).
 The validations connect to the scratch cluster (restored into the live DR cluster's subnets) and the live DR reader:
-database steps of the target (DR) region."""
+database steps of the target (DR) region. The charts are checked after the records (both read the scratch database's
+one instance, and a few seconds of validation in series keep the plan series-parallel: on Step Functions the
+instance is then added while the archive is still being restored, instead of after it)."""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def restore_drill() -> Plan:
             _step("validate-records", "validate_records", "row counts and checksums against the backup's",
                   "add-instance", calls=("postgres SELECT count(*), md5(...) per records table",), database=True),
             _step("validate-charts", "validate_charts", "chart files exist and match their SHA-256",
-                  "add-instance", "restore-archive", calls=("s3.GetObject per sampled chart file",),
+                  "validate-records", "restore-archive", calls=("s3.GetObject per sampled chart file",),
                   database=True),
             _step("teardown", "teardown", "delete the scratch instance, cluster and bucket", "validate-records",
                   "validate-charts", changes=True, calls=("rds.DescribeDBInstances", "rds.DeleteDBInstance",
