@@ -362,11 +362,11 @@ def _place(construct: IConstruct, pending: list[_Pending]) -> None:
             below.setdefault(segments[0], []).append((segments[1:], rule, reason))
     if not below:
         return
+    node = construct.node  # a jsii round trip: once per construct visited
     if any(char in segment for segment in below for char in "*?["):  # a glob: only the list of children finds matches
-        children = {child.node.id: child for child in construct.node.children}
+        children = {child.node.id: child for child in node.children}
     else:
-        children = {segment: child for segment in below
-                    if (child := construct.node.try_find_child(segment)) is not None}
+        children = {segment: child for segment in below if (child := node.try_find_child(segment)) is not None}
     for child_id, child in children.items():
         _place(child, [entry for segment, entries in below.items() if fnmatchcase(child_id, segment)
                        for entry in entries])
