@@ -12,6 +12,7 @@ import json
 import shutil
 import ssl
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,10 +252,14 @@ def test_the_scheduler_role_may_only_start_the_scheduled_state_machines(synth: S
 
 
 def asset_of(synth: Synth, region: str) -> Path:
-    """The one asset both functions of a region run."""
+    """The one asset both functions of a region run, as Lambda unpacks it."""
     (asset_hash,) = {function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
                      for function in synth.resources(region, "AWS::Lambda::Function").values()}
-    return synth.outdir / f"asset.{asset_hash}"
+    unpacked = synth.outdir.parent / f"unpacked-{asset_hash}"
+    if not unpacked.is_dir():
+        with zipfile.ZipFile(synth.outdir / f"asset.{asset_hash}.zip") as archive:
+            archive.extractall(unpacked)
+    return unpacked
 
 
 def test_the_asset_holds_dr_runbooks_and_its_runtime_dependencies(synth: Synth) -> None:
