@@ -46,6 +46,7 @@ def zip_of(directory: Path) -> Path:
                 # The file's own mode, readable by all: the Lambda runtime's user owns nothing in the package.
                 entry.external_attr = ((path.stat().st_mode & 0o777) | 0o444) << 16
                 archive.writestr(entry, path.read_bytes())
+        os.chmod(staging, 0o644)  # mkstemp makes it private; the directory beside it is readable by all
         os.replace(staging, target)  # atomic: a concurrent synth sees no zip or the whole zip
     except BaseException:
         Path(staging).unlink(missing_ok=True)

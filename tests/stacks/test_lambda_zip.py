@@ -50,6 +50,10 @@ def test_zips_of_the_same_content_are_identical_bytes(directory: Path, tmp_path:
     assert zip_of(again).read_bytes() == first
 
 
+def test_the_zip_is_as_readable_as_the_directory_beside_it(directory: Path) -> None:
+    assert stat.S_IMODE(zip_of(directory).stat().st_mode) == 0o644
+
+
 def test_an_existing_zip_is_reused_not_rebuilt(directory: Path) -> None:
     made = zip_of(directory)
     made.write_bytes(b"already built")
