@@ -17,11 +17,13 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS
 from stacks.buckets import access_log_bucket
 from stacks.site import Site
 
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_9
-INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.R6G, ec2.InstanceSize.LARGE)
+#: The records instances' class, named once in the topology (a restore drill's scratch instance falls back to it).
+INSTANCE_TYPE = ec2.InstanceType(RECORDS_DB_INSTANCE_CLASS.removeprefix("db."))
 PORT = 5432
 LOG_EXPORTS = ["postgresql"]
 MONITORING_INTERVAL = cdk.Duration.seconds(15)
@@ -171,7 +173,7 @@ class DatabaseStack(cdk.Stack):
             self,
             "Reader",
             db_cluster_identifier=cluster.ref,
-            db_instance_class=f"db.{INSTANCE_TYPE.to_string()}",
+            db_instance_class=RECORDS_DB_INSTANCE_CLASS,
             engine="aurora-postgresql",
             publicly_accessible=False,
             auto_minor_version_upgrade=True,
