@@ -55,6 +55,18 @@ def wait_for(describe: Callable[[], dict[str, Any]], field: str, timeout: float 
     raise AssertionError(f"job still {answer[field]} after {timeout}s")
 
 
+def with_instance(sandbox: Sandbox, region: str, cluster_id: str, timeout: float = 30) -> None:
+    """AWS Backup restores an Aurora cluster without instances; nothing answers until one is available."""
+    rds = sandbox.client("rds", region)
+    rds.create_db_instance(DBInstanceIdentifier=f"{cluster_id}-1", DBClusterIdentifier=cluster_id,
+                           Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    deadline = time.monotonic() + timeout
+    while rds.describe_db_instances(DBInstanceIdentifier=f"{cluster_id}-1")["DBInstances"][0][
+            "DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline, f"{cluster_id}-1 not available after {timeout}s"
+        time.sleep(0.05)
+
+
 def connect(sandbox: Sandbox, region: str, cluster_id: str) -> psycopg.Connection[Any]:
     cluster = sandbox.client("rds", region).describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
     return psycopg.connect(host=cluster["Endpoint"], port=cluster["Port"], dbname=cluster["DatabaseName"],
@@ -119,6 +131,7 @@ def test_restoring_the_database_returns_the_recovery_points_data_not_later_data(
                        {"DBClusterIdentifier": restored_id})
     assert restored["Status"] == "COMPLETED"
     assert restored["CreatedResourceArn"].endswith(f":cluster:{restored_id}")
+    with_instance(sandbox, estate["primary"].region, restored_id)
     with connect(sandbox, estate["primary"].region, restored_id) as conn:
         found = canaries(conn)
     assert before in found and after not in found
@@ -146,6 +159,7 @@ def test_a_copy_job_lands_the_recovery_point_in_the_dr_vault_and_restores_there(
     restored_id = new_id("restored-in-dr")
     assert restore(estate, dr.region, landed["RecoveryPointArn"], {"DBClusterIdentifier": restored_id})[
         "Status"] == "COMPLETED"
+    with_instance(sandbox, dr.region, restored_id)
     with connect(sandbox, dr.region, restored_id) as conn:
         assert marker in canaries(conn)
 
