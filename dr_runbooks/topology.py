@@ -187,6 +187,10 @@ def runbook_function_name(env_name: str) -> str:
     return f"ehr-dr-{env_name}-runbooks"
 
 
+#: The environment variable that tells a runbook function which environment it serves (set by the orchestration stack).
+FUNCTION_ENV_VARIABLE = "EHR_DR_ENV"
+
+
 def database_function_name(env_name: str) -> str:
     """The Lambda function, in each region's records VPC, that runs the steps connecting to that region's database."""
     return f"ehr-dr-{env_name}-runbooks-db"

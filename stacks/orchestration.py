@@ -28,8 +28,8 @@ from constructs import Construct
 
 from dr_runbooks.orchestration.catalog import deployed_in
 from dr_runbooks.orchestration.definition import LAMBDA_MAX_SECONDS, definition
-from dr_runbooks.orchestration.handler import ENV_VARIABLE
 from dr_runbooks.topology import (
+    FUNCTION_ENV_VARIABLE,
     TRAFFIC_GATE_NAMESPACE,
     alarm_name,
     database_function_name,
@@ -120,7 +120,7 @@ class OrchestrationStack(cdk.Stack):
             self, label, function_name=name, role=role.without_policy_updates(), log_group=log_group, code=code,
             handler=HANDLER, runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
             memory_size=512, timeout=cdk.Duration.seconds(LAMBDA_MAX_SECONDS), description=what,
-            environment={ENV_VARIABLE: self.site.config.env_name, **(environment or {})},
+            environment={FUNCTION_ENV_VARIABLE: self.site.config.env_name, **(environment or {})},
             environment_encryption=self.key,
             tracing=lambda_.Tracing.ACTIVE, reserved_concurrent_executions=RESERVED_CONCURRENCY, **placement,
         )

@@ -28,11 +28,11 @@ from dr_runbooks.commands.oncall import DEFAULT_REGIONS
 from dr_runbooks.commands.render import Progress
 from dr_runbooks.drills import gameday, gameday_plan, running
 from dr_runbooks.drills.main_job import run_main_job
+from dr_runbooks.drills.plans import DEFAULT_SAMPLE
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.evidence.commands import DEFAULT_REPORT_DIR
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR
-from dr_runbooks.orchestration.catalog import DEFAULT_SAMPLE
 from dr_runbooks.orchestration.commands import drill_remotely
 from dr_runbooks.runbooks.estate import Refused, load_topology_anywhere
 

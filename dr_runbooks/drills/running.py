@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dr_runbooks.drills import scratch
-from dr_runbooks.drills.plans import restore_drill
+from dr_runbooks.drills.plans import DEFAULT_SAMPLE, RESTORE_DRILL, RESTORE_LABEL, restore_drill
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id
 from dr_runbooks.engine.lock import RunLock
@@ -19,6 +19,7 @@ from dr_runbooks.engine.runner import Listener, execute
 from dr_runbooks.evidence.record import EvidenceRecord, Objective, RunError, Verification
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir, S3EvidenceBucket
 from dr_runbooks.runbooks import driver
+from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
 
@@ -26,7 +27,7 @@ from dr_runbooks.topology import Topology
 def new_restore_context(aws: AwsSession, topology: Topology, params: dict[str, Any], operator: str,
                         local_dir: Path = LOCAL_RUNS) -> RunContext:
     region = topology.dr_region
-    run = RunRecord(run_id=new_run_id("restore", region), runbook="restore-drill", env_name=topology.env_name,
+    run = RunRecord(run_id=new_run_id(RESTORE_LABEL, region), runbook=RESTORE_DRILL, env_name=topology.env_name,
                     target_region=region, params=params, operator=operator, mfa=aws.mfa)
     journal = Journal(aws, region, topology.in_region(region).runbook_table, local_dir)
     return RunContext(run=run, topology=topology, aws=aws, journal=journal)
@@ -38,6 +39,14 @@ def run_restore_drill(ctx: RunContext, listener: Listener | None = None) -> RunR
     run = execute(restore_drill(), ctx, lock, listener)
     ensure_torn_down(ctx)
     return run
+
+
+def restore_preflight(_aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
+    """A restore drill nobody configured by hand (a scheduled one): the latest recovery points of the DR vault and the
+    default sample of charts; refused (nothing changed) outside the DR region, whose vault holds the copies."""
+    if region != topology.dr_region:
+        raise Refused(f"a restore drill runs in the DR region {topology.dr_region}, not {region}")
+    return {"recovery_points": [], "random": False, "sample": DEFAULT_SAMPLE}
 
 
 def ensure_torn_down(ctx: RunContext) -> None:

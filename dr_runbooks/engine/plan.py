@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 if TYPE_CHECKING:
     from dr_runbooks.engine.context import RunContext
 
+#: A step that overruns its timeout by this much is declared failed without waiting for it any longer (the engine's
+#: threads and the Step Functions task timeouts alike).
+TIMEOUT_GRACE_SECONDS = 1.0
 #: What a step action returns: JSON-serialisable outputs that later steps (and a resumed run) read from the journal.
 Outputs = dict[str, Any]
 Action = Callable[["RunContext"], Outputs | None]

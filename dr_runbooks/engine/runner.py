@@ -19,11 +19,8 @@ from dr_runbooks.engine import calls
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import RunRecord, StepRecord
 from dr_runbooks.engine.lock import RunLock
-from dr_runbooks.engine.plan import Plan, Step
+from dr_runbooks.engine.plan import TIMEOUT_GRACE_SECONDS, Plan, Step
 from dr_runbooks.engine.waits import StepPending
-
-#: A step thread that overruns its timeout by this much is declared failed without waiting for it any longer.
-TIMEOUT_GRACE_SECONDS = 1.0
 
 
 class Listener(Protocol):

@@ -7,36 +7,36 @@ state machine is deployed, and which region's machine may run it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dr_runbooks.drills import gameday, gameday_plan, running
-from dr_runbooks.drills.plans import restore_drill
-from dr_runbooks.engine.context import RunContext
-from dr_runbooks.engine.journal import RunRecord
+from dr_runbooks.drills import plans as drills
 from dr_runbooks.engine.plan import Plan
-from dr_runbooks.evidence.record import EvidenceRecord
-from dr_runbooks.runbooks import driver
-from dr_runbooks.runbooks.estate import Refused
-from dr_runbooks.runbooks.plans import PLANS
-from dr_runbooks.runbooks.preflight import PREFLIGHTS
-from dr_runbooks.session import AwsSession
-from dr_runbooks.topology import Topology
-from dr_runbooks.verify import plan as verify_plan
+from dr_runbooks.runbooks import plans as on_call
 
-Preflight = Callable[[AwsSession, Topology, str], dict[str, Any]]
-Evidence = Callable[[RunRecord, Topology, bool], EvidenceRecord]
-#: Chart files a restore drill checks against their SHA-256 unless told otherwise (`drctl drill restore --sample`).
-DEFAULT_SAMPLE = 100
+if TYPE_CHECKING:
+    from dr_runbooks.engine.context import RunContext
+    from dr_runbooks.engine.journal import RunRecord
+    from dr_runbooks.evidence.record import EvidenceRecord
+    from dr_runbooks.session import AwsSession
+    from dr_runbooks.topology import Topology
+
+Preflight = Callable[["AwsSession", "Topology", str], dict[str, Any]]
+Evidence = Callable[["RunRecord", "Topology", bool], "EvidenceRecord"]
 
 
-def restore_preflight(_aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
-    """A restore drill nobody configured by hand (a scheduled one): the latest recovery points of the DR vault and the
-    default sample of charts; refused (nothing changed) outside the DR region, whose vault holds the copies."""
-    if region != topology.dr_region:
-        raise Refused(f"a restore drill runs in the DR region {topology.dr_region}, not {region}")
-    return {"recovery_points": [], "random": False, "sample": DEFAULT_SAMPLE}
+def _imported(path: str) -> Callable[..., Any]:
+    """`module:function`, imported when first called, as a plan names its steps' actions: the orchestration stack reads
+    this catalog (the plans, where each is deployed) without importing every runbook's code, boto3 with it."""
+    module, _, name = path.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = name
+    return call
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,24 @@ class Orchestrated:
     after: Callable[[RunContext], None] | None = None
 
 
+_ON_CALL_EVIDENCE = _imported("dr_runbooks.runbooks.driver:evidence_record")
 RUNBOOKS: dict[str, Orchestrated] = {
-    "switchover": Orchestrated(PLANS["switchover"], PREFLIGHTS["switchover"], driver.evidence_record, "switchover",
-                               any_region=True),
-    "failover": Orchestrated(PLANS["failover"], PREFLIGHTS["failover"], driver.evidence_record, "failover"),
-    "failback": Orchestrated(PLANS["failback"], PREFLIGHTS["failback"], driver.evidence_record, "failback",
-                             any_region=True),
-    "restore-drill": Orchestrated(restore_drill, restore_preflight, running.restore_evidence, "restore",
-                                  deployed="dr", after=running.ensure_torn_down),
-    "game-day": Orchestrated(gameday_plan.game_day, gameday_plan.game_day_preflight, gameday.game_day_evidence,
-                             gameday_plan.RUN_LABEL, deployed="dr"),
-    "verify-replication": Orchestrated(verify_plan.verify_replication, verify_plan.verify_preflight,
-                                       verify_plan.verify_evidence, "verify", deployed="dr"),
+    "switchover": Orchestrated(on_call.switchover, _imported("dr_runbooks.runbooks.preflight:switchover"),
+                               _ON_CALL_EVIDENCE, "switchover", any_region=True),
+    "failover": Orchestrated(on_call.failover, _imported("dr_runbooks.runbooks.preflight:failover"),
+                             _ON_CALL_EVIDENCE, "failover"),
+    "failback": Orchestrated(on_call.failback, _imported("dr_runbooks.runbooks.preflight:failback"),
+                             _ON_CALL_EVIDENCE, "failback", any_region=True),
+    drills.RESTORE_DRILL: Orchestrated(
+        drills.restore_drill, _imported("dr_runbooks.drills.running:restore_preflight"),
+        _imported("dr_runbooks.drills.running:restore_evidence"), drills.RESTORE_LABEL, deployed="dr",
+        after=_imported("dr_runbooks.drills.running:ensure_torn_down")),
+    drills.GAME_DAY: Orchestrated(
+        drills.game_day, _imported("dr_runbooks.drills.gameday_plan:game_day_preflight"),
+        _imported("dr_runbooks.drills.gameday:game_day_evidence"), drills.GAME_DAY_LABEL, deployed="dr"),
+    drills.VERIFY_REPLICATION: Orchestrated(
+        drills.verify_replication, _imported("dr_runbooks.verify.plan:verify_preflight"),
+        _imported("dr_runbooks.verify.plan:verify_evidence"), drills.VERIFY_LABEL, deployed="dr"),
 }
 
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dr_runbooks.engine.plan import Plan, Step
-from dr_runbooks.engine.runner import TIMEOUT_GRACE_SECONDS
+from dr_runbooks.engine.plan import TIMEOUT_GRACE_SECONDS, Plan, Step
 from dr_runbooks.orchestration.shape import Leaf, Sequence, Shape, Together, shape_of, steps_of
 
 #: Lambda's hard limit on one invocation.

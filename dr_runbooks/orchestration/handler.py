@@ -42,10 +42,8 @@ from dr_runbooks.orchestration.definition import HANDBACK_SECONDS, WAITING, chil
 from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.estate import load_topology
 from dr_runbooks.session import AwsSession
-from dr_runbooks.topology import Topology, database_function_name
+from dr_runbooks.topology import FUNCTION_ENV_VARIABLE, Topology, database_function_name
 
-#: The environment the functions serve; set by the orchestration stack.
-ENV_VARIABLE = "EHR_DR_ENV"
 #: Calls the database function in a region with a payload and returns its reply.
 DatabaseInvoker = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -57,7 +55,7 @@ class StepFailed(Exception):
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda's entry point: the function's own region and credentials; `AWS_ENDPOINT_URL` points it at a sandbox."""
     aws = AwsSession.from_options(endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
-    env_name = os.environ[ENV_VARIABLE]
+    env_name = os.environ[FUNCTION_ENV_VARIABLE]
     deadline = (time.time() + context.get_remaining_time_in_millis() / 1000 - HANDBACK_SECONDS if context
                 else float("inf"))
     return handle(event, aws, env_name, os.environ["AWS_REGION"], invocation_deadline=deadline,

@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dr_runbooks.drills.plans import VERIFY_LABEL, VERIFY_REPLICATION, verify_replication
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id
-from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import Listener, execute
 from dr_runbooks.evidence.record import EvidenceRecord, Identity
 from dr_runbooks.observe import probes
@@ -28,33 +28,8 @@ from dr_runbooks.verify.compare import ReplicationComparison, chart_archives
 from dr_runbooks.verify.evidence import replication_evidence
 from dr_runbooks.verify.model import ReplicationSummary
 
-RUNBOOK = "verify-replication"
-#: The run-id label of a verification (RUN_ID_PATTERN: lowercase letters only).
-RUN_LABEL = "verify"
 #: Differences kept in the journal beside the counts (the CLI's `--output json` lists them all).
 SAMPLE = 20
-#: The comparison fits one Lambda invocation (15 min, less the hand-back margin of a polled step); an archive too large
-#: to list in that time is compared from S3 Inventory reports (`drctl verify replication --inventory`).
-COMPARE_TIMEOUT_SECONDS = 780
-_ACTIONS = "dr_runbooks.verify.plan"
-
-
-def verify_replication() -> Plan:
-    return Plan(
-        runbook=RUNBOOK,
-        description="compare the writer's chart archive with its replica in the partner region",
-        locks=False,
-        steps=(
-            Step(name="compare-archives", action=f"{_ACTIONS}:compare_archives",
-                 description="list both chart archives partition by partition and merge them key by key",
-                 timeout_seconds=COMPARE_TIMEOUT_SECONDS,
-                 calls=("s3.ListObjectsV2({writer_region}: {writer_bucket})",
-                        "s3.ListObjectsV2({replica_region}: {replica_bucket})",
-                        "s3.ListObjectVersions per key present on one side only")),
-            Step(name="verdict", action=f"{_ACTIONS}:verdict", description="fail the run if the archives differ",
-                 depends_on=("compare-archives",)),
-        ),
-    )
 
 
 def writer_region(aws: AwsSession, topology: Topology, region: str) -> str | None:
@@ -117,7 +92,7 @@ def new_verify_context(aws: AwsSession, topology: Topology, region: str, operato
                        local_dir: Path = LOCAL_RUNS) -> RunContext:
     """Preflight, then a fresh run in `region` (its journal in that region's runbook table)."""
     params = verify_preflight(aws, topology, region)
-    run = RunRecord(run_id=new_run_id(RUN_LABEL, region), runbook=RUNBOOK, env_name=topology.env_name,
+    run = RunRecord(run_id=new_run_id(VERIFY_LABEL, region), runbook=VERIFY_REPLICATION, env_name=topology.env_name,
                     target_region=region, params=params, operator=operator, mfa=aws.mfa)
     journal = Journal(aws, region, topology.in_region(region).runbook_table, local_dir)
     return RunContext(run=run, topology=topology, aws=aws, journal=journal)

@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from dr_runbooks.engine.plan import ChildRun, Plan, Step
-from dr_runbooks.engine.runner import TIMEOUT_GRACE_SECONDS
+from dr_runbooks.engine.plan import TIMEOUT_GRACE_SECONDS, ChildRun, Plan, Step
 from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.definition import (
     LAMBDA_MAX_SECONDS,
