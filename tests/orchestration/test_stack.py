@@ -12,6 +12,7 @@ import json
 import shutil
 import ssl
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,3 +311,12 @@ def test_synth_without_built_dependencies_says_what_to_run(monkeypatch: pytest.M
     with pytest.raises(lambda_asset.AssetNotBuilt, match=r"^the runbook function's dependencies are not built: "
                                                          r"run `python -m stacks.lambda_asset` first$"):
         lambda_asset.asset_dir()
+
+
+def test_the_app_imports_no_runbook_code_and_no_boto3() -> None:
+    """Synth reads the plans (data) and the catalog; the runbooks' code, and boto3 with it, stays out of every synth."""
+    done = subprocess.run([sys.executable, "-c", "import sys, stacks.app; "
+                           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore') "
+                           "or m.startswith(('dr_runbooks.runbooks.driver', 'dr_runbooks.session'))))"],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "[]", done.stderr[-2000:]
