@@ -35,8 +35,8 @@ from dr_runbooks.engine.plan import Plan
 from dr_runbooks.runbooks import driver, preflight
 from dr_runbooks.runbooks.estate import load_topology
 from dr_runbooks.runbooks.plans import PLANS
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
+from ehr_dr_sandbox.api import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 

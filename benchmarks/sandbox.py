@@ -40,7 +40,7 @@ def rss_mb(pid: int) -> float:
 
 
 def in_process_start(cwd: Path) -> float:
-    from dr_runbooks.sandbox.api import Sandbox
+    from ehr_dr_sandbox.api import Sandbox
 
     started = time.monotonic()
     with Sandbox.start(cwd / "fixture-state", cdk_json=REPO / "cdk.json"):
@@ -58,7 +58,7 @@ def main() -> None:
         up, _ = drctl(cwd, "up", "--cdk-json", str(REPO / "cdk.json"))
         seed, _ = drctl(cwd, "seed", "--patients", str(args.patients), "--files-per-patient",
                         str(args.files_per_patient))
-        from dr_runbooks.sandbox.api import Sandbox
+        from ehr_dr_sandbox.api import Sandbox
 
         sandbox = Sandbox.attach(cwd / ".ehr-dr/sandbox")
         started = time.monotonic()

@@ -24,8 +24,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dr_runbooks.sandbox.postgres_pair import PostgresPair, pair_state_dir
-from dr_runbooks.sandbox.records_schema import apply_schema, ensure_database, seed_records
+from ehr_dr_sandbox.postgres_pair import PostgresPair, pair_state_dir
+from ehr_dr_sandbox.records_schema import apply_schema, ensure_database, seed_records
 
 PRIMARY, DR = "us-east-1", "us-west-1"
 

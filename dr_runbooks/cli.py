@@ -12,7 +12,6 @@ from dr_runbooks.commands.oncall import failback, failover, resume, status, swit
 from dr_runbooks.drills.commands import drill
 from dr_runbooks.evidence.commands import report
 from dr_runbooks.orchestration.commands import runs
-from dr_runbooks.sandbox.cli import sandbox
 from dr_runbooks.verify.commands import verify
 
 
@@ -34,9 +33,23 @@ cli.add_command(failover)
 cli.add_command(failback)
 cli.add_command(resume)
 cli.add_command(unlock)
-cli.add_command(sandbox)
 cli.add_command(drill)
 cli.add_command(runs)
+
+
+def _add_sandbox_commands() -> None:
+    """`drctl sandbox ...` and `drctl drill all --sandbox` come from the sandbox package, installed with the
+    `sandbox` extra; a production install (or the Lambda package, which carries `dr_runbooks` only) has neither."""
+    try:
+        from ehr_dr_sandbox.cli import sandbox
+        from ehr_dr_sandbox.main_job import all_drills
+    except ImportError:
+        return
+    cli.add_command(sandbox)
+    drill.add_command(all_drills)
+
+
+_add_sandbox_commands()
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.faults import FaultsClient
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.faults import FaultsClient
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""`drctl drill restore | failover | all`.
+"""`drctl drill restore | failover` (`drill all --sandbox` is the sandbox package's: `ehr_dr_sandbox.main_job`).
 
 Exit codes as every drctl command: 0 the drill passed; 1 it ran and failed (the evidence and report say why);
 2 refused before changing anything (bad input, no topology, availability budget exhausted, lock held).
@@ -27,10 +27,8 @@ from dr_runbooks.commands.common import (
 from dr_runbooks.commands.oncall import DEFAULT_REGIONS
 from dr_runbooks.commands.render import Progress
 from dr_runbooks.drills import gameday, gameday_plan, running
-from dr_runbooks.drills.main_job import run_main_job
 from dr_runbooks.drills.plans import DEFAULT_SAMPLE
 from dr_runbooks.engine.lock import RunLock
-from dr_runbooks.evidence.commands import DEFAULT_REPORT_DIR
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR
 from dr_runbooks.orchestration.commands import drill_remotely
@@ -131,38 +129,3 @@ def failover(options: Options, mfa: Mfa, yes: bool, evidence_dir: Path, remote: 
     run = gameday_plan.run_game_day(ctx, Progress(quiet=options.as_json))
     record = gameday.game_day_evidence(run, topology, bool(options.endpoint_url))
     finish(running.append_evidence(session, topology, record, evidence_dir), options)
-
-
-@drill.command("all")
-@click.option("--sandbox", "on_sandbox", is_flag=True, required=True,
-              help="run on a local sandbox (the only target of `all`: it starts and stops its own estate)")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="keep the sandbox state, journals and evidence here (default: a temp dir, removed at the end)")
-@click.option("--cdk-json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=Path("cdk.json"),
-              show_default=True, help="the deployment config the sandbox rehearses")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_REPORT_DIR,
-              show_default=True, help="where the report (Markdown, HTML, JSON) is written")
-@click.option("--patients", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--files-per-patient", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
-              help="chart files the restore drill checks")
-def all_drills(on_sandbox: bool, state_dir: Path | None, cdk_json: Path, out_dir: Path, patients: int,
-               files_per_patient: int, sample: int) -> None:
-    """The full drill on a sandbox: up, seed, backup, restore drill, failover game day, verify replication,
-    report, down. Prints where the report is."""
-    console = Console(stderr=True)
-    job = run_main_job(cdk_json, state_dir, out_dir, patients, files_per_patient, sample, console)
-    total = sum(job.phases.values())
-    console.print(f"[bold]{'PASSED' if job.passed else 'FAILED'}[/] in {total:.1f} s: "
-                  + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in job.phases.items()), highlight=False)
-    for record in job.records:
-        if not record.passed:
-            reasons = [error.message for error in record.errors] or ["a check failed"]
-            console.print(f"[red]{record.kind} {record.run_id}:[/] {reasons[0]}", highlight=False)
-    for error in job.errors:
-        console.print(f"[red]{error}[/]", highlight=False)
-    if job.report is not None:
-        click.echo(f"report: {job.report.html}\n        {job.report.markdown}\n        {job.report.json}")
-    else:
-        console.print("[red]no report was written[/]")
-    sys.exit(EXIT_DONE if job.passed else EXIT_FAILED)

@@ -9,8 +9,8 @@ import pytest
 from dr_runbooks.drills import running
 from dr_runbooks.engine.journal import RunRecord
 from dr_runbooks.evidence.record import EvidenceRecord
-from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 from dr_runbooks.session import AwsSession, boto_session
+from ehr_dr_sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 
 from dr_runbooks.drills.fingerprint import Fingerprint, differences, fingerprint
 from dr_runbooks.runbooks.canary import DbEndpoint
-from dr_runbooks.sandbox.postgres_pair import SUPERUSER, Node, pair_state_dir, running_pair
-from dr_runbooks.sandbox.records_schema import TABLES, apply_schema, ensure_database
+from ehr_dr_sandbox.postgres_pair import SUPERUSER, Node, pair_state_dir, running_pair
+from ehr_dr_sandbox.records_schema import TABLES, apply_schema, ensure_database
 
 USERS = [("u-1", "Dr One", "physician"), ("u-2", "Nurse Two", "nurse"), ("u-3", "Clerk Three", "records-clerk")]
 

@@ -11,10 +11,10 @@ from dr_runbooks.cli import cli
 from dr_runbooks.drills.gameday import verify_archives
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir
 from dr_runbooks.observe import probes
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
 from dr_runbooks.verify.compare import ReplicationComparison, Side
 from dr_runbooks.verify.repair import redrive_all
+from ehr_dr_sandbox.api import Sandbox
 
 from .test_budget import charge
 

@@ -18,8 +18,8 @@ from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir
 from dr_runbooks.observe import probes
 from dr_runbooks.runbooks import driver
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
+from ehr_dr_sandbox.api import Sandbox
 
 MFA_SERIAL = "arn:aws:iam::123456789012:mfa/drill"
 

@@ -33,9 +33,9 @@ from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.report import build_report, render_markdown
 from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.canary import PostgresCanary, connect, db_endpoint
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS
+from ehr_dr_sandbox.api import Sandbox
 
 from .conftest import restore_drill, scratch_left
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from dr_runbooks.observe import probes
-from dr_runbooks.sandbox.api import Sandbox
+from ehr_dr_sandbox.api import Sandbox
 
 MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
 DRCTL = [sys.executable, "-c", "from dr_runbooks.cli import main; main()"]

@@ -23,8 +23,8 @@ from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.definition import definition
 from dr_runbooks.orchestration.handler import StepFailed, handle, handler
 from dr_runbooks.runbooks import plans
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
+from ehr_dr_sandbox.api import Sandbox
 
 from . import asl
 

@@ -17,8 +17,8 @@ from dr_runbooks.cli import cli
 from dr_runbooks.observe import probes
 from dr_runbooks.orchestration.catalog import RUNBOOKS, deployed_in
 from dr_runbooks.orchestration.definition import definition
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.topology import runbook_function_name, state_machine_arn, state_machine_name
+from ehr_dr_sandbox.api import Sandbox
 
 
 def create_machine(sandbox: Sandbox, region: str, runbook: str) -> None:

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from dr_runbooks.cli import cli
 from dr_runbooks.runbooks.canary import DbEndpoint, db_endpoint
-from dr_runbooks.sandbox.api import Sandbox
+from ehr_dr_sandbox.api import Sandbox
 
 MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
 

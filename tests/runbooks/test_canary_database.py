@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from dr_runbooks.runbooks import canary
 from dr_runbooks.runbooks.canary import DatabaseTlsError, DbEndpoint, PostgresCanary, connect, tls_context
-from dr_runbooks.sandbox.postgres_pair import pair_state_dir, running_pair
-from dr_runbooks.sandbox.records_schema import apply_schema, ensure_database
+from ehr_dr_sandbox.postgres_pair import pair_state_dir, running_pair
+from ehr_dr_sandbox.records_schema import apply_schema, ensure_database
 
 AURORA_HOST = "ehr-dr-test.cluster-abc123.us-east-1.rds.amazonaws.com"
 

@@ -12,8 +12,8 @@ from click.testing import Result
 
 from dr_runbooks.observe import probes
 from dr_runbooks.runbooks.canary import PostgresCanary
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.faults import FaultsClient
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.faults import FaultsClient
 
 from .conftest import MFA, database, report_lag
 

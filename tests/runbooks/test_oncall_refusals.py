@@ -8,8 +8,8 @@ import pytest
 from click.testing import Result
 
 from dr_runbooks.engine.lock import RunLock
-from dr_runbooks.sandbox.api import Sandbox
 from dr_runbooks.session import AwsSession
+from ehr_dr_sandbox.api import Sandbox
 
 from .conftest import MFA, estate_state, report_lag
 

@@ -12,9 +12,9 @@ from click.testing import Result
 
 from dr_runbooks.observe.estate import observe_estate
 from dr_runbooks.runbooks.estate import load_topology_anywhere
-from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
-from dr_runbooks.sandbox.faults import FaultsClient
 from dr_runbooks.session import AwsSession, boto_session
+from ehr_dr_sandbox.api import SANDBOX_CREDENTIALS, Sandbox
+from ehr_dr_sandbox.faults import FaultsClient
 
 from .conftest import MFA, estate_state, report_lag
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dr_runbooks.sandbox import server
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.postgres_pair import PostgresPair
-from dr_runbooks.sandbox.records_db import pair_dir
+from ehr_dr_sandbox import server
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.postgres_pair import PostgresPair
+from ehr_dr_sandbox.records_db import pair_dir
 
-RECORDS_DB = "dr_runbooks.sandbox.records_db"
+RECORDS_DB = "ehr_dr_sandbox.records_db"
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from dr_runbooks.sandbox.api import Sandbox
+from ehr_dr_sandbox.api import Sandbox
 
 from .records_db_sandbox import pair_of, records_db_sandbox
 

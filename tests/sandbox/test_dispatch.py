@@ -12,11 +12,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from dr_runbooks.config import DeploymentConfig
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import Call, Forward, Reply, resolve_rest
-from dr_runbooks.sandbox.emulated_api import answer
-from dr_runbooks.sandbox.faults import FaultsClient, SandboxControlError
-from dr_runbooks.sandbox.server import SandboxServer
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import Call, Forward, Reply, resolve_rest
+from ehr_dr_sandbox.emulated_api import answer
+from ehr_dr_sandbox.faults import FaultsClient, SandboxControlError
+from ehr_dr_sandbox.server import SandboxServer
 
 NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
 
@@ -170,7 +170,7 @@ def test_a_bad_fault_request_is_refused_with_a_clear_message_and_changes_nothing
     before = faults.action("clear")
     with pytest.raises(SandboxControlError, match=message):
         faults.action(name, **arguments)
-    from dr_runbooks.sandbox.faults import control_request
+    from ehr_dr_sandbox.faults import control_request
     assert control_request(server.context.endpoint_url, "status")["faults"] == before
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.provision import sandbox_overrides
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.provision import sandbox_overrides
 
 REGIONS = ("us-east-1", "us-west-1")
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"

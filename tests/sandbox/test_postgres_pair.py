@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dr_runbooks.sandbox import postgres_pair
-from dr_runbooks.sandbox.postgres_pair import PostgresError, PostgresPair, pair_state_dir, running_pair
+from ehr_dr_sandbox import postgres_pair
+from ehr_dr_sandbox.postgres_pair import PostgresError, PostgresPair, pair_state_dir, running_pair
 
 PRIMARY, DR = "us-east-1", "us-west-1"
 

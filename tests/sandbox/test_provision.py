@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.provision import retention_days
 from dr_runbooks.topology import Topology, parameter_name
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.provision import retention_days
 
 REGIONS = ("us-east-1", "us-west-1")
 

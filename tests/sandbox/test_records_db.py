@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psutil
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.postgres_pair import PostgresPair
-from dr_runbooks.sandbox.records_db import PAIR_DIR, pair_dir, remove_leftovers
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.postgres_pair import PostgresPair
+from ehr_dr_sandbox.records_db import PAIR_DIR, pair_dir, remove_leftovers
 
 from .records_db_sandbox import pair_of, records_db_sandbox
 

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from dr_runbooks.sandbox.postgres_pair import PostgresPair, pair_state_dir, running_pair
-from dr_runbooks.sandbox.records_schema import TABLES, apply_schema, ensure_database, seed_records
+from ehr_dr_sandbox.postgres_pair import PostgresPair, pair_state_dir, running_pair
+from ehr_dr_sandbox.records_schema import TABLES, apply_schema, ensure_database, seed_records
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.s3_replication import matching_rules
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.s3_replication import matching_rules
 
 EAST, WEST = "us-east-1", "us-west-1"
 
@@ -240,7 +240,7 @@ def test_a_legacy_rule_replicates_delete_markers_and_a_tag_rule_never_does():
 
 
 def test_draining_a_paused_backlog_is_refused_with_a_clear_message(sandbox, sandbox_faults, charts):
-    from dr_runbooks.sandbox.faults import SandboxControlError
+    from ehr_dr_sandbox.faults import SandboxControlError
 
     sandbox_faults.pause_replication()
     sandbox.client("s3", EAST).put_object(Bucket=charts[0], Key="charts/paused.pdf", Body=b"x")

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.seed import GIVEN_NAMES, synthesize
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.seed import GIVEN_NAMES, synthesize
 
 EAST, WEST = "us-east-1", "us-west-1"
 

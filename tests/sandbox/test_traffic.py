@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dr_runbooks.sandbox.api import Sandbox
-from dr_runbooks.sandbox.provision import health_check_reference
 from dr_runbooks.topology import TRAFFIC_GATE_DIMENSION, TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.provision import health_check_reference
 
 EAST, WEST = "us-east-1", "us-west-1"
 

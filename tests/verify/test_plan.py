@@ -13,7 +13,6 @@ from dr_runbooks.cli import cli
 from dr_runbooks.engine.journal import Journal, RunRecord
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.runbooks.estate import Refused
-from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 from dr_runbooks.session import AwsSession, boto_session
 from dr_runbooks.verify.plan import (
     new_verify_context,
@@ -22,6 +21,7 @@ from dr_runbooks.verify.plan import (
     verify_preflight,
     verify_replication,
 )
+from ehr_dr_sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 
 
 def test_the_plan_compares_then_judges_through_the_apis_only_without_a_lock() -> None:

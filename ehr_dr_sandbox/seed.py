@@ -25,11 +25,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import Registry
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import Registry
 
 if TYPE_CHECKING:
-    from dr_runbooks.sandbox.api import Sandbox
+    from ehr_dr_sandbox.api import Sandbox
 
 RECORDS_ACTION = "records-seed"
 CHARTS_ACTION = "charts-seed"

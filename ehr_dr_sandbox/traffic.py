@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
-from dr_runbooks.sandbox.provision import HEALTH_CHECK_KINDS, health_check_reference
 from dr_runbooks.topology import TRAFFIC_GATE_DIMENSION, TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE, TrafficGate
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import Call, Forward, Registry, Reply
+from ehr_dr_sandbox.provision import HEALTH_CHECK_KINDS, health_check_reference
 
 ROUTE53_XMLNS = "https://route53.amazonaws.com/doc/2013-04-01/"
 STATUS_TEXT = {

@@ -41,8 +41,8 @@ from typing import Any
 import xmltodict
 from moto.s3.models import FakeDeleteMarker, FakeKey
 
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import Call, Forward, Registry, Reply
 
 STATUS_HEADER = "x-amz-replication-status"
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"

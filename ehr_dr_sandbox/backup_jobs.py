@@ -46,11 +46,11 @@ from typing import Any
 from moto.s3.models import FakeDeleteMarker
 from psycopg import sql
 
-from dr_runbooks.sandbox.aurora_global import bind_cluster
-from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
-from dr_runbooks.sandbox.emulated_api import ApiError, answer
-from dr_runbooks.sandbox.postgres_pair import Node, PostgresError, PostgresPair
 from dr_runbooks.topology import Topology
+from ehr_dr_sandbox.aurora_global import bind_cluster
+from ehr_dr_sandbox.dispatch import Call, Forward, Registry, Reply
+from ehr_dr_sandbox.emulated_api import ApiError, answer
+from ehr_dr_sandbox.postgres_pair import Node, PostgresError, PostgresPair
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import DROP, Call, Registry, Reply
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import DROP, Call, Registry, Reply
 
 CONTROL_PREFIX = "/_sandbox"
 

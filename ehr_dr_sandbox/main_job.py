@@ -8,6 +8,7 @@ is most useful when something failed), but a phase that cannot run (the sandbox 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -17,18 +18,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import click
 from rich.console import Console
 
+from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED
 from dr_runbooks.commands.render import Progress
 from dr_runbooks.drills import gameday, gameday_plan, running
 from dr_runbooks.drills.backups import take_backups
+from dr_runbooks.drills.plans import DEFAULT_SAMPLE
 from dr_runbooks.evidence.chain import verify_chain
+from dr_runbooks.evidence.commands import DEFAULT_REPORT_DIR
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.report import ReportFiles, build_report, write_report
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir
-from dr_runbooks.sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 from dr_runbooks.session import AwsSession, boto_session
 from dr_runbooks.verify import plan
+from ehr_dr_sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 
 T = TypeVar("T")
 SANDBOX_MFA_CODE = "123456"
@@ -149,3 +154,38 @@ def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path
 
     phases.attempt("failover game day", game_day)
     phases.attempt("verify replication", verify_replication)
+
+
+@click.command("all")
+@click.option("--sandbox", "on_sandbox", is_flag=True, required=True,
+              help="run on a local sandbox (the only target of `all`: it starts and stops its own estate)")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="keep the sandbox state, journals and evidence here (default: a temp dir, removed at the end)")
+@click.option("--cdk-json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=Path("cdk.json"),
+              show_default=True, help="the deployment config the sandbox rehearses")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_REPORT_DIR,
+              show_default=True, help="where the report (Markdown, HTML, JSON) is written")
+@click.option("--patients", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--files-per-patient", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
+              help="chart files the restore drill checks")
+def all_drills(on_sandbox: bool, state_dir: Path | None, cdk_json: Path, out_dir: Path, patients: int,
+               files_per_patient: int, sample: int) -> None:
+    """The full drill on a sandbox: up, seed, backup, restore drill, failover game day, verify replication,
+    report, down. Prints where the report is."""
+    console = Console(stderr=True)
+    job = run_main_job(cdk_json, state_dir, out_dir, patients, files_per_patient, sample, console)
+    total = sum(job.phases.values())
+    console.print(f"[bold]{'PASSED' if job.passed else 'FAILED'}[/] in {total:.1f} s: "
+                  + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in job.phases.items()), highlight=False)
+    for record in job.records:
+        if not record.passed:
+            reasons = [error.message for error in record.errors] or ["a check failed"]
+            console.print(f"[red]{record.kind} {record.run_id}:[/] {reasons[0]}", highlight=False)
+    for error in job.errors:
+        console.print(f"[red]{error}[/]", highlight=False)
+    if job.report is not None:
+        click.echo(f"report: {job.report.html}\n        {job.report.markdown}\n        {job.report.json}")
+    else:
+        console.print("[red]no report was written[/]")
+    sys.exit(EXIT_DONE if job.passed else EXIT_FAILED)

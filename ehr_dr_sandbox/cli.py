@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dr_runbooks.config import ConfigError
-from dr_runbooks.sandbox.state import (
+from ehr_dr_sandbox.state import (
     DEFAULT_STATE_DIR,
     LOG_FILE,
     STATE_FILE,
@@ -78,7 +78,7 @@ def up(state_dir: Path, port: int, cdk_json: Path) -> None:
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dr_runbooks.sandbox.server", "--state-dir", str(state_dir.resolve()),
+            [sys.executable, "-m", "ehr_dr_sandbox.server", "--state-dir", str(state_dir.resolve()),
              "--cdk-json", str(cdk_json.resolve()), "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -88,7 +88,7 @@ def up(state_dir: Path, port: int, cdk_json: Path) -> None:
         _stop_process(process.pid)
         _remove(state_dir, created)
         raise Refused(reason)
-    from dr_runbooks.sandbox.api import Sandbox
+    from ehr_dr_sandbox.api import Sandbox
 
     env = Sandbox.attach(state_dir).env
     # The exports alone on stdout, so `eval "$(drctl sandbox up)"` points the shell at the sandbox.
@@ -107,7 +107,7 @@ def status(state_dir: Path, as_json: bool) -> None:
     if not pid_alive(state.pid):
         raise click.ClickException(f"stale sandbox state in {state_dir}: pid {state.pid} is not running "
                                    "(run: drctl sandbox down)")
-    from dr_runbooks.sandbox.faults import SandboxControlError, control_request
+    from ehr_dr_sandbox.faults import SandboxControlError, control_request
 
     try:
         report = control_request(state.endpoint_url, "status", timeout=10)
@@ -136,13 +136,13 @@ def down(state_dir: Path) -> None:
         click.echo(f"no sandbox in {state_dir}: nothing to do")
         return
     if state is not None and pid_alive(state.pid):
-        from dr_runbooks.sandbox.faults import control_request
+        from ehr_dr_sandbox.faults import control_request
 
         with contextlib.suppress(OSError, ValueError):
             control_request(state.endpoint_url, "shutdown", {}, timeout=5)
         _stop_process(state.pid)
     if any(path.name not in (STATE_FILE, LOG_FILE) for path in state_dir.iterdir()):
-        from dr_runbooks.sandbox.server import remove_leftovers
+        from ehr_dr_sandbox.server import remove_leftovers
 
         remove_leftovers(state_dir)  # the server was killed before its stop hooks ran
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -245,7 +245,7 @@ def _refuse_if_present(state_dir: Path) -> None:
 
 
 def _check_config(cdk_json: Path) -> None:
-    from dr_runbooks.sandbox.provision import sandbox_config
+    from ehr_dr_sandbox.provision import sandbox_config
 
     try:
         sandbox_config(cdk_json)
@@ -338,7 +338,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _attach(state_dir: Path) -> Any:
-    from dr_runbooks.sandbox.api import Sandbox
+    from ehr_dr_sandbox.api import Sandbox
 
     state = read_state(state_dir) if state_file(state_dir).exists() else None
     if state is None:
@@ -349,7 +349,7 @@ def _attach(state_dir: Path) -> Any:
 
 
 def _run_action(state_dir: Path, name: str, **arguments: Any) -> Any:
-    from dr_runbooks.sandbox.faults import SandboxControlError
+    from ehr_dr_sandbox.faults import SandboxControlError
 
     sandbox_handle = _attach(state_dir)
     try:

@@ -25,7 +25,7 @@ class SandboxContext:
     config: DeploymentConfig
     state_dir: Path
     endpoint_url: str = ""
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("dr_runbooks.sandbox"))
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("ehr_dr_sandbox"))
     #: Regions whose endpoints are dark (the faults emulation sets it; traffic health checks read it).
     down_regions: set[str] = field(default_factory=set)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)

@@ -20,9 +20,9 @@ model, most specific match wins), and consults a `Registry`:
 
 An emulation is a module with an `install(registry, context)` function, listed in `server.EMULATIONS`::
 
-    from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
-    from dr_runbooks.sandbox.context import SandboxContext
-    from dr_runbooks.sandbox.emulated_api import answer
+    from ehr_dr_sandbox.dispatch import Call, Forward, Registry, Reply
+    from ehr_dr_sandbox.context import SandboxContext
+    from ehr_dr_sandbox.emulated_api import answer
 
     def install(registry: Registry, context: SandboxContext) -> None:
         @registry.intercept("rds", "SwitchoverGlobalCluster")

@@ -15,7 +15,7 @@ from moto.core.model import OperationModel
 from moto.core.serialize import QuerySerializer, RestJSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
 
-from dr_runbooks.sandbox.dispatch import Call, Reply
+from ehr_dr_sandbox.dispatch import Call, Reply
 
 _SERIALIZERS = {"query": QuerySerializer, "rest-json": RestJSONSerializer}
 

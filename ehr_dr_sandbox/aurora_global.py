@@ -43,10 +43,10 @@ import psycopg
 from moto.rds.models import DBCluster as MotoDBCluster
 from moto.rds.models import GlobalCluster
 
-from dr_runbooks.sandbox.dispatch import Call, Forward, Registry, Reply
-from dr_runbooks.sandbox.emulated_api import ApiError, answer
-from dr_runbooks.sandbox.postgres_pair import Node, PostgresError, PostgresPair
 from dr_runbooks.topology import Topology
+from ehr_dr_sandbox.dispatch import Call, Forward, Registry, Reply
+from ehr_dr_sandbox.emulated_api import ApiError, answer
+from ehr_dr_sandbox.postgres_pair import Node, PostgresError, PostgresPair
 
 log = logging.getLogger(__name__)
 

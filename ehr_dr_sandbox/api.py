@@ -20,9 +20,9 @@ import boto3
 from botocore.config import Config
 
 from dr_runbooks.config import DeploymentConfig
-from dr_runbooks.sandbox.faults import FaultsClient, control_request
-from dr_runbooks.sandbox.state import read_state
 from dr_runbooks.topology import Topology, build_topology
+from ehr_dr_sandbox.faults import FaultsClient, control_request
+from ehr_dr_sandbox.state import read_state
 
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -39,8 +39,8 @@ class Sandbox:
     def start(cls, state_dir: Path, config: DeploymentConfig | None = None, *, cdk_json: Path = Path("cdk.json"),
               port: int = 0) -> Sandbox:
         """A fresh, provisioned sandbox in this process; `config` defaults to `cdk_json`'s, in the sandbox account."""
-        from dr_runbooks.sandbox.provision import sandbox_config
-        from dr_runbooks.sandbox.server import start_in_thread
+        from ehr_dr_sandbox.provision import sandbox_config
+        from ehr_dr_sandbox.server import start_in_thread
 
         config = config or sandbox_config(cdk_json)
         server = start_in_thread(config, state_dir, port)
@@ -49,7 +49,7 @@ class Sandbox:
     @classmethod
     def attach(cls, state_dir: Path) -> Sandbox:
         """The sandbox `drctl sandbox up` started with this state dir."""
-        from dr_runbooks.sandbox.provision import sandbox_config
+        from ehr_dr_sandbox.provision import sandbox_config
 
         state = read_state(state_dir)
         if state is None:
@@ -86,7 +86,7 @@ class Sandbox:
         return control_request(self.endpoint_url, f"actions/{name}", arguments)
 
     def seed(self, patients: int = 1000, files_per_patient: int = 5) -> Any:
-        from dr_runbooks.sandbox.seed import seed
+        from ehr_dr_sandbox.seed import seed
 
         return seed(self, patients=patients, files_per_patient=files_per_patient)
 

@@ -27,7 +27,6 @@ import boto3
 from botocore.config import Config
 
 from dr_runbooks.config import DeploymentConfig
-from dr_runbooks.sandbox.context import SandboxContext
 from dr_runbooks.topology import (
     TRAFFIC_GATE_DIMENSION,
     TRAFFIC_GATE_METRIC,
@@ -39,6 +38,7 @@ from dr_runbooks.topology import (
     name_prefix,
     parameter_name,
 )
+from ehr_dr_sandbox.context import SandboxContext
 
 #: moto's default account: the sandbox always uses it, whatever cdk.json says (no real account is ever involved).
 SANDBOX_ACCOUNT = "123456789012"

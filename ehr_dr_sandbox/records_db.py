@@ -25,15 +25,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dr_runbooks.sandbox.aurora_global import AuroraGlobal
-from dr_runbooks.sandbox.aurora_global import register as register_aurora
-from dr_runbooks.sandbox.backup_jobs import BackupJobs
-from dr_runbooks.sandbox.backup_jobs import register as register_backup
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import Registry
-from dr_runbooks.sandbox.postgres_pair import PostgresError, PostgresPair
-from dr_runbooks.sandbox.provision import PLACEHOLDER_DB_CREDENTIALS
-from dr_runbooks.sandbox.records_schema import apply_schema, ensure_database, seed_records
+from ehr_dr_sandbox.aurora_global import AuroraGlobal
+from ehr_dr_sandbox.aurora_global import register as register_aurora
+from ehr_dr_sandbox.backup_jobs import BackupJobs
+from ehr_dr_sandbox.backup_jobs import register as register_backup
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import Registry
+from ehr_dr_sandbox.postgres_pair import PostgresError, PostgresPair
+from ehr_dr_sandbox.provision import PLACEHOLDER_DB_CREDENTIALS
+from ehr_dr_sandbox.records_schema import apply_schema, ensure_database, seed_records
 
 PAIR_DIR = "postgres"
 

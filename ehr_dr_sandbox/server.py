@@ -1,7 +1,7 @@
 """The sandbox endpoint: moto's server app behind the dispatch seam, one HTTP port for both regions.
 
 `SandboxServer` runs it in a thread of the current process (the pytest fixture: fast, no process to spawn);
-`python -m dr_runbooks.sandbox.server` runs it as the background process of `drctl sandbox up`, which writes the
+`python -m ehr_dr_sandbox.server` runs it as the background process of `drctl sandbox up`, which writes the
 state file once it listens and removes it when it stops (SIGTERM, SIGINT or `POST /_sandbox/shutdown`).
 
 moto keeps its state in module globals, so one process holds at most one sandbox at a time: a second `start()` is
@@ -32,19 +32,19 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from dr_runbooks.config import DeploymentConfig
-from dr_runbooks.sandbox.context import SandboxContext
-from dr_runbooks.sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
-from dr_runbooks.sandbox.faults import CONTROL_PREFIX
-from dr_runbooks.sandbox.state import SandboxState, read_state, state_file, write_state
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
+from ehr_dr_sandbox.faults import CONTROL_PREFIX
+from ehr_dr_sandbox.state import SandboxState, read_state, state_file, write_state
 
 #: The emulations installed into every sandbox, in order (each module has `install(registry, context)`, and may have
 #: `remove_leftovers(state_dir) -> bool` for what outlives a killed server). Guards run in this order, faults first.
 EMULATIONS = (
-    "dr_runbooks.sandbox.faults",
-    "dr_runbooks.sandbox.s3_replication",
-    "dr_runbooks.sandbox.traffic",
-    "dr_runbooks.sandbox.records_db",
-    "dr_runbooks.sandbox.seed",
+    "ehr_dr_sandbox.faults",
+    "ehr_dr_sandbox.s3_replication",
+    "ehr_dr_sandbox.traffic",
+    "ehr_dr_sandbox.records_db",
+    "ehr_dr_sandbox.seed",
 )
 
 _one_per_process = threading.Lock()
@@ -181,7 +181,7 @@ def remove_leftovers(state_dir: Path) -> list[str]:
 
 def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0) -> SandboxServer:
     """Listen, install the emulations and provision the estate; on any failure leave nothing running."""
-    from dr_runbooks.sandbox.provision import provision
+    from ehr_dr_sandbox.provision import provision
 
     return SandboxServer(SandboxContext(config=config, state_dir=state_dir), port=port).start(prepare=provision)
 
@@ -192,18 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     Its stdout and stderr are the state dir's log (`drctl sandbox up` opens it); a start that fails ends with one
     `error: ...` line there, which `up` shows.
     """
-    parser = argparse.ArgumentParser(prog="python -m dr_runbooks.sandbox.server")
+    parser = argparse.ArgumentParser(prog="python -m ehr_dr_sandbox.server")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--cdk-json", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from dr_runbooks.sandbox.provision import sandbox_config
+    from ehr_dr_sandbox.provision import sandbox_config
 
     try:
         server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port)
     except Exception as error:
-        logging.getLogger("dr_runbooks.sandbox").debug("start failed", exc_info=True)
+        logging.getLogger("ehr_dr_sandbox").debug("start failed", exc_info=True)
         print(f"error: {error}".splitlines()[0], file=sys.stderr, flush=True)
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
