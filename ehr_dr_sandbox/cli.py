@@ -167,10 +167,12 @@ def fault() -> None:
 
 @fault.command("region-down")
 @click.argument("region")
+@click.option("--hang", is_flag=True, help="Accept requests and never answer (black-holed) instead of closing them.")
 @state_dir_option
-def region_down(region: str, state_dir: Path) -> None:
-    """Requests signed for REGION get no answer (their connections close), as if it were dark."""
-    _show(_run_action(state_dir, "region-down", region=region))
+def region_down(region: str, hang: bool, state_dir: Path) -> None:
+    """Requests signed for REGION get no answer (their connections close, or hang with --hang), as if it were
+    dark."""
+    _show(_run_action(state_dir, "region-down", region=region, hang=hang))
 
 
 @fault.command("region-up")

@@ -5,8 +5,12 @@ faults; client side, `FaultsClient` sets them through the control API, from a te
 
 - **region down**: every request signed for that region is dropped without an answer (the connection closes), which
   is what a client sees when a regional endpoint is dark: botocore raises a connection error after its retries, at
-  once, with no timeout to wait for. Global data planes the runbooks may use (Route 53 signs for us-east-1) go dark
-  with us-east-1, as they would for a client whose only path is through that region's endpoint.
+  once, with no timeout to wait for. With `hang`, the region is black-holed instead: the connection is accepted and
+  nothing is answered (for `HANG_LIMIT_SECONDS`, or until the region is up again), so only the client's own read
+  timeout ends the call, which is how an outage that drops packets looks from outside (AWS's "Timeouts and retries
+  for latency-sensitive applications", Builders' Library: a client without timeouts waits forever). Global data
+  planes the runbooks may use (Route 53 signs for us-east-1) go dark with us-east-1, as they would for a client
+  whose only path is through that region's endpoint.
 - **throttle**: the next `calls` calls of a service, or `percent` % of them, get AWS's throttling error in the shape of
   the service's protocol (`Throttling`, S3 `SlowDown` 503, EC2 `RequestLimitExceeded`), which botocore's retry modes
   recognise and retry.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -53,16 +58,27 @@ class Throttle:
         return random.random() * 100 < self.percent
 
 
+#: How long a black-holed region holds a request before closing it (a client's read timeout should end it first).
+HANG_LIMIT_SECONDS = 300
+
+
 @dataclass
 class FaultState:
     down_regions: set[str] = field(default_factory=set)
+    #: The down regions that hang (accept and never answer) rather than close connections.
+    hanging_regions: set[str] = field(default_factory=set)
     throttles: dict[str, Throttle] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def verdict(self, call: Call) -> Reply | object | None:
         with self.lock:
-            if call.region in self.down_regions:
+            hangs = call.region in self.hanging_regions
+            if call.region in self.down_regions and not hangs:
                 return DROP
+        if hangs:
+            self._hang(call.region)
+            return DROP
+        with self.lock:
             throttle = self.throttles.get(call.service)
             throttled = throttle is not None and throttle.hit()
         if not throttled:
@@ -70,10 +86,20 @@ class FaultState:
         code, status = _THROTTLE_ERRORS.get(call.service, _THROTTLE_ERRORS.get(call.protocol, ("Throttling", 400)))
         return Reply.error(call, code, "Rate exceeded (sandbox fault)", status)
 
+    def _hang(self, region: str) -> None:
+        """Hold the request (its server thread) while `region` stays black-holed, at most `HANG_LIMIT_SECONDS`."""
+        deadline = time.monotonic() + HANG_LIMIT_SECONDS
+        while time.monotonic() < deadline:
+            with self.lock:
+                if region not in self.hanging_regions:
+                    return
+            time.sleep(0.2)
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "down_regions": sorted(self.down_regions),
+                "hanging_regions": sorted(self.hanging_regions),
                 "throttles": {name: vars(t) for name, t in self.throttles.items() if t.calls != 0},
             }
 
@@ -92,14 +118,21 @@ def install(registry: Registry, context: SandboxContext) -> None:
 
     @registry.action("region-down")
     def region_down(arguments: dict[str, Any]) -> dict[str, Any]:
+        region = region_of(arguments)
         with state.lock:
-            state.down_regions.add(region_of(arguments))
+            state.down_regions.add(region)
+            if arguments.get("hang"):
+                state.hanging_regions.add(region)
+            else:
+                state.hanging_regions.discard(region)
         return state.snapshot()
 
     @registry.action("region-up")
     def region_up(arguments: dict[str, Any]) -> dict[str, Any]:
+        region = region_of(arguments)
         with state.lock:
-            state.down_regions.discard(region_of(arguments))
+            state.down_regions.discard(region)
+            state.hanging_regions.discard(region)
         return state.snapshot()
 
     @registry.action("throttle")
@@ -117,6 +150,7 @@ def install(registry: Registry, context: SandboxContext) -> None:
     def clear(arguments: dict[str, Any]) -> dict[str, Any]:
         with state.lock:
             state.down_regions.clear()
+            state.hanging_regions.clear()
             state.throttles.clear()
         return state.snapshot()
 
@@ -136,8 +170,8 @@ class FaultsClient:
     def action(self, name: str, **arguments: Any) -> Any:
         return control_request(self.endpoint_url, f"actions/{name}", arguments)
 
-    def region_down(self, region: str) -> Any:
-        return self.action("region-down", region=region)
+    def region_down(self, region: str, hang: bool = False) -> Any:
+        return self.action("region-down", region=region, hang=hang)
 
     def region_up(self, region: str) -> Any:
         return self.action("region-up", region=region)

@@ -25,12 +25,15 @@ def check_region(region: str) -> str:
     return region
 
 
-def load_topology(aws: AwsSession, env_name: str, region: str, probe: bool = False) -> Topology:
-    """The topology of `env_name` as published in `region`, or a one-line reason why there is none."""
+def load_topology(aws: AwsSession, env_name: str, region: str) -> Topology:
+    """The topology of `env_name` as published in `region`, or a one-line reason why there is none.
+
+    Read on a probe client (short timeouts, two attempts): it is every command's first call, so a region that does
+    not answer is a one-line refusal within seconds, not minutes of retries."""
     check_region(region)
     name = parameter_name(env_name)
     try:
-        text = aws.client("ssm", region, probe=probe).get_parameter(Name=name)["Parameter"]["Value"]
+        text = aws.client("ssm", region, probe=True).get_parameter(Name=name)["Parameter"]["Value"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ParameterNotFound":
             raise Refused(
@@ -57,7 +60,7 @@ def load_topology_anywhere(
 ) -> Topology:
     """The first topology any of `regions` answers with within the budget (status reads it while one may be dark)."""
     deadline = time.monotonic() + budget_seconds
-    pending = set(race.start({region: partial(load_topology, aws, env_name, region, True) for region in regions})
+    pending = set(race.start({region: partial(load_topology, aws, env_name, region) for region in regions})
                   .values())
     errors: list[str] = []
     while pending:

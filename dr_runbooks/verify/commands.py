@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import boto3
 import botocore.session
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -174,18 +175,37 @@ def replication(
                   replica_bucket=replica_bucket, prefix=prefix, deep=deep, inventory=inventory, repair=repair)
     aws = listing_session(profile, endpoint_url)
     source, replica = _sides(aws, env_name, from_region, source_bucket, replica_bucket, source_region, replica_region)
+    _both_answer(aws, source, replica)
     counter = RequestCounter()
     for side in (source, replica):
         counter.attach(side.client)
-    report = _run(source, replica, inventory, prefix, deep, listing, partition_depth, concurrency, counter, output)
-    if repair and not report.in_sync:
-        repairs = redrive_all(counter.attach(source.client), source.bucket, report.differences, concurrency)
-        report = report.model_copy(update={"repairs": repairs, "requests": counter()})
+    try:
+        report = _run(source, replica, inventory, prefix, deep, listing, partition_depth, concurrency, counter, output)
+        if repair and not report.in_sync:
+            repairs = redrive_all(counter.attach(source.client), source.bucket, report.differences, concurrency)
+            report = report.model_copy(update={"repairs": repairs, "requests": counter()})
+    except (BotoCoreError, ClientError) as error:
+        # A region that went dark or denied mid-way: no verdict can be given, and a traceback would read as exit 1.
+        raise Refused(f"the comparison could not finish: {str(error).splitlines()[0]}") from None
     if output == "json":
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
         _print_text(report)
     raise SystemExit(EXIT_DONE if report.in_sync else EXIT_FAILED)
+
+
+def _both_answer(aws: AwsSession, source: Side, replica: Side) -> None:
+    """Both archives must answer before a comparison starts: HeadBucket on a probe client (seconds, not the minutes
+    of a runbook client's retries), so a dark or black-holed region is one line, exit 2."""
+    for side in (source, replica):
+        region = side.client.meta.region_name
+        try:
+            aws.client("s3", region, probe=True).head_bucket(Bucket=side.bucket)
+        except BotoCoreError as error:
+            raise Refused(f"{region} does not answer ({str(error).splitlines()[0]}): verify replication reads both "
+                          "archives; run it when both regions answer") from None
+        except ClientError as error:
+            raise Refused(f"cannot read {side} in {region}: {error.response['Error'].get('Code')}") from None
 
 
 def _remotely(env_name: str | None, profile: str | None, endpoint_url: str | None, output: str,

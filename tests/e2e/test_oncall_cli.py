@@ -101,3 +101,17 @@ def test_a_killed_switchover_is_finished_by_resume_in_a_new_process(sandbox: San
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "succeeded"
     assert writer(sandbox) == target
+
+
+def test_a_black_holed_target_region_is_one_line_and_exit_two_within_seconds(sandbox: Sandbox, tmp_path: Path) -> None:
+    target = sandbox.topology.partner(writer(sandbox))
+    sandbox.faults.region_down(target, hang=True)
+    try:
+        started = time.monotonic()
+        done = drctl(sandbox, tmp_path, "failover", "--to", target, "--yes", "--accept-data-loss", *MFA)
+        seconds = time.monotonic() - started
+    finally:
+        sandbox.faults.region_up(target)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"refused: cannot reach {target}") and len(done.stderr.strip().splitlines()) == 1
+    assert seconds < 20, seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -82,3 +83,16 @@ def test_a_replica_changed_behind_replication_is_found_with_deep(sandbox, sandbo
     code, document = _verify("--deep")
     assert code == 1
     assert [(d["kind"], d["key"]) for d in document["differences"]] == [("checksum-mismatch", "charts/p0/pt0/s0.pdf")]
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["dark", "black-holed"])
+def test_a_region_that_does_not_answer_is_one_line_and_exit_2_within_seconds(sandbox_env, sandbox_faults, charts,
+                                                                             hang):
+    sandbox_faults.region_down(EAST, hang=hang)
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["verify", "replication"])
+    seconds = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"refused: {EAST} does not answer") and len(result.output.splitlines()) == 1
+    # The probe client's budget: 2 attempts of a 2 s connect and a 3 s read, plus botocore's backoff between them.
+    assert seconds < 15, seconds
