@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dr_runbooks.drills import scratch
 from dr_runbooks.drills.plans import DEFAULT_SAMPLE, RESTORE_DRILL, RESTORE_LABEL, restore_drill
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id
 from dr_runbooks.engine.lock import RunLock
-from dr_runbooks.engine.runner import Listener, execute
+from dr_runbooks.engine.runner import Listener, execute, run_step
 from dr_runbooks.evidence.record import EvidenceRecord, Objective, RunError, Verification
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir, S3EvidenceBucket
 from dr_runbooks.runbooks import driver
@@ -50,11 +49,13 @@ def restore_preflight(_aws: AwsSession, topology: Topology, region: str) -> dict
 
 
 def ensure_torn_down(ctx: RunContext) -> None:
-    """The teardown-always rule: when the plan's own teardown did not succeed (a restore failed, so it never ran),
-    remove the run's scratch resources anyway. Also what a Step Functions run of the drill calls when it ends."""
+    """The teardown-always rule: when the plan's own teardown did not succeed (a restore failed, so it never ran; or
+    it failed), run it once more. Also what a Step Functions run of the drill calls when it ends. It runs as the
+    plan's step, journaled, and never raises: a teardown that fails again is in the journal and the evidence
+    (scratch resources left, and why), which are written whatever happened."""
     torn_down = ctx.run.steps.get("teardown")
     if torn_down is None or torn_down.status != "succeeded":
-        scratch.remove(ctx.client("rds"), ctx.client("s3"), ctx.topology.env_name, ctx.run.run_id)
+        run_step(ctx, restore_drill().step("teardown"))
 
 
 def _outputs(run: RunRecord, step: str) -> dict[str, Any]:
@@ -82,12 +83,14 @@ def _verifications(run: RunRecord) -> tuple[Verification, ...]:
             detail=(f"missing: {charts['missing_count']}, SHA-256 mismatch: {charts['changed_count']}"
                     + (f", e.g. {(charts['changed'] + charts['missing'])[0]}"
                        if charts["changed"] or charts["missing"] else ""))))
-    torn = _outputs(run, "teardown")
+    torn, teardown = _outputs(run, "teardown"), run.steps.get("teardown")
+    left = (f"scratch resources left ({teardown.error}); the next drill removes them first"
+            if teardown is not None and teardown.error else "teardown did not run (run again to clean up)")
     found.append(Verification(
         what="scratch resources torn down",
-        how="DeleteDBInstance, DeleteDBCluster and DeleteBucket of the resources named by the run",
+        how="DeleteDBInstance, DeleteDBCluster, and every version of the scratch bucket then DeleteBucket",
         result="passed" if torn else "failed", checked=len(torn.get("removed", [])),
-        detail=", ".join(torn.get("removed", [])) or "teardown did not run in the plan (run again to clean up)"))
+        detail=", ".join(torn.get("removed", [])) or left))
     leftovers = _outputs(run, "clean-leftovers").get("removed", [])
     if leftovers:
         found.append(Verification(what="leftovers of an interrupted drill removed", how="found by tag and name prefix",

@@ -78,15 +78,34 @@ def delete_cluster(rds: Any, cluster_id: str) -> None:
 def delete_bucket(s3: Any, bucket: str) -> None:
     """Every version and delete marker, then the bucket (a scratch bucket has no Object Lock)."""
     try:
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            doomed = [{"Key": item["Key"], "VersionId": item["VersionId"]}
-                      for item in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            for start in range(0, len(doomed), 1000):
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start:start + 1000], "Quiet": True})
+        empty_bucket(s3, bucket)
         s3.delete_bucket(Bucket=bucket)
     except ClientError as error:
         if error.response["Error"]["Code"] != "NoSuchBucket":
             raise
+
+
+def empty_bucket(s3: Any, bucket: str) -> int:
+    """Delete every version and delete marker of `bucket`, of any size; the number deleted.
+
+    Always the first page again, never a page marker: deleting the versions a marker names and then asking for the
+    page after it is not a listing AWS defines an order for (and moto ends it early), while "list the first 1,000,
+    delete them, until none are left" needs nothing but the listing and DeleteObjects (1,000 keys a call). A version
+    DeleteObjects reports it could not delete (its `Errors`, returned even in quiet mode) fails the call with the key
+    and AWS's code, rather than looping on it."""
+    deleted = 0
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=1000)
+        doomed = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                  for item in page.get("Versions", []) + page.get("DeleteMarkers", [])][:1000]
+        if not doomed:
+            return deleted
+        errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True}).get("Errors", [])
+        if errors:
+            first = errors[0]
+            raise RuntimeError(f"{len(errors)} versions of {bucket} could not be deleted, e.g. {first.get('Key')} "
+                               f"({first.get('VersionId')}): {first.get('Code')} {first.get('Message', '')}".rstrip())
+        deleted += len(doomed)
 
 
 def remove(rds: Any, s3: Any, env_name: str, run_id: str | None = None) -> list[str]:
