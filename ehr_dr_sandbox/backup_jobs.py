@@ -23,12 +23,28 @@ What a recovery point holds, so a restore drill restores real data:
 - A **copy job** copies a recovery point (the dump file, or the manifest) into a vault of the other region, where it
   is a recovery point of its own (`SourceBackupVaultArn` set).
 
-Simplifications, on purpose: list operations return everything in one page (no NextToken); IdempotencyToken, windows
-and lifecycles are accepted and ignored; recovery point ARNs use AWS Backup's generic form for both resource types.
+- **GetRecoveryPointRestoreMetadata** answers the resource's configuration as it was at backup time (AWS Backup API
+  reference, GetRecoveryPointRestoreMetadata; for Aurora, the parameters of RestoreDBClusterFromSnapshot that "Restore
+  an Amazon Aurora cluster" in the AWS Backup guide lists: DBClusterIdentifier, Engine, EngineVersion, Port,
+  DBSubnetGroupName, VpcSecurityGroupIds, KmsKeyId, DatabaseName, ...; for S3, the source bucket and its encryption).
+  StartRestoreJob of an Aurora point needs `Engine`, which RestoreDBClusterFromSnapshot requires, so a caller that
+  builds metadata from scratch instead of starting from that answer fails as it would on AWS.
+- **A restored cluster keeps the master password of backup time** (FACTS; "Restoring from a DB cluster snapshot":
+  the restored cluster has the snapshot's master user). PostgreSQL roles are server-wide, so each restored cluster
+  gets its own master role (its DescribeDBClusters `MasterUsername`) whose password is the live secret's at backup
+  time; ModifyDBCluster(MasterUserPassword) sets it, as on AWS. After the live secret rotates, only a new password
+  set through ModifyDBCluster lets anyone in.
+- **Lists are paginated** (ListRecoveryPointsByBackupVault, ListBackupJobs, ListCopyJobs): `MaxResults` (1-1000)
+  per page and a `NextToken` for the rest; without MaxResults the sandbox answers `DEFAULT_PAGE_SIZE` items, so a
+  caller that reads one page misses the rest here as it would on AWS (which caps pages at its own size).
+
+Simplifications, on purpose: IdempotencyToken, windows and lifecycles are accepted and ignored; recovery point ARNs
+use AWS Backup's generic form for both resource types.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -57,6 +73,8 @@ log = logging.getLogger(__name__)
 AURORA, S3 = "Aurora", "S3"
 #: The owner of restored databases: the cluster master user of the sandbox's records database.
 RESTORE_OWNER = "ehr_admin"
+#: Items of a list answer without MaxResults (small, so one-page readers fail here, not first on AWS).
+DEFAULT_PAGE_SIZE = 10
 #: How long a DB instance added to a restored cluster stays `creating` before it is `available`.
 INSTANCE_CREATE_SECONDS = 0.5
 _CLUSTER_ARN = re.compile(r"^arn:aws:rds:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):cluster:(?P<id>[A-Za-z0-9-]+)$")
@@ -88,6 +106,10 @@ class RecoveryPoint:
     dump: Path | None = None
     manifest: list[tuple[str, str]] | None = None
     source_bucket: str | None = None
+    #: The resource's configuration at backup time (GetRecoveryPointRestoreMetadata); copies carry it along.
+    restore_metadata: dict[str, str] = field(default_factory=dict)
+    #: An Aurora point's master password at backup time (what a cluster restored from it keeps).
+    master_password: str | None = None
 
 
 @dataclass
@@ -235,6 +257,7 @@ class BackupJobs:
 
     def _run_backup(self, job: BackupJob, point: RecoveryPoint, source: str) -> None:
         job.state = "RUNNING"
+        point.restore_metadata = self._configuration(point.resource_type, source)
         try:
             if point.resource_type == AURORA:
                 point.dump = self.store / f"{uuid.uuid4()}.dump"
@@ -251,6 +274,26 @@ class BackupJobs:
             point.status, job.state, job.percent_done = "COMPLETED", "COMPLETED", "100.0"
             point.completion_date = _now()
         job.completion_date = _now()
+
+    def _configuration(self, resource_type: str, source: str) -> dict[str, str]:
+        """What GetRecoveryPointRestoreMetadata answers for a point of `source`: its configuration now (at backup)."""
+        if resource_type == S3:
+            return {"DestinationBucketName": source, "NewBucket": "false", "Encrypted": "true",
+                    "EncryptionType": "SSE-KMS"}
+        region = next(region for region, here in self.topology.regions.items() if here.db_cluster_id == source)
+        cluster = self.backend("rds", region).clusters[source]
+        return {"DBClusterIdentifier": source, "Engine": str(cluster.engine),
+                "EngineVersion": str(cluster.engine_version), "Port": str(cluster.port),
+                "DatabaseName": str(cluster.database_name or self.topology.database_name),
+                "DBSubnetGroupName": str(cluster.db_subnet_group_name or "default"),
+                "VpcSecurityGroupIds": json.dumps(list(cluster.vpc_security_group_ids or [])),
+                "KmsKeyId": str(cluster.kms_key_id or ""), "StorageEncrypted": "true",
+                "CopyTagsToSnapshot": "true"}
+
+    def restore_metadata(self, region: str, vault_name: str | None, arn: str | None) -> dict[str, Any]:
+        point = self.recovery_point(region, vault_name, arn)
+        return {"BackupVaultArn": point.backup_vault_arn, "RecoveryPointArn": point.recovery_point_arn,
+                "ResourceType": point.resource_type, "RestoreMetadata": point.restore_metadata}
 
     def _current_versions(self, bucket_name: str) -> list[tuple[str, str]]:
         """(key, version id) of every object's current version now; a key whose current version is a delete
@@ -276,7 +319,8 @@ class BackupJobs:
             backup_vault_name=vault.backup_vault_name, backup_vault_arn=vault.backup_vault_arn,
             resource_arn=point.resource_arn, resource_type=point.resource_type,
             iam_role_arn=_required(request, "IamRoleArn"), encryption_key_arn=vault.encryption_key_arn,
-            source_backup_vault_arn=point.backup_vault_arn, source_bucket=point.source_bucket)
+            source_backup_vault_arn=point.backup_vault_arn, source_bucket=point.source_bucket,
+            restore_metadata=dict(point.restore_metadata))
         job_id = str(uuid.uuid4()).upper()
         job = CopyJob(account_id=self.topology.account, copy_job_id=job_id,
                       source_backup_vault_arn=point.backup_vault_arn,
@@ -316,10 +360,11 @@ class BackupJobs:
         if point.status != "COMPLETED":
             raise ApiError("InvalidRequestException", f"Recovery point {arn} is {point.status}")
         metadata = request.get("Metadata") or {}
-        wanted = "DBClusterIdentifier" if point.resource_type == AURORA else "DestinationBucketName"
-        if not metadata.get(wanted):
-            raise ApiError("MissingParameterValueException", f"Metadata.{wanted} is required to restore a "
-                           f"{point.resource_type} recovery point")
+        wanted = ("DBClusterIdentifier", "Engine") if point.resource_type == AURORA else ("DestinationBucketName",)
+        for name in wanted:
+            if not metadata.get(name):
+                raise ApiError("MissingParameterValueException", f"Metadata.{name} is required to restore a "
+                               f"{point.resource_type} recovery point")
         job_id = str(uuid.uuid4()).upper()
         job = RestoreJob(account_id=self.topology.account, restore_job_id=job_id, recovery_point_arn=arn,
                          iam_role_arn=_required(request, "IamRoleArn"), resource_type=point.resource_type,
@@ -456,6 +501,24 @@ def _query(call: Call, name: str) -> str | None:
     return values[0] if values else None
 
 
+def _page(call: Call, key: str, items: list[Any]) -> dict[str, Any]:
+    """One page of a list answer: `MaxResults` items (1-1000; `DEFAULT_PAGE_SIZE` without it) from the offset the
+    previous page's `NextToken` names, and a `NextToken` while any are left (AWS Backup API reference, e.g.
+    ListRecoveryPointsByBackupVault: "MaxResults ... NextToken")."""
+    size = int(_query(call, "maxResults") or DEFAULT_PAGE_SIZE)
+    if not 1 <= size <= 1000:
+        raise ApiError("InvalidParameterValueException", f"MaxResults must be 1-1000, not {size}")
+    token = _query(call, "nextToken")
+    try:
+        start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
+    except ValueError:
+        raise ApiError("InvalidParameterValueException", f"NextToken {token!r} is not valid") from None
+    answer: dict[str, Any] = {key: items[start:start + size]}
+    if start + size < len(items):
+        answer["NextToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+    return answer
+
+
 def _matches(item: Any, call: Call, filters: dict[str, str]) -> bool:
     """The list filters AWS documents (`?state=`, `?resourceArn=`, ...), each an exact match on one field."""
     return all(getattr(item, attribute) == value for parameter, attribute in filters.items()
@@ -474,23 +537,25 @@ def register(registry: Registry, jobs: BackupJobs) -> None:
     handle("StartBackupJob", lambda call: jobs.start_backup_job(call.region, call.json()))
     handle("DescribeBackupJob", lambda call: jobs.find_job(jobs.backup_jobs, call.region,
                                                        call.uri_params.get("backupJobId"), "Backup job"))
-    handle("ListBackupJobs", lambda call: {"BackupJobs": [
+    handle("ListBackupJobs", lambda call: _page(call, "BackupJobs", [
         job for job in jobs.in_region(jobs.backup_jobs, call.region)
         if _matches(job, call, {"state": "state", "resourceArn": "resource_arn", "resourceType": "resource_type",
-                                "backupVaultName": "backup_vault_name"})]})
-    handle("ListRecoveryPointsByBackupVault", lambda call: {"RecoveryPoints": [
+                                "backupVaultName": "backup_vault_name"})]))
+    handle("ListRecoveryPointsByBackupVault", lambda call: _page(call, "RecoveryPoints", [
         point for point in jobs.in_region(jobs.recovery_points, call.region)
         if point.backup_vault_name == jobs.vault(call.region, call.uri_params.get("backupVaultName")).backup_vault_name
-        and _matches(point, call, {"resourceArn": "resource_arn", "resourceType": "resource_type"})]})
+        and _matches(point, call, {"resourceArn": "resource_arn", "resourceType": "resource_type"})]))
     handle("DescribeRecoveryPoint", lambda call: jobs.recovery_point(
+        call.region, call.uri_params.get("backupVaultName"), call.uri_params.get("recoveryPointArn")))
+    handle("GetRecoveryPointRestoreMetadata", lambda call: jobs.restore_metadata(
         call.region, call.uri_params.get("backupVaultName"), call.uri_params.get("recoveryPointArn")))
     handle("StartCopyJob", lambda call: jobs.start_copy_job(call.region, call.json()))
     handle("DescribeCopyJob", lambda call: {"CopyJob": jobs.find_job(jobs.copy_jobs, call.region,
                                                                  call.uri_params.get("copyJobId"), "Copy job")})
-    handle("ListCopyJobs", lambda call: {"CopyJobs": [
+    handle("ListCopyJobs", lambda call: _page(call, "CopyJobs", [
         job for job in jobs.in_region(jobs.copy_jobs, call.region)
         if _matches(job, call, {"state": "state", "resourceArn": "resource_arn",
-                                "destinationVaultArn": "destination_backup_vault_arn"})]})
+                                "destinationVaultArn": "destination_backup_vault_arn"})]))
     handle("StartRestoreJob", lambda call: jobs.start_restore_job(call.region, call.json()))
     handle("DescribeRestoreJob", lambda call: jobs.find_job(jobs.restore_jobs, call.region,
                                                         call.uri_params.get("restoreJobId"), "Restore job"))

@@ -120,8 +120,23 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
             iam.PolicyStatement(
                 sid="ObserveBackups",
                 actions=["backup:ListRecoveryPointsByBackupVault", "backup:DescribeBackupVault",
-                         "backup:StartBackupJob", "backup:StartRestoreJob", "backup:DescribeRestoreJob"],
+                         "backup:StartBackupJob"],
                 resources=[site.vault_arn(r.region) for r in regions],
+            ),
+            iam.PolicyStatement(
+                # AWS Backup authorizes restores on the recovery point (an Aurora one is an RDS cluster snapshot),
+                # not on its vault (Service Authorization Reference, AWS Backup: StartRestoreJob -> recoveryPoint).
+                sid="RestoreRecoveryPoints",
+                actions=["backup:StartRestoreJob", "backup:GetRecoveryPointRestoreMetadata"],
+                resources=[arn for r in regions for arn in (
+                    f"arn:aws:backup:{r.region}:{account}:recovery-point:*",
+                    f"arn:aws:rds:{r.region}:{account}:cluster-snapshot:awsbackup:*")],
+            ),
+            iam.PolicyStatement(
+                # No resource-level permission exists for these (Service Authorization Reference, AWS Backup).
+                sid="FollowBackupJobs",
+                actions=["backup:DescribeRestoreJob"],
+                resources=["*"],
             ),
             iam.PolicyStatement(
                 sid="PassTheBackupRoleToBackupOnly",

@@ -161,8 +161,20 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
-        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms have no resource-level permissions; "
-        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, and AWS Backup DescribeRestoreJob, have no "
+        "resource-level permissions; PutMetricData is limited to the traffic-gate namespace by the "
+        "cloudwatch:namespace condition.",
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:{resource}]", "DrOperatorPolicy/Resource",
+            "AWS Backup authorizes StartRestoreJob and GetRecoveryPointRestoreMetadata on the recovery point, whose "
+            "name AWS Backup chooses (an Aurora one is a cluster snapshot named awsbackup:job-...); the operator "
+            "restores only what it finds with ListRecoveryPointsByBackupVault in the estate's vaults.",
+        )
+        for region in ("region", "partner_region")
+        for resource in (f"backup:{{{region}}}:{{account}}:recovery-point:*",
+                         f"rds:{{{region}}}:{{account}}:cluster-snapshot:awsbackup:*")
     ),
     *(
         Acknowledgment(

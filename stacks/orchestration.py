@@ -279,7 +279,8 @@ def _drill_permissions(site: Site, key: kms.IKey) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(sid="RecoveryPoints", actions=["backup:ListRecoveryPointsByBackupVault"],
                             resources=[site.vault_arn(region)]),
-        iam.PolicyStatement(sid="RestoreJobs", actions=["backup:StartRestoreJob"], resources=[
+        iam.PolicyStatement(sid="RestoreJobs", actions=["backup:StartRestoreJob",
+                                                        "backup:GetRecoveryPointRestoreMetadata"], resources=[
             f"arn:aws:backup:{region}:{account}:recovery-point:*",
             f"arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*"]),
         # DescribeRestoreJob has no resource-level permission.

@@ -41,9 +41,11 @@ def clean_leftovers(ctx: RunContext) -> dict[str, Any]:
 
 
 def _points(ctx: RunContext, resource_arn: str) -> list[dict[str, Any]]:
-    backup = ctx.client("backup")
-    points = backup.list_recovery_points_by_backup_vault(BackupVaultName=ctx.target.backup_vault,
-                                                         ByResourceArn=resource_arn)["RecoveryPoints"]
+    """Every completed recovery point of `resource_arn` in the DR vault, oldest first (all pages: AWS Backup answers
+    a page at a time)."""
+    pages = ctx.client("backup").get_paginator("list_recovery_points_by_backup_vault").paginate(
+        BackupVaultName=ctx.target.backup_vault, ByResourceArn=resource_arn)
+    points = [point for page in pages for point in page["RecoveryPoints"]]
     return sorted((point for point in points if point["Status"] == "COMPLETED"), key=lambda p: p["CreationDate"])
 
 
@@ -89,9 +91,28 @@ def _restore(ctx: RunContext, data_set: str, metadata: Callable[[], dict[str, st
             "restore_seconds": round(time.time() - ctx.checkpointed("job_started_at"), 3)}
 
 
+#: Restore metadata that names places of the backed-up resource's region, meaningless (or invalid) in the DR region.
+_OTHER_REGION_KEYS = ("AvailabilityZones",)
+
+
+def _metadata(ctx: RunContext, data_set: str, overrides: dict[str, str]) -> dict[str, str]:
+    """What the recovery point says the resource was (GetRecoveryPointRestoreMetadata, which AWS documents as the
+    starting set), less what names the other region, plus the scratch resource's own values."""
+    point = ctx.output("pick-recovery-points")[data_set]
+    kept = ctx.client("backup").get_recovery_point_restore_metadata(
+        BackupVaultName=ctx.target.backup_vault, RecoveryPointArn=point["arn"])["RestoreMetadata"]
+    return {**{key: value for key, value in kept.items() if key not in _OTHER_REGION_KEYS}, **overrides}
+
+
+def _key_arn(ctx: RunContext) -> str:
+    """The DR region's data key (by alias ARN): the copy in the DR vault is encrypted under it, not the primary's."""
+    return f"arn:aws:kms:{ctx.target.region}:{ctx.topology.account}:{ctx.target.kms_key_alias}"
+
+
 def _network(ctx: RunContext) -> dict[str, str]:
     """The live DR cluster's DB subnet group and VPC security groups, as restore metadata: without them AWS Backup
-    puts the scratch cluster in the default VPC, where neither the drill nor the records VPC's functions reach it."""
+    puts the scratch cluster in the default VPC (the recovery point names the primary region's, which do not exist
+    here), where neither the drill nor the records VPC's functions reach it."""
     live = ctx.client("rds").describe_db_clusters(DBClusterIdentifier=ctx.target.db_cluster_id)["DBClusters"][0]
     groups = [group["VpcSecurityGroupId"] for group in live.get("VpcSecurityGroups", [])]
     return {"DBSubnetGroupName": live["DBSubnetGroup"], "VpcSecurityGroupIds": json.dumps(groups)}
@@ -105,7 +126,8 @@ def restore_database(ctx: RunContext) -> dict[str, Any]:
     if ctx.checkpointed("job") is None and name in scratch.scratch_clusters(rds, ctx.topology.env_name,
                                                                              ctx.run.run_id):
         return {"cluster_id": name, "resumed": True}  # restored by an attempt that died before checkpointing
-    done = _restore(ctx, "database", lambda: {"DBClusterIdentifier": name, **_network(ctx)})
+    done = _restore(ctx, "database", lambda: _metadata(ctx, "database", {
+        "DBClusterIdentifier": name, "KmsKeyId": _key_arn(ctx), **_network(ctx)}))
     scratch.tag_cluster(rds, done["resource_arn"], ctx.run.run_id)
     return {**done, "cluster_id": name}
 
@@ -117,7 +139,9 @@ def restore_archive(ctx: RunContext) -> dict[str, Any]:
     s3 = ctx.client("s3")
     if ctx.checkpointed("job") is None and name in scratch.scratch_buckets(s3, ctx.topology.env_name, ctx.run.run_id):
         return {"bucket": name, "resumed": True}
-    done = _restore(ctx, "archive", lambda: {"DestinationBucketName": name, "NewBucket": "true"})
+    done = _restore(ctx, "archive", lambda: _metadata(ctx, "archive", {
+        "DestinationBucketName": name, "NewBucket": "true", "Encrypted": "true", "EncryptionType": "SSE-KMS",
+        "KMSKey": _key_arn(ctx)}))
     scratch.tag_bucket(s3, name, ctx.run.run_id)
     return {**done, "bucket": name}
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pg8000.dbapi
 import pytest
@@ -140,8 +139,7 @@ def test_an_interrupted_teardown_is_cleaned_up_by_the_next_drill(
         raise RuntimeError("process killed before teardown")
 
     with monkeypatch.context() as patch:
-        patch.setattr(restore, "teardown", killed)
-        patch.setattr(running, "scratch", SimpleNamespace(remove=lambda *args, **kwargs: []))
+        patch.setattr(restore, "teardown", killed)  # the plan's teardown and the teardown-always retry both die
         first, _ = restore_drill(seeded, aws, tmp_path / "first")
     left = scratch_left(seeded, aws)
     assert first.status == "failed" and len(left) == 2
@@ -223,8 +221,8 @@ def test_a_restore_into_a_subnet_group_that_does_not_exist_fails_naming_it_and_c
         BackupVaultName=seeded.topology.in_region(region).backup_vault, ByResourceType="Aurora")["RecoveryPoints"][0]
     job = backup.start_restore_job(
         RecoveryPointArn=point["RecoveryPointArn"], IamRoleArn=seeded.topology.in_region(region).backup_role_arn,
-        ResourceType="Aurora", Metadata={"DBClusterIdentifier": "no-such-network", "DBSubnetGroupName": "nowhere",
-                                         "VpcSecurityGroupIds": "[]"})["RestoreJobId"]
+        ResourceType="Aurora", Metadata={"DBClusterIdentifier": "no-such-network", "Engine": "aurora-postgresql",
+                                         "DBSubnetGroupName": "nowhere", "VpcSecurityGroupIds": "[]"})["RestoreJobId"]
     deadline = time.time() + 30
     while (found := backup.describe_restore_job(RestoreJobId=job))["Status"] not in DONE and time.time() < deadline:
         time.sleep(0.1)

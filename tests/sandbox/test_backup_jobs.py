@@ -86,8 +86,14 @@ def back_up(estate: dict[str, Any], resource_arn: str) -> dict[str, Any]:
 
 
 def restore(estate: dict[str, Any], region: str, recovery_point_arn: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """Restore with the point's own restore metadata (GetRecoveryPointRestoreMetadata) overridden by `metadata`, as
+    AWS documents a caller should."""
     backup = estate["backup"][region]
-    started = backup.start_restore_job(RecoveryPointArn=recovery_point_arn, Metadata=metadata, IamRoleArn=ROLE)
+    vault = next(here.backup_vault for here in (estate["primary"], estate["dr"]) if here.region == region)
+    kept = backup.get_recovery_point_restore_metadata(BackupVaultName=vault,
+                                                      RecoveryPointArn=recovery_point_arn)["RestoreMetadata"]
+    started = backup.start_restore_job(RecoveryPointArn=recovery_point_arn, Metadata={**kept, **metadata},
+                                       IamRoleArn=ROLE)
     return wait_for(lambda: backup.describe_restore_job(RestoreJobId=started["RestoreJobId"]), "Status")
 
 
@@ -251,6 +257,38 @@ def test_a_restore_onto_an_existing_cluster_id_fails_and_leaves_that_cluster_alo
     assert restored["Status"] == "FAILED" and "already exists" in restored["StatusMessage"]
     with connect(sandbox, estate["primary"].region, estate["primary"].db_cluster_id) as conn:
         assert conn.info.dbname == estate["database"]
+
+
+def test_an_aurora_restore_without_the_engine_is_refused_as_restore_db_cluster_from_snapshot_refuses_it(
+        sandbox: Sandbox, estate: dict[str, Any]) -> None:
+    job = back_up(estate, estate["cluster_arn"])
+    backup = estate["backup"][estate["primary"].region]
+    assert error_code(backup.start_restore_job, RecoveryPointArn=job["RecoveryPointArn"],
+                      Metadata={"DBClusterIdentifier": new_id("no-engine")}, IamRoleArn=ROLE) == \
+        "MissingParameterValueException"
+
+
+def test_the_restore_metadata_is_the_clusters_configuration_at_backup_time(sandbox: Sandbox,
+                                                                          estate: dict[str, Any]) -> None:
+    job = back_up(estate, estate["cluster_arn"])
+    answer = estate["backup"][estate["primary"].region].get_recovery_point_restore_metadata(
+        BackupVaultName=estate["primary"].backup_vault, RecoveryPointArn=job["RecoveryPointArn"])
+    metadata = answer["RestoreMetadata"]
+    assert answer["ResourceType"] == "Aurora"
+    assert metadata["DBClusterIdentifier"] == estate["primary"].db_cluster_id
+    assert metadata["Engine"] == "aurora-postgresql" and metadata["DatabaseName"] == estate["database"]
+
+
+def test_recovery_points_are_listed_a_page_at_a_time(sandbox: Sandbox, estate: dict[str, Any]) -> None:
+    vault = estate["primary"].backup_vault
+    backup = estate["backup"][estate["primary"].region]
+    for _ in range(3):
+        back_up(estate, estate["cluster_arn"])
+    first = backup.list_recovery_points_by_backup_vault(BackupVaultName=vault, MaxResults=2)
+    assert len(first["RecoveryPoints"]) == 2 and first["NextToken"]
+    every = [point["RecoveryPointArn"] for page in backup.get_paginator("list_recovery_points_by_backup_vault")
+             .paginate(BackupVaultName=vault, PaginationConfig={"PageSize": 2}) for point in page["RecoveryPoints"]]
+    assert len(every) == len(set(every)) >= 3
 
 
 def test_jobs_and_recovery_points_are_regional(sandbox: Sandbox, estate: dict[str, Any]) -> None:
