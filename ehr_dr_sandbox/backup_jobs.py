@@ -258,6 +258,8 @@ class BackupJobs:
     def _run_backup(self, job: BackupJob, point: RecoveryPoint, source: str) -> None:
         job.state = "RUNNING"
         point.restore_metadata = self._configuration(point.resource_type, source)
+        if point.resource_type == AURORA:
+            point.master_password = self._live_password(self._regions[point.recovery_point_arn])
         try:
             if point.resource_type == AURORA:
                 point.dump = self.store / f"{uuid.uuid4()}.dump"
@@ -289,6 +291,11 @@ class BackupJobs:
                 "VpcSecurityGroupIds": json.dumps(list(cluster.vpc_security_group_ids or [])),
                 "KmsKeyId": str(cluster.kms_key_id or ""), "StorageEncrypted": "true",
                 "CopyTagsToSnapshot": "true"}
+
+    def _live_password(self, region: str) -> str:
+        """The records database's master password now (the live secret's), what a snapshot taken now keeps."""
+        secret = self.backend("secretsmanager", region).get_secret_value(self.topology.db_secret_name, None, None)
+        return str(json.loads(secret["SecretString"])["password"])
 
     def restore_metadata(self, region: str, vault_name: str | None, arn: str | None) -> dict[str, Any]:
         point = self.recovery_point(region, vault_name, arn)
@@ -343,6 +350,7 @@ class BackupJobs:
                 copy.dump = self.store / f"{uuid.uuid4()}.dump"
                 shutil.copyfile(point.dump, copy.dump)
             copy.manifest = list(point.manifest) if point.manifest is not None else None
+            copy.master_password = point.master_password
         except OSError as error:
             job.state, job.status_message, copy.status = "FAILED", str(error), "EXPIRED"
         else:
@@ -396,17 +404,38 @@ class BackupJobs:
         subnet_group, security_groups = self._cluster_network(region, metadata)
         assert point.dump is not None
         database = "restored_" + re.sub(r"\W", "_", cluster_id.lower())
-        self._writer().restore_dump(point.dump, database, RESTORE_OWNER)
+        master = self._master_role(database, point.master_password or "")
+        self._writer().restore_dump(point.dump, database, master)
         self._accept_connections(database, False)  # no instance yet
         cluster = rds.create_db_cluster({
-            "db_cluster_identifier": cluster_id, "engine": "aurora-postgresql", "engine_version": "16.4",
-            "database_name": database, "master_username": RESTORE_OWNER, "master_user_password": "restored",
-            "storage_encrypted": True, "db_subnet_group_name": subnet_group,
-            "vpc_security_group_ids": security_groups})
+            "db_cluster_identifier": cluster_id, "engine": metadata["Engine"], "engine_version": "16.4",
+            "database_name": database, "master_username": master,
+            "master_user_password": point.master_password or "restored", "storage_encrypted": True,
+            "db_subnet_group_name": subnet_group, "vpc_security_group_ids": security_groups})
         bind_cluster(cluster, self._writer)
         self._databases[cluster_id] = database
         self._restored[(region, cluster_id)] = database
         return str(cluster.db_cluster_arn)
+
+    def _master_role(self, database: str, password: str) -> str:
+        """The restored cluster's master role: its own (PostgreSQL roles are server-wide), with the password of
+        backup time, checked on login (see the module docstring)."""
+        role = f"{database}_master"
+        writer = self._writer()
+        with writer.connect() as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
+                                                                             sql.Literal(password)))
+        for node in self.pair.nodes.values():
+            node.require_password(role, database)
+        return role
+
+    def set_master_password(self, region: str, cluster_id: str | None, password: str | None) -> None:
+        """ModifyDBCluster(MasterUserPassword) of a restored cluster: its master role's new password."""
+        cluster = self.backend("rds", region).clusters.get(cluster_id or "")
+        if password and cluster is not None and (region, cluster_id) in self._restored:
+            with self._writer().connect() as admin:
+                admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(cluster.master_username),
+                                                                          sql.Literal(password)))
 
     def _cluster_network(self, region: str, metadata: dict[str, str]) -> tuple[str | None, list[str]]:
         """`DBSubnetGroupName` and `VpcSecurityGroupIds` (a JSON list of ids, as AWS Backup's restore metadata
@@ -568,6 +597,14 @@ def register(registry: Registry, jobs: BackupJobs) -> None:
             return reply
         return answer(call, lambda: {"DBInstance": jobs.instance_created(call.region,
                                                                          call.param("DBInstanceIdentifier") or "")})
+
+    @registry.intercept("rds", "ModifyDBCluster")
+    def modify_cluster(call: Call, forward: Forward) -> Reply:
+        """A new master password of a restored cluster becomes its master role's (moto only stores it)."""
+        reply = forward()
+        if reply.ok:
+            jobs.set_master_password(call.region, call.param("DBClusterIdentifier"), call.param("MasterUserPassword"))
+        return reply
 
     @registry.intercept("rds", "DeleteDBInstance")
     def delete_instance(call: Call, forward: Forward) -> Reply:

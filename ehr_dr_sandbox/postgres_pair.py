@@ -283,6 +283,21 @@ class Node:
                  f"--dbname={database}", "--no-owner", f"--role={owner}", "--exit-on-error", str(source),
                  timeout=600)
 
+    def require_password(self, role: str, database: str) -> None:
+        """Let `database` be reached over TCP only by `role`, with its password (scram-sha-256), and by the
+        sandbox's own superuser, ahead of the trust the sandbox gives everyone else elsewhere: lines of their own at
+        the top of pg_hba.conf, read again now if the server runs. (A restored cluster is a server of its own on
+        AWS; here it is a database of the writer, so nobody else's login may reach it.)"""
+        hba = self.data_dir / "pg_hba.conf"
+        lines = [f"host {database} {user} {address} {method}"
+                 for user, method in ((role, "scram-sha-256"), (SUPERUSER, "trust"), ("all", "reject"))
+                 for address in ("127.0.0.1/32", "::1/128")]
+        existing = hba.read_text()
+        if lines[0] not in existing:
+            hba.write_text("\n".join(lines) + "\n" + existing)
+        if self.pid is not None:
+            self.query_one("SELECT pg_reload_conf()")
+
     def last_log_line(self) -> str:
         try:
             lines = [line for line in self.log_file.read_text().splitlines() if line.strip()]

@@ -288,7 +288,9 @@ def _drill_permissions(site: Site, key: kms.IKey) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(sid="PassBackupRole", actions=["iam:PassRole"], resources=[here.backup_role_arn],
                             conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}),
         iam.PolicyStatement(sid="ScratchClusters", actions=[
-            "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource"],
+            "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource",
+            # a fresh master password for the restored cluster, which keeps the (since rotated) one of backup time
+            "rds:ModifyDBCluster"],
             resources=[f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
         # AWS Backup restores an Aurora cluster without instances: the drill adds one to read the restored data.
         iam.PolicyStatement(sid="ScratchInstances", actions=[

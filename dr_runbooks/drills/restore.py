@@ -10,6 +10,7 @@ import contextvars
 import hashlib
 import json
 import random
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -179,14 +180,23 @@ def add_instance(ctx: RunContext) -> dict[str, Any]:
 
 
 def _restored_endpoint(ctx: RunContext) -> DbEndpoint:
-    """Where the scratch cluster answers; a clear error when no instance of it is available (nothing answers)."""
+    """Where the scratch cluster answers, and a way in; a clear error when no instance of it is available.
+
+    A restored cluster keeps the master password of backup time, which the live secret's rotation (every 30 days)
+    has long replaced. So the step gives the scratch cluster a fresh random master password (ModifyDBCluster,
+    applied immediately), held only in this process's memory: never journaled, never in a secret, gone with the
+    cluster. Each step that reads the scratch cluster sets its own; the live secret is never read or touched."""
     cluster_id = ctx.output("restore-database")["cluster_id"]
     rds = ctx.client("rds")
     if not any(instance["DBInstanceStatus"] == "available" for instance in scratch.cluster_instances(rds, cluster_id)):
         raise RuntimeError(f"scratch cluster {cluster_id} has no available DB instance, so nothing answers on its "
                            "endpoint (AWS Backup restores a cluster without one; step add-instance adds it)")
-    database = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["DatabaseName"]
-    return db_endpoint(rds, ctx.client("secretsmanager"), cluster_id, ctx.topology.db_secret_name, database)
+    password = secrets.token_urlsafe(24)
+    rds.modify_db_cluster(DBClusterIdentifier=cluster_id, MasterUserPassword=password, ApplyImmediately=True)
+    cluster = wait_until(ctx, lambda: rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0],
+                         lambda found: found["Status"] == "available", f"{cluster_id} available with its password")
+    return DbEndpoint(host=cluster["Endpoint"], port=int(cluster["Port"]), database=cluster["DatabaseName"],
+                      username=cluster["MasterUsername"], password=password)
 
 
 def validate_records(ctx: RunContext) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from dr_runbooks.engine.runner import run_step
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.report import build_report, render_markdown
 from dr_runbooks.runbooks import driver
-from dr_runbooks.runbooks.canary import PostgresCanary, connect, db_endpoint
+from dr_runbooks.runbooks.canary import DbEndpoint, PostgresCanary, connect, db_endpoint
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS
 from ehr_dr_sandbox.api import Sandbox
@@ -382,8 +383,10 @@ def test_a_restored_cluster_accepts_connections_only_once_its_instance_is_availa
         seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
     ctx = _restored(seeded, aws, tmp_path)
     rds, cluster = ctx.client("rds"), ctx.output("restore-database")["cluster_id"]
-    database = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DatabaseName"]
-    endpoint = db_endpoint(rds, ctx.client("secretsmanager"), cluster, seeded.topology.db_secret_name, database)
+    rds.modify_db_cluster(DBClusterIdentifier=cluster, MasterUserPassword="a-new-one", ApplyImmediately=True)
+    found = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+    endpoint = DbEndpoint(host=found["Endpoint"], port=found["Port"], database=found["DatabaseName"],
+                          username=found["MasterUsername"], password="a-new-one")
     try:
         with pytest.raises(pg8000.dbapi.DatabaseError, match="not currently accepting connections"):
             connect(endpoint).close()
@@ -394,6 +397,20 @@ def test_a_restored_cluster_accepts_connections_only_once_its_instance_is_availa
     finally:
         _tear_down(ctx)
     assert scans is not None and scans[0] > 0
+
+
+def test_a_restored_cluster_refuses_the_live_secrets_login_as_a_separate_cluster_would(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    ctx = _restored(seeded, aws, tmp_path)
+    rds, cluster = ctx.client("rds"), ctx.output("restore-database")["cluster_id"]
+    try:
+        assert run_step(ctx, restore_plan().step("add-instance")).status == "succeeded"
+        database = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DatabaseName"]
+        live_login = db_endpoint(rds, ctx.client("secretsmanager"), cluster, seeded.topology.db_secret_name, database)
+        with pytest.raises(pg8000.dbapi.DatabaseError, match=r"pg_hba\.conf rejects connection"):
+            connect(live_login).close()
+    finally:
+        _tear_down(ctx)
 
 
 def test_validating_a_scratch_cluster_without_an_instance_fails_saying_nothing_answers_on_it(
@@ -408,3 +425,25 @@ def test_validating_a_scratch_cluster_without_an_instance_fails_saying_nothing_a
     assert record.error == (f"RuntimeError: scratch cluster {cluster} has no available DB instance, so nothing "
                             "answers on its endpoint (AWS Backup restores a cluster without one; step add-instance "
                             "adds it)")
+
+
+def test_a_drill_after_the_database_secret_rotated_logs_in_with_a_fresh_password_and_leaves_the_secret_alone(
+        seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
+    take_backups(aws, seeded.topology)  # the recovery point keeps the password of now
+    secrets = {region: aws.client("secretsmanager", region) for region in seeded.topology.regions}
+    for client in secrets.values():  # the 30-day rotation, after the backup
+        current = json.loads(client.get_secret_value(SecretId=seeded.topology.db_secret_name)["SecretString"])
+        client.put_secret_value(SecretId=seeded.topology.db_secret_name,
+                                SecretString=json.dumps({**current, "password": f"rotated-{uuid.uuid4().hex}"}))
+    before = {region: client.get_secret_value(SecretId=seeded.topology.db_secret_name)["VersionId"]
+              for region, client in secrets.items()}
+
+    run, record = restore_drill(seeded, aws, tmp_path)
+
+    assert run.status == "succeeded", run.error
+    assert record.verifications[0].result == "passed"
+    assert {region: client.get_secret_value(SecretId=seeded.topology.db_secret_name)["VersionId"]
+            for region, client in secrets.items()} == before
+    modified = [call.params for step in run.steps.values() for call in step.calls
+                if call.operation == "ModifyDBCluster"]
+    assert modified and all(params["MasterUserPassword"] == "<redacted>" for params in modified)

@@ -68,9 +68,18 @@ def with_instance(sandbox: Sandbox, region: str, cluster_id: str, timeout: float
 
 
 def connect(sandbox: Sandbox, region: str, cluster_id: str) -> psycopg.Connection[Any]:
-    cluster = sandbox.client("rds", region).describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    """A live cluster as its master user; a restored one as its own master user, with a password set now (it keeps
+    the one of backup time otherwise)."""
+    rds = sandbox.client("rds", region)
+    if cluster_id in {here.db_cluster_id for here in sandbox.topology.regions.values()}:
+        cluster = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+        return psycopg.connect(host=cluster["Endpoint"], port=cluster["Port"], dbname=cluster["DatabaseName"],
+                               user="ehr_admin", autocommit=True, connect_timeout=3)
+    rds.modify_db_cluster(DBClusterIdentifier=cluster_id, MasterUserPassword="set-by-the-test", ApplyImmediately=True)
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
     return psycopg.connect(host=cluster["Endpoint"], port=cluster["Port"], dbname=cluster["DatabaseName"],
-                           user="ehr_admin", autocommit=True, connect_timeout=3)
+                           user=cluster["MasterUsername"], password="set-by-the-test", autocommit=True,
+                           connect_timeout=3)
 
 
 def write_canary(sandbox: Sandbox, estate: dict[str, Any], run_id: str) -> None:
