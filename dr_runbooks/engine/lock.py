@@ -121,6 +121,16 @@ class RunLock:
             self._delete(region, self.tables[region], run_id, dead_only=False)
         self.taken = []
 
+    def adopt(self, run_id: str) -> None:
+        """A later invocation of the run (a Step Functions task: a new process) takes over the lease its start took:
+        the regions where `run_id` holds it. `LockLost` when another run holds it anywhere, or nobody does."""
+        holders = [holder for region in self.tables if (holder := self._holder_in(region)) is not None]
+        others = [holder for holder in holders if holder.run_id != run_id]
+        if others or not holders:
+            found = f"{others[0].run_id} holds it in {others[0].region}" if others else "nobody holds it"
+            raise LockLost(f"run {run_id} lost the runbook lock: {found}")
+        self.taken = [holder.region for holder in holders]
+
     def renew_in_background(self, run_id: str) -> None:
         """Renew the lease every `lease/12` s until `stop()` (a daemon thread: it dies with the process)."""
         self._stop.clear()
