@@ -54,9 +54,10 @@ def tables(aws: AwsSession, topology: Topology, table: str) -> dict[str, str]:
 
 @pytest.fixture
 def env_lock(aws: AwsSession, topology: Topology, tables: dict[str, str]) -> Callable[..., RunLock]:
-    """The environment's lock as a run to `required` takes it, optionally seeing `dark` regions that do not answer."""
+    """The environment's lock as a run to `required` takes it, optionally seeing `dark` regions that do not answer;
+    a minute's lease unless a test watches one expire or renew (`LEASE`)."""
 
-    def make(required: str = TARGET, dark: tuple[str, ...] = (), lease: float = LEASE) -> RunLock:
+    def make(required: str = TARGET, dark: tuple[str, ...] = (), lease: float = 60) -> RunLock:
         session = AwsSession(boto3.session.Session(), endpoint_urls={region: DARK for region in dark})
         return RunLock(session, tables, topology.env_name, required, lease_seconds=lease)
 
@@ -120,7 +121,7 @@ def test_a_live_run_is_not_taken_twice(env_lock: Callable[..., RunLock]) -> None
 
 
 def test_a_dead_run_is_taken_again_only_by_itself(env_lock: Callable[..., RunLock]) -> None:
-    env_lock().acquire("run-a", "alice")
+    env_lock(lease=LEASE).acquire("run-a", "alice")
     time.sleep(LEASE + 0.1)
     with pytest.raises(LockHeld, match=r"run run-a by alice .* is not running .*`drctl resume run-a --env enginetest "
                                        r"--mfa-serial ARN --mfa-code CODE`.*`drctl unlock --run-id run-a --env "
@@ -133,9 +134,9 @@ def test_the_lease_is_renewed_while_the_run_runs(
     env_lock: Callable[..., RunLock], make_context: Callable[..., RunContext]
 ) -> None:
     ctx = make_context(sleep=LEASE * 3)
-    running = threading.Thread(target=execute, args=(one_step(), ctx, env_lock()))
+    running = threading.Thread(target=execute, args=(one_step(), ctx, env_lock(lease=LEASE)))
     running.start()
-    deadline = time.monotonic() + LEASE * 3
+    deadline, holder = time.monotonic() + LEASE * 3, None
     while time.monotonic() < deadline:  # until the lease outlived its first term, while the step still runs
         holder = env_lock().holder()
         if holder is not None and holder.renewed_at > holder.acquired_at + LEASE:
@@ -183,7 +184,7 @@ def test_a_run_that_lost_its_lease_starts_nothing_more_and_says_why(
         Step(name="second", action=f"{HERE}:nap", description="sleeps", depends_on=("first",)),
     ))
     ctx = make_context()
-    run = execute(plan, ctx, env_lock())
+    run = execute(plan, ctx, env_lock(lease=LEASE))
     assert run.status == "failed"
     assert run.error is not None and f"run {ctx.run.run_id} lost the runbook lock in {TARGET}" in run.error
     assert "second" not in run.steps
