@@ -9,6 +9,7 @@ point exits 2 with nothing changed.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, NoReturn
 
 import click
@@ -36,6 +37,8 @@ from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.estate import Refused, check_region, load_topology, load_topology_anywhere
 from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.runbooks.preflight import PREFLIGHTS
+from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import Topology
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-1")
 
@@ -83,15 +86,25 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
         print_plan(runbook, to_region, driver.describe(PLANS[runbook](), ctx), seen, options.as_json)
         return
     session = mfa.session(aws, to_region, topology.role_arns.get("dr-operator"), f"drctl {runbook}")
-    RunLock(session, to_region, topology.in_region(to_region).runbook_table, topology.env_name).check_free()
-    seen = PREFLIGHTS[runbook](session, topology, to_region)
-    if runbook == "failover":
-        _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
-    confirm(runbook, yes)
+    RunLock.of_environment(session, topology, to_region).check_free()
+    seen = _checks(runbook, session, topology, to_region, yes, accept_data_loss)
     if remote:
         run_remotely(session, topology, runbook, to_region, seen, options)
     ctx = driver.new_context(session, topology, runbook, to_region, seen, session.identity(to_region).arn)
     _run_to_end(ctx, options)
+
+
+def _checks(runbook: str, session: AwsSession, topology: Topology, to_region: str, yes: bool, accept_data_loss: bool,
+            seen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a run needs before it changes anything, new or resumed alike: the preflight on the current state (unless
+    `seen` is given), the data loss acknowledged (a failover), the typed confirmation or --yes. Returns what the
+    operator was shown, for the journal."""
+    if seen is None:
+        seen = PREFLIGHTS[runbook](session, topology, to_region)
+    if runbook == "failover":
+        _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
+    confirm(runbook, yes)
+    return seen
 
 
 def _acknowledge_loss(lag: float, accepted: bool, yes: bool) -> None:
@@ -113,12 +126,15 @@ failback = _runbook_command("failback", "Re-protect --to (the region that came b
 
 @click.command()
 @click.argument("run_id")
+@click.option("--yes", is_flag=True, help="skip the typed confirmation (never MFA or --accept-data-loss)")
+@click.option("--accept-data-loss", is_flag=True, help="a failover: acknowledge the data loss shown")
 @aws_options
 @mfa_options
 @refusals
-def resume(options: Options, mfa: Mfa, run_id: str) -> None:
+def resume(options: Options, mfa: Mfa, run_id: str, yes: bool, accept_data_loss: bool) -> None:
     """Continue a run (an on-call runbook or a drill) from its journal (in the region its id names): steps already
-    done are not redone; a step that was waiting on AWS continues from its checkpoint."""
+    done are not redone; a step that was waiting on AWS continues from its checkpoint. An on-call run is checked as a
+    new run is (preflight on the current state, data loss, confirmation), and refused if the estate moved on."""
     region = region_of_run(run_id)
     aws = options.session()
     topology = load_topology(aws, options.env_name, region)
@@ -132,7 +148,29 @@ def resume(options: Options, mfa: Mfa, run_id: str) -> None:
         return
     if ctx.run.runbook not in RUNBOOKS:
         raise Refused(f"run {run_id} is a {ctx.run.runbook} run; drctl resume resumes {', '.join(RUNBOOKS)} runs")
+    if RUNBOOKS[ctx.run.runbook].plan().locks:
+        driver.lock_of(ctx).check_resumable(run_id)
+    if ctx.run.runbook in PREFLIGHTS:
+        _recheck(ctx, yes, accept_data_loss)
     _run_to_end(ctx, options)
+
+
+def _recheck(ctx: RunContext, yes: bool, accept_data_loss: bool) -> None:
+    """A resumed on-call run passes a new run's checks on the current state, or is refused with nothing changed.
+
+    Refused when the estate moved on in a way the run's own steps do not explain. Once the run's writer step started,
+    the preflight's checks before a move (the target is a healthy, lagging-little secondary) no longer apply: what the
+    run showed at its start is shown again. What the operator was shown is journaled with the run (`resumes`)."""
+    run = ctx.run
+    changed = driver.moved_on(ctx)
+    if changed:
+        raise Refused(changed)
+    shown = {key: value for key, value in run.params.items() if key not in ("changing_steps", "resumes")}
+    seen = _checks(run.runbook, ctx.aws, ctx.topology, run.target_region, yes, accept_data_loss,
+                   shown if driver.moved_writer(run) else None)
+    run.params["resumes"] = [*run.params.get("resumes", []), {
+        "at": time.time(), "operator": ctx.aws.identity(run.target_region).arn, "seen": seen,
+        "preflight": "not re-run: the run's own steps moved the writer" if driver.moved_writer(run) else "passed"}]
 
 
 def _run_to_end(ctx: RunContext, options: Options) -> NoReturn:
@@ -156,23 +194,33 @@ def _run_to_end(ctx: RunContext, options: Options) -> NoReturn:
 
 
 @click.command()
-@click.option("--region", required=True, help="the region whose runbook lock to break (the run's target)")
 @click.option("--run-id", required=True, help="the run holding the lock (as `drctl resume` or a refusal named it)")
+@click.option("--region", "regions", multiple=True,
+              help="where to read the topology and open the MFA session (default: the run's region, then the others)")
 @aws_options
 @mfa_options
 @refusals
-def unlock(options: Options, mfa: Mfa, region: str, run_id: str) -> None:
-    """Break a stale runbook lock: only the named run's, so a race never breaks someone else's."""
-    check_region(region)
+def unlock(options: Options, mfa: Mfa, run_id: str, regions: tuple[str, ...]) -> None:
+    """Break a dead run's runbook lock in every region that answers: only the named run's, and only once its lease
+    expired, so a race never breaks someone else's or a live run's."""
+    region, topology = _topology_from(options, (*regions, region_of_run(run_id), *DEFAULT_REGIONS))
+    session = mfa.session(options.session(), region, topology.role_arns.get("dr-operator"), "drctl unlock")
+    broken = RunLock.of_environment(session, topology, region).break_lock(run_id)
+    if not broken:
+        raise Refused(f"the lock of {run_id} could not be broken (it changed hands, or no region answered)")
+    err.print(f"lock of {run_id} broken in {', '.join(broken)}")
+
+
+def _topology_from(options: Options, regions: tuple[str, ...]) -> tuple[str, Topology]:
+    """The first of `regions` (in order, each once) that answers with the topology: a dark region costs seconds."""
     aws = options.session()
-    topology = load_topology(aws, options.env_name, region)
-    session = mfa.session(aws, region, topology.role_arns.get("dr-operator"), "drctl unlock")
-    lock = RunLock(session, region, topology.in_region(region).runbook_table, topology.env_name)
-    try:
-        lock.break_lock(run_id)
-    except LookupError as error:
-        raise Refused(str(error)) from None
-    err.print(f"lock of {run_id} in {region} broken")
+    reasons: list[str] = []
+    for region in dict.fromkeys(regions):
+        try:
+            return region, load_topology(aws, options.env_name, region, probe=True)
+        except Refused as refused:
+            reasons.append(str(refused))
+    raise Refused("; ".join(reasons))
 
 
 COMMANDS = (status, switchover, failover, failback, resume, unlock)

@@ -83,7 +83,7 @@ def restore(options: Options, recovery_points: tuple[str, ...], pick_random: boo
     aws = options.session()
     topology = load_topology_anywhere(aws, options.env_name, DEFAULT_REGIONS)
     region = topology.dr_region
-    RunLock(aws, region, topology.in_region(region).runbook_table, topology.env_name).check_free()
+    RunLock.of_environment(aws, topology, region).check_free()
     params = {"recovery_points": list(recovery_points), "random": pick_random, "sample": None if check_all else sample}
     if remote:
         finish(drill_remotely(aws, topology, "restore-drill", params, options), options)

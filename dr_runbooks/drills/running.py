@@ -1,8 +1,9 @@
 """Running a restore drill on the engine, and turning its journal into evidence.
 
-The plan runs like any runbook (lock and journal in the DR region). If it stops before its own teardown (a restore
-job failed), teardown runs here anyway; a killed process leaves scratch resources, which `drctl resume RUN_ID` (the
-same plan from where it stopped, then the same teardown and evidence) or else the next drill removes.
+The plan runs like any runbook (the environment's lock, the journal in the DR region). If it stops before its own
+teardown (a restore job failed), teardown runs here anyway; a killed process leaves scratch resources, which `drctl
+resume RUN_ID` (the same plan from where it stopped, then the same teardown and evidence) or else the next drill
+removes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from dr_runbooks.drills.plans import DEFAULT_SAMPLE, RESTORE_DRILL, RESTORE_LABEL, restore_drill
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id
-from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.engine.runner import Listener, execute, run_step
 from dr_runbooks.evidence.record import EvidenceRecord, Objective, RunError, Verification
 from dr_runbooks.evidence.store import EvidenceLog, LocalEvidenceDir, S3EvidenceBucket
@@ -34,8 +34,7 @@ def new_restore_context(aws: AwsSession, topology: Topology, params: dict[str, A
 
 def run_restore_drill(ctx: RunContext, listener: Listener | None = None) -> RunRecord:
     """Run (or resume: `ctx` rebuilt from the journal) the drill's plan, then make sure its scratch is gone."""
-    lock = RunLock(ctx.aws, ctx.run.target_region, ctx.target.runbook_table, ctx.topology.env_name)
-    run = execute(restore_drill(), ctx, lock, listener)
+    run = execute(restore_drill(), ctx, driver.lock_of(ctx), listener)
     ensure_torn_down(ctx)
     return run
 

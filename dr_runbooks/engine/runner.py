@@ -3,8 +3,9 @@
 The critical path decides the wall time: a step starts the moment its dependencies have succeeded. A step that
 already succeeded in the journal is not run again (that is resume); one journaled "waiting" or "running" is run again
 and continues from its checkpoints. On the first failure no new step starts, the
-running ones finish, and the run is recorded as failed; the lock is released either way, except when the process dies,
-which leaves the lock to tell the next operator to resume or unlock.
+running ones finish, and the run is recorded as failed; the lock is released either way. While the run goes on, its
+lease is renewed in the background; a run that stops without ending (an exception, Ctrl-C) keeps its lock with its
+lease expired, and a killed process lets it expire: the next operator sees a dead holder and resumes or unlocks.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def _carried(before: StepRecord | None) -> dict[str, Any]:
 def execute(
     plan: Plan, ctx: RunContext, lock: RunLock | None, listener: Listener | None = None, max_workers: int = 4
 ) -> RunRecord:
-    """Take the lock (if the plan takes one), run every step not yet succeeded, journal the outcome, release it.
+    """Take the lock (if the plan takes one) and renew its lease while running every step not yet succeeded, journal
+    the outcome, release it.
 
     A plan with `locks=False` (a game day, whose legs are runs of their own that take the lock) needs no `lock`."""
     plan.verify_actions()
@@ -109,11 +111,17 @@ def execute(
     run = ctx.run
     if held is not None:
         held.acquire(run.run_id, run.operator)
-    if run.status != "running":
-        run.status, run.error, run.ended_at = "running", None, None
-    ctx.journal.start(run)
-    failure = _drive(plan, ctx, held, listener, max_workers)
-    ctx.journal.finish(run.run_id, "failed" if failure else "succeeded", failure)
+        held.renew_in_background(run.run_id)
+    try:
+        if run.status != "running":
+            run.status, run.error, run.ended_at = "running", None, None
+        ctx.journal.start(run)
+        failure = _drive(plan, ctx, held, listener, max_workers)
+        ctx.journal.finish(run.run_id, "failed" if failure else "succeeded", failure)
+    except BaseException:
+        if held is not None:
+            held.expire(run.run_id)
+        raise
     if held is not None:
         held.release(run.run_id)
     return run
@@ -144,8 +152,6 @@ def _drive(plan: Plan, ctx: RunContext, lock: RunLock | None, listener: Listener
             for future in finished:
                 step, _ = running.pop(future)
                 record = future.result()
-                if lock is not None:
-                    lock.refresh(ctx.run.run_id)
                 listener.step_ended(step, record)
                 if record.status == "succeeded":
                     sorter.done(step.name)
@@ -153,6 +159,8 @@ def _drive(plan: Plan, ctx: RunContext, lock: RunLock | None, listener: Listener
                     failure = failure or f"step {step.name} handed back still waiting (invoke it again)"
                 else:
                     failure = failure or f"step {step.name} failed: {record.error}"
+            if lock is not None and lock.lost:
+                failure = failure or lock.lost  # another run may act now: start nothing more
             for future, (step, deadline) in list(running.items()):
                 if not future.done() and time.time() > deadline:
                     running.pop(future)

@@ -2,8 +2,10 @@
 
 Each action rebuilds its run context from the journal (nothing survives between invocations, as nothing survives a
 crashed laptop run):
-- `start`: the preflight (unless the caller already ran it and passed what it saw), the lock, the run record, and the
-  run ids of the child runs (a game day's legs), which the state machine starts as nested executions;
+- `start`: the preflight (unless the caller already ran it and passed what it saw), the environment's lock (the lease
+  `drctl` takes, in every region that answers, but `ORCHESTRATED_LEASE_SECONDS` long: no process renews it between
+  tasks, each task renews it), the run record, and the run ids of the child runs (a game day's legs), which the state
+  machine starts as nested executions;
 - `step`: one plan step through `engine.runner.run_step` (journaled, calls recorded); a step already succeeded in the
   journal is not run again (a retried task is a resume); a failed step raises `StepFailed`, which the state machine
   does not retry; a step still waiting when its invocation must end hands back `{"status": "waiting"}`;
@@ -35,10 +37,11 @@ from botocore.config import Config
 from dr_runbooks.drills.legs import ChildRunFailed, child_summary
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import Journal, JournalNotFound, RunRecord, StepRecord, new_run_id, region_of_run
+from dr_runbooks.engine.lock import LockLost
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import run_step
 from dr_runbooks.orchestration.catalog import RUNBOOKS, Orchestrated
-from dr_runbooks.orchestration.definition import HANDBACK_SECONDS, WAITING, child_key
+from dr_runbooks.orchestration.definition import HANDBACK_SECONDS, LAMBDA_MAX_SECONDS, WAITING, child_key
 from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.estate import load_topology
 from dr_runbooks.session import AwsSession
@@ -46,6 +49,11 @@ from dr_runbooks.topology import FUNCTION_ENV_VARIABLE, Topology, database_funct
 
 #: Calls the database function in a region with a payload and returns its reply.
 DatabaseInvoker = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+#: The lease of a run on Step Functions: each task renews it as it starts and ends, and the longest gap between two
+#: renewals is one Lambda invocation (at most 900 s) and a Wait state, so a live execution never looks dead.
+ORCHESTRATED_LEASE_SECONDS = 2 * LAMBDA_MAX_SECONDS
 
 
 class StepFailed(Exception):
@@ -128,7 +136,7 @@ def _start(event: dict[str, Any], aws: AwsSession, topology: Topology, region: s
     ctx = RunContext(run=run, topology=topology, aws=aws,
                      journal=Journal(aws, target, topology.in_region(target).runbook_table, scratch / "runs"))
     if plan.locks:
-        driver.lock_of(ctx).acquire(run_id, operator)
+        driver.lock_of(ctx, ORCHESTRATED_LEASE_SECONDS).acquire(run_id, operator)
     ctx.journal.start(run)
     return {"run_id": run_id, "children": _children(plan, run, topology)}
 
@@ -151,17 +159,29 @@ def _step(event: dict[str, Any], ctx: RunContext, deadline: float, invoke: Datab
     before = ctx.run.steps.get(step.name)
     if before is not None and before.status == "succeeded":
         return {"step": step.name, "status": "succeeded", "rerun": False}
+    if plan.locks:
+        _renew(ctx)
     if step.database is None:
         record = run_step(dataclasses.replace(ctx, invocation_deadline=deadline), step)
     else:
         record = _relay(ctx, step, invoke)
     if plan.locks:
-        driver.lock_of(ctx).refresh(ctx.run.run_id)
+        _renew(ctx)
     if record.status == WAITING:
         return {"step": step.name, "status": WAITING, "wait_seconds": record.resume_after_seconds}
     if record.status != "succeeded":
         raise StepFailed(f"step {step.name} failed: {record.error}")
     return {"step": step.name, "status": record.status, "rerun": before is not None}
+
+
+def _renew(ctx: RunContext) -> None:
+    """Renew the run's lease where its start took it; a lost lease fails the step (another run may act now)."""
+    lock = driver.lock_of(ctx, ORCHESTRATED_LEASE_SECONDS)
+    try:
+        lock.adopt(ctx.run.run_id)
+        lock.renew(ctx.run.run_id)
+    except LockLost as lost:
+        raise StepFailed(str(lost)) from None
 
 
 def _relay(ctx: RunContext, step: Step, invoke: DatabaseInvoker) -> StepRecord:
@@ -239,7 +259,7 @@ def _finish(event: dict[str, Any], ctx: RunContext, scratch: Path) -> dict[str, 
         entry.after(ctx)
     ctx.journal.finish(ctx.run.run_id, "failed" if error else "succeeded", error)
     if plan.locks:
-        driver.lock_of(ctx).release(ctx.run.run_id)
+        driver.lock_of(ctx, ORCHESTRATED_LEASE_SECONDS).release(ctx.run.run_id)
     sandbox = bool(ctx.aws.endpoint_url)
     evidence = driver.write_evidence(ctx, sandbox, scratch / "evidence", entry.evidence(ctx.run, ctx.topology, sandbox))
     outcome = "FAILED" if error else "succeeded"

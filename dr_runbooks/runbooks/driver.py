@@ -1,7 +1,8 @@
 """Starting, dry-running and resuming a runbook run, and turning its journal into an evidence record.
 
 This is the glue the commands call; it owns no policy of its own beyond the order: preflight (refusals change
-nothing), then the lock and the journal in the target region, then the plan, then the evidence.
+nothing), then the environment's lock (in every region that answers) and the journal in the target region, then the
+plan, then the evidence. A resumed run first proves the estate is still where it left it (`moved_on`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_id, region_of_run
@@ -23,6 +26,8 @@ from dr_runbooks.evidence.store import (
     LocalEvidenceDir,
     S3EvidenceBucket,
 )
+from dr_runbooks.observe import probes
+from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
@@ -53,8 +58,36 @@ def resume_context(aws: AwsSession, topology: Topology, run_id: str, local_dir: 
     return RunContext(run=journal.load(run_id), topology=topology, aws=aws, journal=journal)
 
 
-def lock_of(ctx: RunContext) -> RunLock:
-    return RunLock(ctx.aws, ctx.run.target_region, ctx.target.runbook_table, ctx.topology.env_name)
+def lock_of(ctx: RunContext, lease_seconds: float | None = None) -> RunLock:
+    """The environment's one lock, which the run's target region must grant (and the other region too, unless dark)."""
+    return RunLock.of_environment(ctx.aws, ctx.topology, ctx.run.target_region, lease_seconds)
+
+
+#: The step of each runbook that moves the writer: once it started, a writer in the target region is the run's doing.
+WRITER_STEPS = {"switchover": "aurora-switchover", "failover": "aurora-failover"}
+
+
+def moved_writer(run: RunRecord) -> bool:
+    """Whether the run's own steps may have moved the writer (its writer step started, whatever became of it)."""
+    return WRITER_STEPS.get(run.runbook) in run.steps
+
+
+def moved_on(ctx: RunContext) -> str | None:
+    """What changed in the estate since the run began that its own steps do not explain, or None. Read in the target
+    region only (a failover's source may be dark): the writer the global cluster reports against the one the run's
+    preflight saw."""
+    then = ctx.run.params.get("writer_region")
+    if then is None:
+        return None  # a run whose preflight observed no writer (a drill): nothing to compare
+    try:
+        writer = probes.global_cluster(ctx.client("rds"), ctx.topology.global_cluster_id).writer()
+    except (ClientError, BotoCoreError) as error:
+        raise Refused(f"cannot observe the database in {ctx.run.target_region}: {str(error).splitlines()[0]}") from None
+    now = writer.region if writer else None
+    if now == then or (now == ctx.run.target_region and moved_writer(ctx.run)):
+        return None
+    return (f"the estate moved on since run {ctx.run.run_id} began: the writer is {now or 'nobody'}, not {then} as "
+            f"the run saw at its start, and the run's own steps did not move it")
 
 
 def describe(plan: Plan, ctx: RunContext) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ def test_a_failed_first_leg_stops_the_game_day_with_nothing_else_moved(
         seeded: Sandbox, aws: AwsSession, tmp_path: Path) -> None:
     ctx = _context(seeded, aws, tmp_path)
     dr = seeded.topology.dr_region
-    other = RunLock(aws, dr, seeded.topology.in_region(dr).runbook_table, seeded.topology.env_name)
+    other = RunLock.of_environment(aws, seeded.topology, dr)
     other.acquire("20261122T000000Z-failover-us-west-1-000000", "someone else")  # taken after the preflight
     try:
         run = run_game_day(ctx)

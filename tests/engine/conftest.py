@@ -55,7 +55,8 @@ def table(aws: AwsSession, topology: Topology) -> str:
 
 @pytest.fixture
 def lock(aws: AwsSession, topology: Topology, table: str) -> RunLock:
-    return RunLock(aws, TARGET, table, topology.env_name)
+    """The lock over the one runbook table this estate has (a short lease: a crashed run is seen dead quickly)."""
+    return RunLock(aws, {TARGET: table}, topology.env_name, required=TARGET, lease_seconds=2)
 
 
 @pytest.fixture

@@ -134,7 +134,8 @@ def test_a_plan_that_takes_no_lock_runs_while_another_run_holds_it(
     lock.acquire("20261122T000000Z-failover-us-west-1-abcdef", "someone")
     run = execute(_plan(_step("start_job_then_wait"), locks=False), make_context(job_seconds=0), None)
     assert run.status == "succeeded", run.error
-    assert lock.holder()["run_id"] == "20261122T000000Z-failover-us-west-1-abcdef"
+    held = lock.holder()
+    assert held is not None and held.run_id == "20261122T000000Z-failover-us-west-1-abcdef"
 
 
 def test_a_plan_that_takes_the_lock_is_refused_without_one(make_context: Callable[..., RunContext]) -> None:

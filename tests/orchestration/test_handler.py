@@ -16,12 +16,13 @@ from runbooks.conftest import report_lag  # the lag Aurora reports, which the pr
 from dr_runbooks.drills import scratch
 from dr_runbooks.drills.backups import take_backups
 from dr_runbooks.engine.journal import Journal, new_run_id, region_of_run
+from dr_runbooks.engine.lock import LockHeld, RunLock
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.observe import probes
 from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.definition import definition
-from dr_runbooks.orchestration.handler import StepFailed, handle, handler
+from dr_runbooks.orchestration.handler import ORCHESTRATED_LEASE_SECONDS, StepFailed, handle, handler
 from dr_runbooks.runbooks import plans
 from dr_runbooks.session import AwsSession
 from ehr_dr_sandbox.api import Sandbox
@@ -348,3 +349,25 @@ def test_a_restore_drill_state_machine_polls_its_restores_through_wait_states_an
     dr = sandbox.topology.dr_region
     assert scratch.scratch_clusters(sandbox.client("rds", dr), sandbox.config.env_name) == []
     assert evidence_kinds(sandbox, dr)[run.run_id] == "restore-drill"
+
+
+def test_a_started_run_holds_the_environments_lease_so_the_other_direction_is_refused(
+    machine: Machine, sandbox: Sandbox, target: str, run: dict[str, Any]
+) -> None:
+    other = RunLock.of_environment(machine.aws, sandbox.topology, sandbox.topology.partner(target))
+    assert {holder.region: holder.run_id for holder in other.holders()} == {
+        region: run["run_id"] for region in sandbox.topology.regions}
+    assert all(holder.expires_at - time.time() > ORCHESTRATED_LEASE_SECONDS - 60 for holder in other.holders())
+    with pytest.raises(LockHeld, match=f"run {run['run_id']} by .* and is alive"):
+        other.acquire(new_run_id("switchover", sandbox.topology.partner(target)), "someone else")
+
+
+def test_a_task_whose_lease_was_broken_fails_its_step_and_runs_nothing(
+    machine: Machine, sandbox: Sandbox, target: str, run: dict[str, Any]
+) -> None:
+    key = {"pk": {"S": f"lock#{sandbox.config.env_name}"}, "sk": {"S": "lock"}}
+    for region, resources in sandbox.topology.regions.items():
+        sandbox.client("dynamodb", region).delete_item(TableName=resources.runbook_table, Key=key)
+    with pytest.raises(StepFailed, match=f"run {run['run_id']} lost the runbook lock: nobody holds it"):
+        machine.invoke({"action": "step", "step": "canary-object", "run_id": run["run_id"]})
+    assert "canary-object" not in machine.journal(run["run_id"]).steps

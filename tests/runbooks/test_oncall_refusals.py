@@ -73,8 +73,7 @@ def test_without_yes_or_a_terminal_the_confirmation_is_refused(drctl: Callable[.
 
 def test_a_second_run_is_refused_while_another_holds_the_lock(drctl: Callable[..., Result], sandbox: Sandbox) -> None:
     topology = sandbox.topology
-    lock = RunLock(AwsSession(endpoint_url=sandbox.endpoint_url), "us-west-1",
-                   topology.in_region("us-west-1").runbook_table, topology.env_name)
+    lock = RunLock.of_environment(AwsSession(endpoint_url=sandbox.endpoint_url), topology, "us-west-1")
     holder = "20261122T030000Z-failover-us-west-1-abcdef"
     lock.acquire(holder, "arn:aws:iam::123456789012:user/alice")
     try:
@@ -88,12 +87,11 @@ def test_a_second_run_is_refused_while_another_holds_the_lock(drctl: Callable[..
 
 def test_unlock_refuses_a_run_that_does_not_hold_the_lock(drctl: Callable[..., Result]) -> None:
     assert_refused(drctl("unlock", "--region", "us-west-1", "--run-id", "20261122T030000Z-failover-us-west-1-000000",
-                         *MFA), "does not hold the lock in us-west-1: nobody holds it")
+                         *MFA), "does not hold the runbook lock: nobody holds it")
 
 
 def test_unlock_without_mfa_is_refused(drctl: Callable[..., Result]) -> None:
-    assert_refused(drctl("unlock", "--region", "us-west-1", "--run-id", "20261122T030000Z-failover-us-west-1-000000"),
-                   "needs an MFA session")
+    assert_refused(drctl("unlock", "--run-id", "20261122T030000Z-failover-us-west-1-000000"), "needs an MFA session")
 
 
 def test_resume_of_an_unknown_run_is_refused(drctl: Callable[..., Result]) -> None:

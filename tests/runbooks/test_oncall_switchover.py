@@ -118,7 +118,7 @@ def test_a_switchover_killed_after_any_step_is_finished_by_resume(
     refused = drctl("switchover", "--to", target, "--yes", *MFA)
     assert refused.exit_code == 2 and f"drctl resume {run_id}" in refused.output
 
-    resumed = drctl("resume", run_id, "--output", "json", *MFA)
+    resumed = drctl("resume", run_id, "--yes", "--output", "json", *MFA)
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads(resumed.stdout)
     assert summary["status"] == "succeeded"
