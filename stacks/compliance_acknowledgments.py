@@ -161,8 +161,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
-        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms have no resource-level permissions; "
-        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms and Route 53 ListHostedZonesByName and "
+        "TestDNSAnswer have no resource-level permissions; PutMetricData is limited to the traffic-gate namespace by "
+        "the cloudwatch:namespace condition.",
     ),
     *(
         Acknowledgment(
@@ -213,7 +214,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
         "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
-        "AWS Backup DescribeRestoreJob, and listing clusters and buckets to find an interrupted drill's leftovers; "
+        "Route 53 ListHostedZonesByName and TestDNSAnswer (confirming DNS), AWS Backup DescribeRestoreJob, and "
+        "listing clusters and buckets to find an interrupted drill's leftovers; "
         "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
     ),
     Acknowledgment(

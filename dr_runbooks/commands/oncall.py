@@ -23,7 +23,7 @@ from dr_runbooks.commands.common import (
     mfa_options,
     refusals,
 )
-from dr_runbooks.commands.render import Progress, err, print_plan, print_run, print_status
+from dr_runbooks.commands.render import Progress, err, print_dns_forecast, print_plan, print_run, print_status
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import region_of_run
 from dr_runbooks.engine.lock import RunLock
@@ -85,6 +85,7 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
     session = mfa.session(aws, to_region, topology.role_arns.get("dr-operator"), f"drctl {runbook}")
     RunLock(session, to_region, topology.in_region(to_region).runbook_table, topology.env_name).check_free()
     seen = PREFLIGHTS[runbook](session, topology, to_region)
+    print_dns_forecast(seen)
     if runbook == "failover":
         _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
     confirm(runbook, yes)
