@@ -1,0 +1,119 @@
+"""DNS after the on-call runbooks, as on-call runs them: a game day must not strand the next failover's DNS on the
+dead region, a failback back to the primary with the DR region dark must reach DNS, and status never counts a gate it
+cannot read as open."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from click.testing import Result
+
+from dr_runbooks.observe import probes
+from dr_runbooks.observe.traffic import GATE_RECORD_PREFIX
+from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.faults import FaultsClient
+
+from .conftest import MFA, report_lag
+
+PRIMARY, DR = "us-east-1", "us-west-1"
+
+
+def writer(sandbox: Sandbox) -> str:
+    found = probes.global_cluster(sandbox.client("rds", DR), sandbox.topology.global_cluster_id).writer()
+    assert found is not None
+    return found.region
+
+
+def resolved(sandbox: Sandbox) -> str | None:
+    """What a resolver gets from Route 53's DNS servers (answering while us-east-1's API is dark)."""
+    return sandbox.status()["traffic"]["dns_answer"]
+
+
+def route53_answer(sandbox: Sandbox) -> str:
+    """Route 53's TestDNSAnswer (its API, in us-east-1), as the region whose endpoint it answers."""
+    traffic = sandbox.topology.traffic
+    route53 = sandbox.client("route53", PRIMARY)
+    zone = route53.list_hosted_zones_by_name(DNSName=traffic.hosted_zone_name)["HostedZones"][0]["Id"]
+    data = route53.test_dns_answer(HostedZoneId=zone, RecordName=traffic.record_name, RecordType="CNAME")["RecordData"]
+    return {endpoint: region for region, endpoint in traffic.endpoints.items()}[data[0]]
+
+
+
+
+def run(drctl: Callable[..., Result], *args: str) -> dict:
+    result = drctl(*args, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def failover(drctl: Callable[..., Result], sandbox: Sandbox, target: str) -> dict:
+    report_lag(sandbox, target, 1.0)
+    return run(drctl, "failover", "--to", target, "--accept-data-loss")
+
+
+def status(drctl: Callable[..., Result]) -> dict:
+    result = drctl("status", "--output", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def forget_gate_records(sandbox: Sandbox) -> None:
+    """An estate whose runbooks never recorded a gate (deployed before they did)."""
+    for region, resources in sandbox.topology.regions.items():
+        dynamodb = sandbox.client("dynamodb", region)
+        key = {":pk": {"S": f"{GATE_RECORD_PREFIX}{sandbox.topology.env_name}"}}
+        items = dynamodb.query(TableName=resources.runbook_table, KeyConditionExpression="pk = :pk",
+                               ExpressionAttributeValues=key)
+        for item in items["Items"]:
+            dynamodb.delete_item(TableName=resources.runbook_table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+def test_status_shows_a_gate_whose_alarm_region_is_dark_as_unknown_not_open(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    forget_gate_records(sandbox)
+    sandbox_faults.region_down(PRIMARY)
+    report = status(drctl)
+    assert report["gates"][DR]["state"] is None  # DR's gate alarm lives in the dark primary
+    assert report["gates"][PRIMARY]["state"] == "open"
+    assert report["traffic_region"] is None
+    assert report["failover_dns"].startswith(f"failover to {DR}: DNS would answer {DR} only if its gate is open")
+    text = drctl("status").stdout
+    assert f"gate of {DR}: unknown (alarm in {PRIMARY} unreadable" in text
+
+
+def test_a_failover_after_a_game_day_lets_dns_answer_the_dr_region(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    sandbox.seed(patients=3, files_per_patient=1)
+    sandbox.action("replication-drain", timeout=30)
+    for region in sandbox.topology.regions:
+        report_lag(sandbox, region, 1.0)
+    result = drctl("drill", "failover", "--yes", "--output", "json", "--evidence-dir", "evidence", *MFA)
+    assert result.exit_code == 0, result.output
+    assert writer(sandbox) == PRIMARY
+    sandbox_faults.region_down(PRIMARY)
+    assert status(drctl)["failover_dns"] == f"failover to {DR}: DNS would answer {DR}"
+
+    summary = failover(drctl, sandbox, DR)
+
+    assert resolved(sandbox) == DR
+    assert status(drctl)["traffic_region"] == DR
+    assert (summary["dns"]["answer_region"], summary["dns"]["confirmed"]) == (DR, False)
+    sandbox_faults.region_up(PRIMARY)  # the old primary's endpoint answers again: its closed gate keeps DNS on DR
+    assert route53_answer(sandbox) == DR
+
+
+def test_a_failover_back_to_the_primary_with_the_dr_region_dark_lets_dns_answer_the_primary(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    if writer(sandbox) == PRIMARY:
+        sandbox_faults.region_down(PRIMARY)
+        failover(drctl, sandbox, DR)
+        sandbox_faults.region_up(PRIMARY)
+    run(drctl, "failback", "--to", PRIMARY)
+    sandbox_faults.region_down(DR)
+
+    summary = failover(drctl, sandbox, PRIMARY)
+
+    assert route53_answer(sandbox) == PRIMARY
+    assert (summary["dns"]["answer_region"], summary["dns"]["confirmed"]) == (PRIMARY, True)
+    assert status(drctl)["traffic_region"] == PRIMARY
