@@ -60,8 +60,6 @@ def lock_of(ctx: RunContext) -> RunLock:
 def describe(plan: Plan, ctx: RunContext) -> list[dict[str, Any]]:
     """The plan with the exact calls each step would make, for --dry-run and the confirmation screen."""
     names = ctx.template_vars()
-    gate = ctx.topology.traffic.gates[ctx.source.region].alarm_region if ctx.topology.traffic else "-"
-    names["gate_region"] = gate
     return [
         {
             "step": step.name,
