@@ -150,7 +150,7 @@ def confirm_dns(ctx: RunContext) -> dict[str, Any]:
     unknown = "; ".join(reading.detail for region, reading in gates.items() if region not in settled["gates"])
     if writer not in answers:
         raise RuntimeError(f"DNS stays on {', '.join(sorted(answers))}, not {writer}: {unknown}")
-    how = (f"expected, not confirmed (Route 53's API in {traffic.ROUTE53_REGION} is not reached): gates "
+    how = (f"not confirmed, Route 53's API in {traffic.ROUTE53_REGION} is not reached; from the gates: "
            f"{', '.join(f'{region} {state}' for region, state in sorted(settled['gates'].items()))} set by this run; "
            f"{unknown}; Route 53's evaluation ({traffic.ROUTE53_EVALUATION_SECONDS} s) and the record TTL "
            f"({TRAFFIC_RECORD_TTL_SECONDS} s) added")
