@@ -9,8 +9,11 @@ from collections.abc import Callable
 
 from click.testing import Result
 
+from dr_runbooks.evidence.record import EvidenceRecord
+from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR, EvidenceLog, LocalEvidenceDir
 from dr_runbooks.observe import probes
 from dr_runbooks.observe.traffic import GATE_RECORD_PREFIX
+from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
@@ -39,6 +42,11 @@ def route53_answer(sandbox: Sandbox) -> str:
     return {endpoint: region for region, endpoint in traffic.endpoints.items()}[data[0]]
 
 
+
+
+def evidence(sandbox: Sandbox, run_id: str) -> EvidenceRecord:
+    chain = EvidenceLog(sandbox.topology.env_name, [LocalEvidenceDir(DEFAULT_EVIDENCE_DIR)]).load_chain()
+    return next(record for record in chain if record.run_id == run_id)
 
 
 def run(drctl: Callable[..., Result], *args: str) -> dict:
@@ -99,6 +107,8 @@ def test_a_failover_after_a_game_day_lets_dns_answer_the_dr_region(
     assert resolved(sandbox) == DR
     assert status(drctl)["traffic_region"] == DR
     assert (summary["dns"]["answer_region"], summary["dns"]["confirmed"]) == (DR, False)
+    dns = evidence(sandbox, summary["run_id"]).dns
+    assert dns is not None and (dns.answer_region, dns.confirmed) == (DR, False)
     sandbox_faults.region_up(PRIMARY)  # the old primary's endpoint answers again: its closed gate keeps DNS on DR
     assert route53_answer(sandbox) == DR
 
@@ -116,4 +126,7 @@ def test_a_failover_back_to_the_primary_with_the_dr_region_dark_lets_dns_answer_
 
     assert route53_answer(sandbox) == PRIMARY
     assert (summary["dns"]["answer_region"], summary["dns"]["confirmed"]) == (PRIMARY, True)
+    record = evidence(sandbox, summary["run_id"])
+    assert record.dns is not None and (record.dns.answer_region, record.dns.confirmed) == (PRIMARY, True)
+    assert record.rto is not None and record.rto.measured_seconds >= TRAFFIC_RECORD_TTL_SECONDS  # resolvers' caches
     assert status(drctl)["traffic_region"] == PRIMARY
