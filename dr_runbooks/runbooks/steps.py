@@ -15,7 +15,7 @@ from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.observe import probes, traffic
 from dr_runbooks.runbooks import canary
-from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS
+from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS, TrafficTopology
 
 #: The database canary implementation; tests without PostgreSQL replace it.
 DB_CANARY: canary.DbCanary = canary.PostgresCanary()
@@ -118,11 +118,11 @@ def shift_traffic(ctx: RunContext) -> dict[str, Any]:
             "unreached_gates": sorted(set(ctx.topology.traffic.gates) - set(wanted)), "settled_at": time.time()}
 
 
-def _dns_region(route53: Any, zone_id: str, topology_traffic: Any) -> str | None:
+def _dns_region(route53: Any, zone_id: str, routing: TrafficTopology) -> str | None:
     """The region whose endpoint Route 53 answers for the application's record (TestDNSAnswer)."""
-    answer = route53.test_dns_answer(HostedZoneId=zone_id, RecordName=topology_traffic.record_name,
+    answer = route53.test_dns_answer(HostedZoneId=zone_id, RecordName=routing.record_name,
                                      RecordType="CNAME")["RecordData"]
-    by_endpoint = {endpoint.rstrip("."): region for region, endpoint in topology_traffic.endpoints.items()}
+    by_endpoint = {endpoint.rstrip("."): region for region, endpoint in routing.endpoints.items()}
     return next((by_endpoint[value.rstrip(".")] for value in answer if value.rstrip(".") in by_endpoint), None)
 
 
@@ -132,14 +132,14 @@ def confirm_dns(ctx: RunContext) -> dict[str, Any]:
     knows them) and Route 53's failover rule, and a forecast that DNS stays elsewhere fails the step. `effective_at`
     is when resolvers follow: the answer's time (confirmed, or the gates settled plus Route 53's evaluation) plus the
     record's TTL; the RTO ends there at the earliest."""
-    found = ctx.topology.traffic
-    if found is None:
+    routing = ctx.topology.traffic
+    if routing is None:
         return {"skipped": "this environment does not manage traffic"}
     settled, writer, reached = ctx.output("shift-traffic"), _writer_after(ctx), _reached(ctx)
     if traffic.ROUTE53_REGION in reached:
         route53 = ctx.client("route53", traffic.ROUTE53_REGION)
-        zone_id = route53.list_hosted_zones_by_name(DNSName=found.hosted_zone_name)["HostedZones"][0]["Id"]
-        wait_until(ctx, lambda: _dns_region(route53, zone_id, found), lambda region: region == writer,
+        zone_id = route53.list_hosted_zones_by_name(DNSName=routing.hosted_zone_name)["HostedZones"][0]["Id"]
+        wait_until(ctx, lambda: _dns_region(route53, zone_id, routing), lambda region: region == writer,
                    f"Route 53 answering {writer}")
         return {"answer_region": writer, "confirmed": True, "effective_at": time.time() + TRAFFIC_RECORD_TTL_SECONDS,
                 "how": f"Route 53 TestDNSAnswer answered {writer}'s endpoint; plus the record TTL "
