@@ -12,7 +12,7 @@ from click.testing import Result
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import DEFAULT_EVIDENCE_DIR, EvidenceLog, LocalEvidenceDir
 from dr_runbooks.observe import probes
-from dr_runbooks.observe.traffic import GATE_RECORD_PREFIX
+from dr_runbooks.observe.traffic import GATE_RECORD_PREFIX, write_gate_record
 from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
@@ -88,6 +88,28 @@ def test_status_shows_a_gate_whose_alarm_region_is_dark_as_unknown_not_open(
     assert report["failover_dns"].startswith(f"failover to {DR}: DNS would answer {DR} only if its gate is open")
     text = drctl("status").stdout
     assert f"gate of {DR}: unknown (alarm in {PRIMARY} unreadable" in text
+
+
+def test_a_failover_that_would_leave_dns_on_the_dark_region_is_flagged_by_its_preflight_and_status(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    """The state the old game day left: the DR region's gate closed in the primary (and, here, recorded in DR)."""
+    gate, dr = sandbox.topology.traffic.gates[DR], sandbox.topology.in_region(DR)
+    probes.put_gate(sandbox.client("cloudwatch", PRIMARY), gate, evacuate=True)
+    write_gate_record(sandbox.client("dynamodb", DR), dr.runbook_table, sandbox.topology.env_name, DR, "closed",
+                      "an-old-game-day", 0.0)
+    report_lag(sandbox, DR, 1.0)
+    sandbox_faults.region_down(PRIMARY)
+    try:
+        dry = drctl("failover", "--to", DR, "--dry-run", "--output", "json")
+        report = status(drctl)
+    finally:
+        sandbox_faults.region_up(PRIMARY)
+        probes.put_gate(sandbox.client("cloudwatch", PRIMARY), gate, evacuate=False)
+    assert dry.exit_code == 0, dry.output
+    preflight = json.loads(dry.stdout)["preflight"]
+    assert preflight["dns_lets_target_in"] is False
+    assert preflight["dns_forecast"].startswith(f"failover to {DR}: DNS would stay on {PRIMARY}")
+    assert preflight["dns_forecast"] in report["reasons"]
 
 
 def test_a_failover_after_a_game_day_lets_dns_answer_the_dr_region(
