@@ -26,6 +26,8 @@ TRAFFIC_GATE_NAMESPACE = "EhrDr/Traffic"
 TRAFFIC_GATE_METRIC = "Evacuate"
 #: The gate metric's one dimension; its value is `TrafficGate.dimension_value`.
 TRAFFIC_GATE_DIMENSION = "Region"
+#: The failover records' TTL: how long a resolver may keep answering the old region after Route 53 changed (RTO).
+TRAFFIC_RECORD_TTL_SECONDS = 60
 
 #: The tag every scratch resource of a restore drill carries (value: the run id), so the next run finds leftovers.
 DRILL_TAG_KEY = "ehr-dr:restore-drill"

@@ -31,6 +31,7 @@ from dr_runbooks.topology import (
     TRAFFIC_GATE_DIMENSION,
     TRAFFIC_GATE_METRIC,
     TRAFFIC_GATE_NAMESPACE,
+    TRAFFIC_RECORD_TTL_SECONDS,
     RegionalResources,
     Topology,
     TrafficGate,
@@ -47,7 +48,6 @@ EVIDENCE_RETENTION_YEARS = 6
 PLACEHOLDER_DB_CREDENTIALS = {"username": "ehr_admin", "password": "sandbox-placeholder", "port": 5432}
 #: The application endpoints' health check, as the stacks configure it.
 HEALTH_PATH = "/health"
-RECORD_TTL_SECONDS = 60
 #: The three health checks behind each region's failover record (as the stacks build them): the endpoint answers,
 #: the gate alarm is OK, and "serving", the CALCULATED check of both that the record uses.
 HEALTH_CHECK_KINDS = ("endpoint", "gate", "serving")
@@ -314,7 +314,7 @@ def _traffic(aws: _Clients, topology: Topology) -> None:
             "Type": "CALCULATED", "ChildHealthChecks": [endpoint, gate_check], "HealthThreshold": 2,
         })["HealthCheck"]["Id"]
         changes.append({"Action": "CREATE", "ResourceRecordSet": {
-            "Name": traffic.record_name, "Type": "CNAME", "TTL": RECORD_TTL_SECONDS, "SetIdentifier": region,
+            "Name": traffic.record_name, "Type": "CNAME", "TTL": TRAFFIC_RECORD_TTL_SECONDS, "SetIdentifier": region,
             "Failover": "PRIMARY" if region == topology.primary_region else "SECONDARY",
             "HealthCheckId": serving, "ResourceRecords": [{"Value": traffic.endpoints[region]}],
         }})

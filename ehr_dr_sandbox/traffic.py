@@ -1,22 +1,28 @@
 """Traffic: the gate alarms evaluate and the Route 53 health checks report, which moto does neither of.
 
 The design (`topology.TrafficGate`): the record of a region is healthy only while its endpoint answers AND its gate
-alarm (kept in the partner region) is OK; a runbook evacuates a region by putting `Evacuate=1` into the gate metric in
-the surviving region, and restores it with `0`. Here:
+alarm (kept in the partner region) is OK; runbooks set the gates by putting `Evacuate=1`/`0` into the gate metric in
+the alarm's region (the rule is `dr_runbooks.observe.traffic`). Here, each behaviour as AWS documents it:
 
 - **Gate alarms** are evaluated whenever metric data arrives in their region (`PutMetricData` observed): ALARM when the
-  latest `Evacuate` datapoint is >= 1, OK when it is below. The alarm's `TreatMissingData=ignore`: with no datapoint
-  the alarm keeps its state. (moto's alarms never evaluate otherwise.)
+  latest `Evacuate` datapoint is >= 1, OK when it is below. `TreatMissingData=ignore`: with no datapoint the alarm
+  keeps its state (CloudWatch User Guide, "Configuring how CloudWatch alarms treat missing data"). moto's alarms never
+  evaluate otherwise.
 - **Health checks** (as the stacks build them, three per region, found by their CallerReference,
   `provision.health_check_reference`, since moto drops a CLOUDWATCH_METRIC check's AlarmIdentifier):
   `GetHealthCheckStatus` of the *endpoint* check reports Success while the region is not dark (a `region-down`
-  fault), of the *gate* check while the gate alarm is not in ALARM (INSUFFICIENT_DATA keeps the last known status,
-  `InsufficientDataHealthStatus=LastKnownStatus`), and of the *serving* check (CALCULATED, the record's) when both are.
-- **`TestDNSAnswer`** answers what Route 53 would resolve the failover record to: the PRIMARY record while it is
-  healthy, else the SECONDARY when that is healthy, else the PRIMARY (Route 53 answers the primary when both are down).
+  fault), of the *gate* check while the gate alarm is not in ALARM, and of the *serving* check (CALCULATED, the
+  record's) when both are. A gate check whose alarm never had data, or whose alarm's region is dark (Route 53 gets no
+  data), keeps its last known status, healthy when it never had one (`InsufficientDataHealthStatus=LastKnownStatus`,
+  Route 53 API Reference, "HealthCheckConfig").
+- **`TestDNSAnswer`** answers what Route 53 resolves the failover record to: the PRIMARY record while it is healthy,
+  else the SECONDARY while that is healthy, else the PRIMARY: with no healthy record Route 53 treats all as healthy
+  (Route 53 Developer Guide, "Active-active and active-passive failover" and "How Amazon Route 53 chooses records when
+  health checking is configured").
 
-Route 53's API signs for us-east-1, so a `region-down` of us-east-1 takes these reads with it, as in AWS; a runbook
-that has lost us-east-1 watches the gate alarm in the surviving region (`DescribeAlarms`) instead.
+Route 53's API signs for us-east-1, so a `region-down` of us-east-1 takes these reads with it, as in AWS. Its DNS
+servers do not go dark with it: the `traffic` report's `dns_answer` is what a resolver gets meanwhile (the same
+answer as `TestDNSAnswer`, read past the fault).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class Traffic:
             if cloudwatch.alarms[gate.alarm_name].state_value != state:
                 cloudwatch.set_alarm_state(gate.alarm_name, f"sandbox: latest {TRAFFIC_GATE_METRIC} is {latest}",
                                            "{}", state)
+            self.last_known_healthy[gate.region] = state == "OK"
 
     @staticmethod
     def _latest(cloudwatch: Any, gate: TrafficGate) -> float | None:
@@ -72,7 +79,11 @@ class Traffic:
         return float(max(points, key=lambda datum: datum.timestamp).value) if points else None
 
     def gate_open(self, region: str) -> bool:
+        """The gate check's status: the alarm's state, or the last known status while the alarm's region is dark or
+        the alarm has no data (healthy when there never was one)."""
         gate = self.gates[region]
+        if gate.alarm_region in self.context.down_regions:
+            return self.last_known_healthy[region]
         alarm = self.context.backend("cloudwatch", gate.alarm_region).alarms.get(gate.alarm_name)
         state = alarm.state_value if alarm else "INSUFFICIENT_DATA"
         if state != "INSUFFICIENT_DATA":
@@ -98,8 +109,25 @@ class Traffic:
                      if check.caller_reference == health_check_reference(kind, region)), None)
 
     def report(self) -> dict[str, Any]:
-        return {region: {"endpoint_up": self.endpoint_up(region), "gate_open": self.gate_open(region)}
-                for region in self.gates}
+        """Each region's health as Route 53 sees it, and what its DNS servers answer (also while us-east-1 is dark)."""
+        answer = _failover_answer(self.records(), self)
+        endpoints = {endpoint: region for region, endpoint in self.context.topology.traffic.endpoints.items()} \
+            if self.context.topology.traffic else {}
+        return {"regions": {region: {"endpoint_up": self.endpoint_up(region), "gate_open": self.gate_open(region)}
+                            for region in self.gates},
+                "dns_answer": next((endpoints[value] for value in answer if value in endpoints), None)}
+
+    def records(self, zone_id: str | None = None) -> list[Any]:
+        """The application's failover records (in `zone_id`, or in the estate's hosted zone)."""
+        traffic = self.context.topology.traffic
+        assert traffic is not None
+        zones = self.context.backend("route53", "us-east-1").zones
+        zone = zones.get(zone_id) if zone_id else next(
+            (zone for zone in zones.values() if zone.name.rstrip(".") == traffic.hosted_zone_name), None)
+        if zone is None:
+            return []
+        return [record for record in zone.rrsets if record.name.rstrip(".") == traffic.record_name.rstrip(".")
+                and record.type == "CNAME"]
 
 
 def install(registry: Registry, context: SandboxContext) -> None:

@@ -106,6 +106,10 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
                 conditions={"StringEqualsIfExists": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}},
             ),
             iam.PolicyStatement(
+                # A runbook that reaches us-east-1 confirms where DNS answers (docs/runbooks.md, "Traffic gates").
+                sid="ConfirmDns", actions=["route53:ListHostedZonesByName", "route53:TestDNSAnswer"], resources=["*"],
+            ),
+            iam.PolicyStatement(
                 # The key policies delegate use through the data services to IAM: evidence and canaries (S3),
                 # the lock table (DynamoDB) and the database secret (Secrets Manager) are encrypted with them.
                 sid="UseDataKeysThroughServices",

@@ -161,9 +161,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
-        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, and AWS Backup DescribeRestoreJob, have no "
-        "resource-level permissions; PutMetricData is limited to the traffic-gate namespace by the "
-        "cloudwatch:namespace condition.",
+        "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, Route 53 ListHostedZonesByName and "
+        "TestDNSAnswer, and AWS Backup DescribeRestoreJob have no resource-level permissions; PutMetricData is "
+        "limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
     ),
     *(
         Acknowledgment(
@@ -225,7 +225,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
         "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
-        "AWS Backup DescribeRestoreJob, and listing clusters and buckets to find an interrupted drill's leftovers; "
+        "Route 53 ListHostedZonesByName and TestDNSAnswer (confirming DNS), AWS Backup DescribeRestoreJob, and "
+        "listing clusters and buckets to find an interrupted drill's leftovers; "
         "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
     ),
     Acknowledgment(

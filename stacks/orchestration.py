@@ -262,6 +262,8 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
         iam.PolicyStatement(sid="TrafficGates", actions=["cloudwatch:PutMetricData"], resources=["*"],
                             conditions={"StringEquals": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}}),
         iam.PolicyStatement(sid="ReplicationLag", actions=["cloudwatch:GetMetricStatistics"], resources=["*"]),
+        iam.PolicyStatement(sid="ConfirmDns", actions=["route53:ListHostedZonesByName", "route53:TestDNSAnswer"],
+                            resources=["*"]),
         iam.PolicyStatement(sid="OnCall", actions=["sns:Publish"], resources=[r.oncall_topic_arn for r in both]),
         *_function_basics(site, function_name),
     ]

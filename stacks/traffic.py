@@ -23,13 +23,13 @@ from dr_runbooks.topology import (
     TRAFFIC_GATE_DIMENSION,
     TRAFFIC_GATE_METRIC,
     TRAFFIC_GATE_NAMESPACE,
+    TRAFFIC_RECORD_TTL_SECONDS,
     TrafficGate,
     TrafficTopology,
 )
 from stacks.site import Site
 
 HEALTH_PATH = "/health"
-RECORD_TTL_SECONDS = 60
 
 
 def _traffic(site: Site) -> TrafficTopology:
@@ -120,7 +120,7 @@ class TrafficStack(cdk.Stack):
             hosted_zone_name=f"{traffic.hosted_zone_name}.",
             name=f"{traffic.record_name}.",
             type="CNAME",
-            ttl=str(RECORD_TTL_SECONDS),
+            ttl=str(TRAFFIC_RECORD_TTL_SECONDS),
             resource_records=[traffic.endpoints[region]],
             set_identifier=region,
             failover=failover,

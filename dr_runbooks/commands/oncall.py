@@ -24,7 +24,7 @@ from dr_runbooks.commands.common import (
     mfa_options,
     refusals,
 )
-from dr_runbooks.commands.render import Progress, err, print_plan, print_run, print_status
+from dr_runbooks.commands.render import Progress, err, print_dns_forecast, print_plan, print_run, print_status
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.journal import region_of_run
 from dr_runbooks.engine.lock import RunLock
@@ -101,6 +101,7 @@ def _checks(runbook: str, session: AwsSession, topology: Topology, to_region: st
     operator was shown, for the journal."""
     if seen is None:
         seen = PREFLIGHTS[runbook](session, topology, to_region)
+    print_dns_forecast(seen)
     if runbook == "failover":
         _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
     confirm(runbook, yes)

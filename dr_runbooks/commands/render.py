@@ -48,6 +48,7 @@ def run_summary(run: RunRecord, evidence: str | None) -> dict[str, Any]:
         "error": run.error,
         "seconds": round((run.ended_at or run.started_at) - run.started_at, 3),
         "objectives": objectives.outputs if objectives else None,
+        "dns": run.steps["confirm-dns"].outputs if "confirm-dns" in run.steps else None,
         "evidence": evidence,
         "steps": {
             name: {
@@ -75,12 +76,24 @@ def print_run(run: RunRecord, evidence: str | None, as_json: bool) -> None:
     if summary["objectives"]:
         rto, rpo = summary["objectives"].get("rto_seconds"), summary["objectives"].get("rpo_seconds")
         out.print(f"RTO measured: {_seconds(rto)}   RPO measured: {_seconds(rpo)}")
+    if summary["dns"] and "how" in summary["dns"]:
+        dns = summary["dns"]
+        verb = "confirmed" if dns["confirmed"] else "expected"
+        out.print(f"DNS {verb}: {dns['answer_region'] or 'unknown'} ({dns['how']})")
     if evidence:
         out.print(f"evidence: {evidence}")
 
 
 def _seconds(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.1f} s"
+
+
+def print_dns_forecast(preflight: dict[str, Any]) -> None:
+    """The failover preflight's DNS line (stderr): red when DNS would stay on the source. A warning, not a refusal:
+    the gate that keeps it there cannot be changed from the target anyway (docs/runbooks.md, "Traffic gates")."""
+    if preflight.get("dns_forecast"):
+        colour = {True: "green", None: "yellow", False: "bold red"}[preflight.get("dns_lets_target_in")]
+        err.print(f"[{colour}]{preflight['dns_forecast']}[/]")
 
 
 def print_plan(
@@ -124,7 +137,11 @@ def print_status(report: EstateReport, as_json: bool) -> None:
         if not state.reachable:
             first = next(probe.error for probe in state.probes.values() if probe.error)
             out.print(f"[bold red]{region} is unreachable:[/] {first}")
-    out.print(f"traffic goes to: {report.traffic_region or 'not managed/unknown'}")
+    out.print(f"traffic: {report.dns}")
+    for region, gate in report.gates.items():
+        out.print(f"  gate of {region}: {gate.describe()}")
+    if report.failover_dns:
+        out.print(report.failover_dns)
     colour = "green" if report.ready else "red"
     out.print(f"[bold {colour}]{report.verdict}[/]")
 

@@ -126,6 +126,18 @@ class Verification(_Record):
     detail: str | None = None
 
 
+class DnsOutcome(_Record):
+    """Where DNS answered after a run moved traffic: confirmed by Route 53's API (it signs in us-east-1, so only
+    while that region answers), or only expected from the gate alarms and Route 53's documented behaviour."""
+
+    answer_region: str | None = Field(description="the region DNS answers; None: an unknown gate decides")
+    confirmed: bool
+    how: str
+    effective_at: AwareDatetime | None = Field(None, description="when resolvers follow: the answer plus the TTL")
+
+    _in_utc = field_validator("effective_at")(_utc)
+
+
 class RunError(_Record):
     """An error the run met; `step` names the step of the timeline it happened in, when there is one."""
 
@@ -153,6 +165,7 @@ class EvidenceRecord(_Record):
         0.0, ge=0, description="measured user-facing downtime this run caused; it is charged to the availability budget"
     )
     verifications: tuple[Verification, ...] = ()
+    dns: DnsOutcome | None = None
     errors: tuple[RunError, ...] = ()
     sandbox: bool = Field(description="ran on the local sandbox: its timings say nothing about AWS timings")
     hipaa: tuple[HipaaParagraph, ...] = Field(
@@ -196,7 +209,8 @@ class EvidenceRecord(_Record):
 
     def canonical_json(self) -> bytes:
         """The bytes the hash covers: everything but `record_hash`, keys sorted, no whitespace, UTF-8."""
-        body = self.model_dump(mode="json", exclude={"record_hash"})
+        # A record without `dns` hashes as it did before the field existed: sealed chains stay valid.
+        body = self.model_dump(mode="json", exclude={"record_hash"} | ({"dns"} if self.dns is None else set()))
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     def compute_hash(self) -> str:

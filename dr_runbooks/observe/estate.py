@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dr_runbooks.observe import probes, race
+from dr_runbooks.observe import probes, race, traffic
+from dr_runbooks.observe.traffic import GateReading
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
 
@@ -49,7 +50,13 @@ class EstateReport(BaseModel):
     rpo_seconds: float
     regions: dict[str, RegionReport]
     writer_region: str | None
+    #: Where DNS answers now; None when an unknown gate decides (`traffic` says between what).
     traffic_region: str | None
+    #: What is known of each region's gate (its alarm, else the state runbooks recorded, else unknown).
+    gates: dict[str, GateReading] = Field(default_factory=dict)
+    #: Where DNS answers, in words, and what a failover to the target would do to it.
+    dns: str = "traffic not managed"
+    failover_dns: str | None = None
     ready: bool
     target_region: str | None
     reasons: list[str]
@@ -81,6 +88,7 @@ def _probes(aws: AwsSession, topology: Topology, region: str) -> dict[str, Calla
         "backups": lambda: probes.newest_recovery_points(client("backup"), here.backup_vault,
                                                          f":backup-vault:{partner.backup_vault}"),
         "alarms": lambda: probes.alarm_states(client("cloudwatch"), [*here.alarm_names, *gate_alarms]),
+        "gate_records": lambda: traffic.gate_records(client("dynamodb"), here.runbook_table, topology.env_name),
     }
 
 
@@ -122,16 +130,9 @@ def _judge(topology: Topology, regions: dict[str, RegionReport], started: float)
             writer_region = writer.region if writer else writer_region
             if writer and writer.region == report.region:
                 break
-    evacuated = set()
-    for gate in topology.traffic.gates.values() if topology.traffic else ():
-        state = (regions[gate.alarm_region].value("alarms") or {}).get(gate.alarm_name)
-        if state == "ALARM":
-            evacuated.add(gate.region)
-    order = (topology.primary_region, topology.dr_region)
-    traffic_region = next((region for region in order if region not in evacuated), None) if topology.traffic else None
-
     target = topology.partner(writer_region) if writer_region else None
-    reasons = _not_ready_because(topology, regions, target) if target else ["no region reports a writer"]
+    gates, where, failover_dns, stranded = _traffic(topology, regions, target)
+    reasons = _not_ready_because(topology, regions, target) + stranded if target else ["no region reports a writer"]
     return EstateReport(
         env_name=topology.env_name,
         observed_at=started,
@@ -139,11 +140,46 @@ def _judge(topology: Topology, regions: dict[str, RegionReport], started: float)
         rpo_seconds=topology.rpo_minutes * 60,
         regions=regions,
         writer_region=writer_region,
-        traffic_region=traffic_region,
+        traffic_region=next(iter(where)) if len(where) == 1 else None,
+        gates=gates,
+        dns=_where(where, gates) if topology.traffic else "traffic not managed",
+        failover_dns=failover_dns,
         ready=not reasons,
         target_region=target,
         reasons=reasons,
     )
+
+
+def _traffic(topology: Topology, regions: dict[str, RegionReport], target: str | None,
+             ) -> tuple[dict[str, GateReading], set[str], str | None, list[str]]:
+    """The gates (an alarm not read is unknown, unless a run recorded the state it set), where DNS answers now (the
+    regions that answer stand for their endpoints), what a failover to `target` would do to DNS, and the reason it
+    is not ready when that failover could not let the target into DNS."""
+    if topology.traffic is None:
+        return {}, set(), None, []
+    gates = traffic.read_gates(
+        topology,
+        {region: report.value("alarms") if _answered(report, "alarms") else None for region, report in regions.items()},
+        {region: report.value("gate_records") if _answered(report, "gate_records") else None
+         for region, report in regions.items()})
+    where = traffic.traffic_now(topology, {region: report.reachable for region, report in regions.items()}, gates)
+    if target is None:
+        return gates, where, None, []
+    forecast = traffic.failover_forecast(topology, target, gates)
+    return gates, where, forecast.sentence, [] if forecast.lets_target_in is not False else [forecast.sentence]
+
+
+def _answered(report: RegionReport, name: str) -> bool:
+    probe = report.probes.get(name)
+    return probe is not None and probe.error is None
+
+
+def _where(answers: set[str], gates: dict[str, GateReading]) -> str:
+    if len(answers) == 1:
+        return f"DNS answers {next(iter(answers))}"
+    unknown = "; ".join(f"{region}'s gate: {reading.describe()}" for region, reading in gates.items()
+                        if reading.state is None)
+    return f"DNS answers {' or '.join(sorted(answers))}: unknown ({unknown})"
 
 
 def _not_ready_because(topology: Topology, regions: dict[str, RegionReport], target: str) -> list[str]:

@@ -18,7 +18,7 @@ from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_i
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.engine.plan import Plan
 from dr_runbooks.engine.runner import Listener, execute
-from dr_runbooks.evidence.record import AwsCall, EvidenceRecord, Identity, Objective, RunError
+from dr_runbooks.evidence.record import AwsCall, DnsOutcome, EvidenceRecord, Identity, Objective, RunError
 from dr_runbooks.evidence.record import Step as EvidenceStep
 from dr_runbooks.evidence.store import (
     DEFAULT_EVIDENCE_DIR,
@@ -93,8 +93,6 @@ def moved_on(ctx: RunContext) -> str | None:
 def describe(plan: Plan, ctx: RunContext) -> list[dict[str, Any]]:
     """The plan with the exact calls each step would make, for --dry-run and the confirmation screen."""
     names = ctx.template_vars()
-    gate = ctx.topology.traffic.gates[ctx.source.region].alarm_region if ctx.topology.traffic else "-"
-    names["gate_region"] = gate
     return [
         {
             "step": step.name,
@@ -133,6 +131,8 @@ def evidence_record(run: RunRecord, topology: Topology, sandbox: bool) -> Eviden
     objectives = run.steps.get("record-objectives")
     measured = objectives.outputs if objectives and objectives.status == "succeeded" else {}
     source = topology.partner(run.target_region)
+    dns = run.steps.get("confirm-dns")
+    dns_seen = dns.outputs if dns and dns.status == "succeeded" and "how" in dns.outputs else None
     return EvidenceRecord(
         run_id=run.run_id,
         kind=run.runbook,  # type: ignore[arg-type]
@@ -145,11 +145,13 @@ def evidence_record(run: RunRecord, topology: Topology, sandbox: bool) -> Eviden
         outcome="succeeded" if run.status == "succeeded" else "failed",
         timeline=timeline,
         rto=Objective(measured_seconds=measured.get("rto_seconds"), target_seconds=topology.rto_minutes * 60,
-                      how="journal: start of the first changing step to the end of the last step")
+                      how=measured.get("rto_how", "journal: first changing step's start to the last step's end"))
         if run.runbook != "failback" else None,
         rpo=Objective(measured_seconds=measured.get("rpo_seconds"), target_seconds=topology.rpo_minutes * 60,
                       how=measured.get("rpo_how", "not measured"))
         if run.runbook != "failback" else None,
+        dns=DnsOutcome(answer_region=dns_seen["answer_region"], confirmed=dns_seen["confirmed"], how=dns_seen["how"],
+                       effective_at=when(dns_seen["effective_at"])) if dns_seen else None,
         errors=(RunError(message=run.error),) if run.error else (),
         sandbox=sandbox,
     )

@@ -29,8 +29,21 @@ def _objectives(*depends_on: str) -> Step:
                  *depends_on)
 
 
-_TRAFFIC = ("cloudwatch.PutMetricData({gate_region}: EhrDr/Traffic Evacuate=1 Region={source_region})",
-            "cloudwatch.DescribeAlarms({gate_region}: gate until ALARM)")
+#: The gate rule (`dr_runbooks.observe.traffic.desired_gates`) for the writer the run leaves, applied to the gates the
+#: run reaches, then DNS confirmed (Route 53's API answers in us-east-1) or only expected; the RTO ends when resolvers
+#: follow (the answer plus the record TTL).
+_RECORD_GATES = "dynamodb.PutItem(runbook table of each region reached: traffic-gate#{env} <region> = <state>)"
+_CONFIRM_DNS = ("route53.TestDNSAnswer(us-east-1, only when the run reaches it: until DNS answers the writer; "
+                "else expected from the gates)",)
+
+
+def _traffic(*depends_on: str, calls: tuple[str, ...]) -> tuple[Step, Step]:
+    return (
+        _step("shift-traffic", "shift_traffic", "set the traffic gates to the gate rule for the new writer",
+              *depends_on, changes=True, timeout=300, calls=(*calls, _RECORD_GATES)),
+        _step("confirm-dns", "confirm_dns", "DNS answers the writer: confirmed by Route 53, or expected",
+              "shift-traffic", timeout=300, calls=_CONFIRM_DNS),
+    )
 
 
 def switchover() -> Plan:
@@ -55,12 +68,11 @@ def switchover() -> Plan:
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   "canary-object-arrived", changes=True,
                   calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
-            _step("restore-target-gate", "restore_target_gate", "let the target region into DNS", "aurora-switchover",
-                  changes=True, timeout=300,
-                  calls=("cloudwatch.PutMetricData({source_region}: Evacuate=0 Region={target_region})",)),
-            _step("shift-traffic", "shift_traffic", "take the source region out of DNS", "restore-target-gate",
-                  changes=True, timeout=300, calls=_TRAFFIC),
-            _objectives("canary-row-arrived", "archive-writable", "shift-traffic"),
+            *_traffic("aurora-switchover", calls=(
+                "cloudwatch.PutMetricData({source_region}: EhrDr/Traffic Evacuate=0 Region={target_region})",
+                "cloudwatch.PutMetricData({target_region}: Evacuate=1 Region={source_region} if it is the primary, "
+                "else 0)", "cloudwatch.DescribeAlarms(each gate's region: until its alarm follows)")),
+            _objectives("canary-row-arrived", "archive-writable", "confirm-dns"),
         ),
     )
 
@@ -80,12 +92,13 @@ def failover() -> Plan:
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   changes=True,
                   calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
-            _step("shift-traffic", "shift_traffic", "take the source region out of DNS", "aurora-failover",
-                  changes=True, timeout=300, calls=_TRAFFIC),
+            *_traffic("aurora-failover", calls=(
+                "cloudwatch.PutMetricData({target_region}: EhrDr/Traffic Evacuate=1 Region={source_region})",
+                "cloudwatch.DescribeAlarms({target_region}: until the gate of {source_region} is in ALARM)")),
             _step("writer-canary", "write_target_canary_row", "a canary row proves the new writer takes writes",
                   "aurora-failover", changes=True, calls=("postgres INSERT INTO dr_canary on {target_cluster_id}",),
                   database="target"),
-            _objectives("archive-writable", "shift-traffic", "writer-canary"),
+            _objectives("archive-writable", "confirm-dns", "writer-canary"),
         ),
     )
 
@@ -107,6 +120,11 @@ def failback() -> Plan:
                   database="target"),
             _step("canary-object-arrived", "verify_canary_object", "the object reached the returned region",
                   "canary-object", timeout=900, calls=("s3.HeadObject({target_bucket}/dr-canary/{run_id})",)),
+            # The returned region answers again: the gate rule opens the gates a failover left closed, writer's first.
+            *_traffic("reattached", calls=(
+                "cloudwatch.PutMetricData(each gate's region: EhrDr/Traffic Evacuate=0|1 per the gate rule for "
+                "the writer {source_region})",
+                "cloudwatch.DescribeAlarms(each gate's region: until its alarm follows)")),
         ),
     )
 

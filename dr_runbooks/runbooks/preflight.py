@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dr_runbooks.observe import probes
+from dr_runbooks.observe import probes, traffic
 from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
@@ -58,7 +58,8 @@ def failover(aws: AwsSession, topology: Topology, target: str) -> dict[str, Any]
     seen = _observe(aws, topology, target)
     _healthy_secondary(topology, target, seen)
     _lag_within_rpo(topology, target, seen)
-    return {**seen, "expected_data_loss_seconds": seen["observed_lag_seconds"]}
+    return {**seen, "expected_data_loss_seconds": seen["observed_lag_seconds"],
+            **traffic.failover_dns_preflight(aws, topology, target)}
 
 
 def failback(aws: AwsSession, topology: Topology, target: str) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from typing import Any
 
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
-from dr_runbooks.observe import probes
+from dr_runbooks.observe import probes, traffic
 from dr_runbooks.runbooks import canary
+from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS, TrafficTopology
 
 #: The database canary implementation; tests without PostgreSQL replace it.
 DB_CANARY: canary.DbCanary = canary.PostgresCanary()
@@ -78,38 +79,83 @@ def aurora_failover(ctx: RunContext) -> dict[str, Any]:
     return _promote(ctx, "failover_global_cluster", AllowDataLoss=True)
 
 
+def _reached(ctx: RunContext) -> set[str]:
+    """The regions a run calls: a failover only its target; the others both (the source answers)."""
+    return {ctx.target.region} if ctx.run.runbook == "failover" else set(ctx.topology.regions)
+
+
+def _writer_after(ctx: RunContext) -> str:
+    """The region that writes once the run is done: a failback re-protects its target, the writer stays put."""
+    return ctx.source.region if ctx.run.runbook == "failback" else ctx.target.region
+
+
+def _set_gate(ctx: RunContext, region: str, state: traffic.GateState, reached: set[str]) -> None:
+    """One gate: its datapoint in its alarm's region, the alarm followed, the state recorded in every region reached
+    (so `status` and a later failover know it while the alarm's region is dark)."""
+    assert ctx.topology.traffic is not None
+    gate = ctx.topology.traffic.gates[region]
+    cloudwatch = ctx.client("cloudwatch", gate.alarm_region)
+    closed = state == "closed"
+    probes.put_gate(cloudwatch, gate, evacuate=closed)
+    wait_until(ctx, lambda: probes.alarm_states(cloudwatch, [gate.alarm_name]).get(gate.alarm_name),
+               lambda alarm: (alarm == "ALARM") == closed, f"gate of {region} {state} ({gate.alarm_name})")
+    for where in sorted(reached):
+        traffic.write_gate_record(ctx.client("dynamodb", where), ctx.topology.in_region(where).runbook_table,
+                                  ctx.topology.env_name, region, state, ctx.run.run_id, time.time())
+
+
 def shift_traffic(ctx: RunContext) -> dict[str, Any]:
-    """Take the source out of DNS: `Evacuate=1` into its gate, whose alarm lives in the target region."""
-    traffic = ctx.topology.traffic
-    if traffic is None:
+    """Set every gate the run reaches to the gate rule (`observe.traffic.desired_gates`) for the writer it leaves,
+    opens first and the writer's own first, so DNS never prefers a region that does not write. Idempotent: a gate
+    already in its state takes the same datapoint again."""
+    if ctx.topology.traffic is None:
         return {"skipped": "this environment does not manage traffic"}
-    gate = traffic.gates[ctx.source.region]
-    cloudwatch = ctx.client("cloudwatch", gate.alarm_region)
-    probes.put_gate(cloudwatch, gate, evacuate=True)
-    wait_until(
-        ctx,
-        lambda: probes.alarm_states(cloudwatch, [gate.alarm_name]).get(gate.alarm_name),
-        lambda state: state == "ALARM",
-        f"gate {gate.alarm_name} in ALARM",
-    )
-    return {"evacuated": ctx.source.region, "gate": gate.alarm_name}
+    reached, writer = _reached(ctx), _writer_after(ctx)
+    wanted = traffic.reachable_gates(ctx.topology, traffic.desired_gates(ctx.topology, writer, reached), reached)
+    for region in traffic.setting_order(writer, wanted):
+        _set_gate(ctx, region, wanted[region], reached)
+    return {"writer_region": writer, "gates": wanted,
+            "unreached_gates": sorted(set(ctx.topology.traffic.gates) - set(wanted)), "settled_at": time.time()}
 
 
-def restore_target_gate(ctx: RunContext) -> dict[str, Any]:
-    """Planned switchover: let the target back into DNS (its gate lives in the source, which answers)."""
-    traffic = ctx.topology.traffic
-    if traffic is None:
+def _dns_region(route53: Any, zone_id: str, routing: TrafficTopology) -> str | None:
+    """The region whose endpoint Route 53 answers for the application's record (TestDNSAnswer)."""
+    answer = route53.test_dns_answer(HostedZoneId=zone_id, RecordName=routing.record_name,
+                                     RecordType="CNAME")["RecordData"]
+    by_endpoint = {endpoint.rstrip("."): region for region, endpoint in routing.endpoints.items()}
+    return next((by_endpoint[value.rstrip(".")] for value in answer if value.rstrip(".") in by_endpoint), None)
+
+
+def confirm_dns(ctx: RunContext) -> dict[str, Any]:
+    """Where DNS answers once the gates moved. Confirmed by Route 53's TestDNSAnswer when the run reaches its API
+    (us-east-1), polled until it answers the writer; else expected from the gates (set by this run, or as the target
+    knows them) and Route 53's failover rule, and a forecast that DNS stays elsewhere fails the step. `effective_at`
+    is when resolvers follow: the answer's time (confirmed, or the gates settled plus Route 53's evaluation) plus the
+    record's TTL; the RTO ends there at the earliest."""
+    routing = ctx.topology.traffic
+    if routing is None:
         return {"skipped": "this environment does not manage traffic"}
-    gate = traffic.gates[ctx.target.region]
-    cloudwatch = ctx.client("cloudwatch", gate.alarm_region)
-    probes.put_gate(cloudwatch, gate, evacuate=False)
-    wait_until(
-        ctx,
-        lambda: probes.alarm_states(cloudwatch, [gate.alarm_name]).get(gate.alarm_name),
-        lambda state: state != "ALARM",
-        f"gate {gate.alarm_name} not in ALARM",
-    )
-    return {"restored": ctx.target.region, "gate": gate.alarm_name}
+    settled, writer, reached = ctx.output("shift-traffic"), _writer_after(ctx), _reached(ctx)
+    if traffic.ROUTE53_REGION in reached:
+        route53 = ctx.client("route53", traffic.ROUTE53_REGION)
+        zone_id = route53.list_hosted_zones_by_name(DNSName=routing.hosted_zone_name)["HostedZones"][0]["Id"]
+        wait_until(ctx, lambda: _dns_region(route53, zone_id, routing), lambda region: region == writer,
+                   f"Route 53 answering {writer}")
+        return {"answer_region": writer, "confirmed": True, "effective_at": time.time() + TRAFFIC_RECORD_TTL_SECONDS,
+                "how": f"Route 53 TestDNSAnswer answered {writer}'s endpoint; plus the record TTL "
+                       f"({TRAFFIC_RECORD_TTL_SECONDS} s) for resolvers' caches"}
+    gates = traffic.gates_seen_from(ctx.topology, ctx.target.region, ctx.client("cloudwatch"), ctx.client("dynamodb"))
+    states = {region: reading.state for region, reading in gates.items()} | settled["gates"]
+    answers = traffic.dns_answers(ctx.topology, {region: region in reached for region in states}, states)
+    unknown = "; ".join(reading.detail for region, reading in gates.items() if region not in settled["gates"])
+    if writer not in answers:
+        raise RuntimeError(f"DNS stays on {', '.join(sorted(answers))}, not {writer}: {unknown}")
+    how = (f"not confirmed, Route 53's API in {traffic.ROUTE53_REGION} is not reached; from the gates: "
+           f"{', '.join(f'{region} {state}' for region, state in sorted(settled['gates'].items()))} set by this run; "
+           f"{unknown}; Route 53's evaluation ({traffic.ROUTE53_EVALUATION_SECONDS} s) and the record TTL "
+           f"({TRAFFIC_RECORD_TTL_SECONDS} s) added")
+    return {"answer_region": writer if answers == {writer} else None, "confirmed": False, "how": how,
+            "effective_at": settled["settled_at"] + traffic.ROUTE53_EVALUATION_SECONDS + TRAFFIC_RECORD_TTL_SECONDS}
 
 
 def archive_writable(ctx: RunContext) -> dict[str, Any]:
@@ -154,6 +200,9 @@ def record_objectives(ctx: RunContext) -> dict[str, Any]:
     steps = ctx.run.steps
     changing = [record.started_at for name, record in steps.items() if name in ctx.params.get("changing_steps", ())]
     ended = [record.ended_at or 0.0 for name, record in steps.items() if name != ctx.step.name] if ctx.step else []
+    # Users reach the new writer once resolvers follow DNS: confirm-dns says when (answer time plus the TTL).
+    ended += [record.outputs["effective_at"] for name, record in steps.items()
+              if name == "confirm-dns" and record.outputs.get("effective_at")]
     rto = max(ended) - min(changing) if changing and ended else None
     if ctx.run.runbook == "failover":
         last = ctx.output("find-last-canaries")
@@ -163,7 +212,9 @@ def record_objectives(ctx: RunContext) -> dict[str, Any]:
         how = "run start minus the older of the newest canary row and newest canary object the DR region held"
     else:
         rpo, how = 0.0, "the canary row and object written before the switchover were found in the new primary"
-    return {"rto_seconds": rto, "rpo_seconds": rpo, "rpo_how": how}
+    return {"rto_seconds": rto, "rpo_seconds": rpo, "rpo_how": how,
+            "rto_how": "journal: start of the first changing step to the end of the last step or, if later, to when "
+                       "resolvers follow DNS (confirm-dns: Route 53's answer plus the record TTL)"}
 
 
 def reattached_secondary(ctx: RunContext) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from dr_runbooks.evidence.record import DEFAULT_HIPAA, EvidenceRecord, Objective
+from dr_runbooks.evidence.record import DEFAULT_HIPAA, DnsOutcome, EvidenceRecord, Objective
 
 T0 = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
 
@@ -69,3 +69,14 @@ def test_the_hash_does_not_cover_the_record_hash_field(make_record):
 
 def test_the_hash_changes_with_any_fact(make_record):
     assert make_record(downtime_seconds=121).compute_hash() != make_record().compute_hash()
+
+
+def test_a_record_without_dns_hashes_as_records_sealed_before_the_field_existed(make_record):
+    record = make_record()
+    assert b'"dns"' not in record.canonical_json()
+
+
+def test_the_hash_covers_where_dns_answered(make_record):
+    dns = DnsOutcome(answer_region="us-west-1", confirmed=False, how="expected from the gates")
+    confirmed = dns.model_copy(update={"confirmed": True})
+    assert make_record(dns=dns).compute_hash() != make_record(dns=confirmed).compute_hash()

@@ -97,5 +97,6 @@ def test_a_failback_reprotects_the_returned_region(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert {name for name, step in summary["steps"].items() if step["status"] == "succeeded"} == {
-        "reattached", "canary-row", "canary-object", "canary-row-arrived", "canary-object-arrived"}
+        "reattached", "canary-row", "canary-object", "canary-row-arrived", "canary-object-arrived", "shift-traffic",
+        "confirm-dns"}
     assert writer(sandbox, dark) == target

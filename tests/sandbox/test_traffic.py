@@ -111,3 +111,18 @@ def test_with_both_regions_unhealthy_route53_answers_the_primary(sandbox, sandbo
     put_evacuate(sandbox, EAST, 1)
     sandbox_faults.region_down(WEST)
     assert dns_answer(sandbox) == [sandbox.topology.traffic.endpoints[EAST]]
+
+
+def test_route53_dns_servers_answer_like_test_dns_answer(sandbox):
+    put_evacuate(sandbox, EAST, 1)
+    assert sandbox.status()["traffic"]["dns_answer"] == WEST
+    assert dns_answer(sandbox) == [sandbox.topology.traffic.endpoints[WEST]]
+
+
+def test_a_gate_closed_in_a_region_that_goes_dark_keeps_its_status_and_dns_on_that_dark_primary(
+        sandbox, sandbox_faults):
+    put_evacuate(sandbox, WEST, 1)  # the DR region's gate, kept in the primary
+    sandbox_faults.region_down(EAST)
+    traffic = sandbox.status()["traffic"]
+    assert traffic["regions"][WEST] == {"endpoint_up": True, "gate_open": False}
+    assert traffic["dns_answer"] == EAST
