@@ -218,7 +218,7 @@ def _topology_from(options: Options, regions: tuple[str, ...]) -> tuple[str, Top
     reasons: list[str] = []
     for region in dict.fromkeys(regions):
         try:
-            return region, load_topology(aws, options.env_name, region, probe=True)
+            return region, load_topology(aws, options.env_name, region)
         except Refused as refused:
             reasons.append(str(refused))
     raise Refused("; ".join(reasons))

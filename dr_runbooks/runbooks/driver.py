@@ -80,11 +80,16 @@ def moved_on(ctx: RunContext) -> str | None:
     if then is None:
         return None  # a run whose preflight observed no writer (a drill): nothing to compare
     try:
-        writer = probes.global_cluster(ctx.client("rds"), ctx.topology.global_cluster_id).writer()
+        cluster = probes.global_cluster(ctx.client("rds"), ctx.topology.global_cluster_id)
     except (ClientError, BotoCoreError) as error:
         raise Refused(f"cannot observe the database in {ctx.run.target_region}: {str(error).splitlines()[0]}") from None
+    writer, target = cluster.writer(), cluster.member_in(ctx.run.target_region)
     now = writer.region if writer else None
-    if now == then or (now == ctx.run.target_region and moved_writer(ctx.run)):
+    if now == then:
+        return None
+    # The run's own move: done (the target writes), or still in flight (moving to the target, or nobody writes yet).
+    in_flight = now is None or (target is not None and cluster.moving_to == target.cluster_arn)
+    if moved_writer(ctx.run) and (now == ctx.run.target_region or in_flight):
         return None
     return (f"the estate moved on since run {ctx.run.run_id} began: the writer is {now or 'nobody'}, not {then} as "
             f"the run saw at its start, and the run's own steps did not move it")
