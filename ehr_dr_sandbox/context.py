@@ -19,6 +19,9 @@ from moto.backends import get_backend
 from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.topology import Topology, build_topology
 
+#: Seconds between heartbeats, as the stacks schedule them in AWS (`rate(1 minute)`).
+HEARTBEAT_SECONDS = 60.0
+
 
 @dataclass
 class SandboxContext:
@@ -28,6 +31,9 @@ class SandboxContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("ehr_dr_sandbox"))
     #: Regions whose endpoints are dark (the faults emulation sets it; traffic health checks read it).
     down_regions: set[str] = field(default_factory=set)
+    #: Seconds between heartbeats (`heartbeat.py`): AWS's schedule beats every minute; None: no heartbeat.
+    heartbeat_seconds: float | None = HEARTBEAT_SECONDS
+    _ready: list[Callable[[], None]] = field(default_factory=list)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _version_listeners: list[Callable[[str, str, str], None]] = field(default_factory=list)
 
@@ -47,6 +53,14 @@ class SandboxContext:
     def on_stop(self, stopper: Callable[[], None]) -> None:
         """Run `stopper` when the sandbox stops (last registered runs first): threads, processes, temp files."""
         self._stoppers.append(stopper)
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the estate is provisioned and the endpoint serves (what needs the estate to exist)."""
+        self._ready.append(callback)
+
+    def ready(self) -> None:
+        for callback in self._ready:
+            callback()
 
     def on_new_version(self, listener: Callable[[str, str, str], None]) -> None:
         """Hear of object versions an emulation wrote into moto's S3 directly (bucket, key, version id)."""

@@ -68,12 +68,16 @@ def _runbook_command(runbook: str, help_text: str, data_loss: bool = False) -> c
     command.__doc__ = help_text
     if data_loss:
         command = click.option("--accept-data-loss", is_flag=True,
-                               help="acknowledge the data loss shown (the replication lag last observed)")(command)
+                               help="acknowledge the data loss shown (since the newest heartbeat the target holds)")(
+            command)
+        command = click.option("--accept-loss-beyond-rpo", is_flag=True,
+                               help="also acknowledge a loss beyond the RPO, or one nothing bounds (no heartbeat)")(
+            command)
     return click.command(name=runbook, help=help_text)(command)
 
 
 def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: bool, yes: bool,
-            remote: bool = False, accept_data_loss: bool = False) -> None:
+            remote: bool = False, accept_data_loss: bool = False, accept_loss_beyond_rpo: bool = False) -> None:
     check_region(to_region)
     aws = options.session()
     topology = load_topology(aws, options.env_name, to_region)
@@ -86,7 +90,7 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
     RunLock(session, to_region, topology.in_region(to_region).runbook_table, topology.env_name).check_free()
     seen = PREFLIGHTS[runbook](session, topology, to_region)
     if runbook == "failover":
-        _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
+        _acknowledge_loss(seen, accept_data_loss, accept_loss_beyond_rpo, yes)
     confirm(runbook, yes)
     if remote:
         run_remotely(session, topology, runbook, to_region, seen, options)
@@ -94,8 +98,25 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
     _run_to_end(ctx, options)
 
 
-def _acknowledge_loss(lag: float, accepted: bool, yes: bool) -> None:
-    err.print(f"[bold yellow]expected data loss:[/] up to {lag:.1f} s of writes (replication lag last observed)")
+def _acknowledge_loss(seen: dict[str, Any], accepted: bool, beyond_rpo_accepted: bool, yes: bool) -> None:
+    """Show the loss the newest heartbeat the target holds bounds; a loss beyond the RPO (or one nothing bounds) needs
+    its own acknowledgment on top of the ordinary one. `--yes` replaces neither."""
+    loss, rpo, lag = seen["expected_data_loss_seconds"], seen["rpo_seconds"], seen["observed_lag_seconds"]
+    lag_line = "not reported" if lag is None else f"{lag:.1f} s"
+    if loss is None:
+        why = seen.get("row_error") or "it holds no heartbeat or canary row and object"
+        err.print(f"[bold red]expected data loss: unknown[/]: nothing bounds it in the target ({why}); "
+                  f"Aurora lag last reported: {lag_line}")
+    else:
+        err.print(f"[bold yellow]expected data loss:[/] up to {loss:.1f} s of writes (those after "
+                  f"{seen['loss_bound_at']}, the older of the newest heartbeat row {seen['newest_row_at']} and "
+                  f"object {seen['newest_object_at']} the target holds); RPO {rpo} s; Aurora lag last reported: "
+                  f"{lag_line}")
+    if (loss is None or loss > rpo) and not beyond_rpo_accepted:
+        if yes:
+            raise Refused("the expected loss is beyond the RPO or unknown; --yes does not accept it: add "
+                          "--accept-loss-beyond-rpo")
+        confirm("accept loss beyond rpo", yes=False)
     if accepted:
         return
     if yes:

@@ -29,6 +29,7 @@ def _objectives(*depends_on: str) -> Step:
                  *depends_on)
 
 
+_ARCHIVE_WRITABLE = ("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-probe/{run_id})")
 _TRAFFIC = ("cloudwatch.PutMetricData({gate_region}: EhrDr/Traffic Evacuate=1 Region={source_region})",
             "cloudwatch.DescribeAlarms({gate_region}: gate until ALARM)")
 
@@ -54,7 +55,7 @@ def switchover() -> Plan:
                   calls=("postgres SELECT dr_canary (run_id={run_id}) on {target_cluster_id}",), database="target"),
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   "canary-object-arrived", changes=True,
-                  calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
+                  calls=_ARCHIVE_WRITABLE),
             _step("restore-target-gate", "restore_target_gate", "let the target region into DNS", "aurora-switchover",
                   changes=True, timeout=300,
                   calls=("cloudwatch.PutMetricData({source_region}: Evacuate=0 Region={target_region})",)),
@@ -70,16 +71,18 @@ def failover() -> Plan:
         runbook="failover",
         description="unplanned: the source region is gone; promote the target, accepting the data loss shown",
         steps=(
-            _step("find-last-canaries", "find_last_canaries", "newest canary row and object the target holds",
-                  calls=("postgres SELECT max(written_at) FROM dr_canary on {target_cluster_id} (reader)",
-                         "s3.ListObjectsV2({target_bucket}/dr-canary/)"), database="target"),
+            _step("find-last-canaries", "find_last_canaries",
+                  "newest canary/heartbeat row and object the target holds",
+                  calls=("postgres SELECT max(written_at) FROM dr_canary, dr_heartbeat on {target_cluster_id} "
+                         "(reader)", "s3.ListObjectsV2({target_bucket}/dr-canary/, dr-heartbeat/)"),
+                  database="target"),
             _step("aurora-failover", "aurora_failover", "promote the target cluster (AllowDataLoss)",
                   "find-last-canaries", changes=True, timeout=900, poll=_AURORA_POLL,
                   calls=("rds.FailoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id}, "
                          "AllowDataLoss)", "rds.DescribeGlobalClusters({target_region}: until the target writes)")),
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   changes=True,
-                  calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
+                  calls=_ARCHIVE_WRITABLE),
             _step("shift-traffic", "shift_traffic", "take the source region out of DNS", "aurora-failover",
                   changes=True, timeout=300, calls=_TRAFFIC),
             _step("writer-canary", "write_target_canary_row", "a canary row proves the new writer takes writes",
