@@ -348,3 +348,16 @@ def test_a_restore_drill_state_machine_polls_its_restores_through_wait_states_an
     dr = sandbox.topology.dr_region
     assert scratch.scratch_clusters(sandbox.client("rds", dr), sandbox.config.env_name) == []
     assert evidence_kinds(sandbox, dr)[run.run_id] == "restore-drill"
+
+
+def test_the_heartbeat_action_writes_a_row_and_an_object_only_in_the_region_that_writes(
+        sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    aws = AwsSession.from_options(endpoint_url=sandbox.endpoint_url)
+    source = writer(sandbox)
+    other = sandbox.topology.partner(source)
+    written = handle({"action": "heartbeat"}, aws, sandbox.topology.env_name, source, scratch=tmp_path)
+    skipped = handle({"action": "heartbeat"}, aws, sandbox.topology.env_name, other, scratch=tmp_path)
+    assert (written["written"], written["region"]) == (True, source)
+    assert (skipped["written"], skipped["writer_region"]) == (False, source)
+    sandbox.client("s3", source).head_object(Bucket=sandbox.topology.in_region(source).chart_bucket,
+                                             Key=written["object"])
