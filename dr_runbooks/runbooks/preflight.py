@@ -21,8 +21,8 @@ from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
 
-#: A heartbeat object the source wrote this long ago and the target still lacks is a backlog, not one in flight
-#: (S3 replicates most objects within seconds; RTC promises 99.99% within 15 min).
+#: An object (a pending operation, the source's newest heartbeat) waiting this long for replication is a backlog, not
+#: one in flight (S3 replicates most objects within seconds; RTC promises 99.99% within 15 min).
 S3_IN_FLIGHT = timedelta(seconds=60)
 
 
@@ -63,8 +63,9 @@ def _lag_within_rpo(topology: Topology, region: str, seen: dict[str, Any]) -> No
 
 def _s3_backlog(aws: AwsSession, topology: Topology, target: str) -> dict[str, Any]:
     """The source bucket's replication toward the target, refused when it lags: the rule is not enabled, operations
-    failed or are pending (RTC metrics, in the source region), or the source's newest heartbeat object is missing from
-    the target although it was written more than `S3_IN_FLIGHT` ago."""
+    failed, the oldest pending operation waits longer than `S3_IN_FLIGHT` (RTC metrics, in the source region; a busy
+    archive always has a few in flight), or the source's newest heartbeat object is missing from the target although it
+    was written more than `S3_IN_FLIGHT` ago."""
     source, here = topology.in_region(topology.partner(target)), topology.in_region(target)
     s3_source, s3_target = aws.client("s3", source.region), aws.client("s3", target)
     try:
@@ -82,9 +83,9 @@ def _s3_backlog(aws: AwsSession, topology: Topology, target: str) -> dict[str, A
     if rule.failed_operations:
         raise Refused(f"S3 replication {towards} has {rule.failed_operations:.0f} failed operations: "
                       "redrive them first (drctl verify replication --repair)")
-    if rule.pending_operations:
-        raise Refused(f"S3 replication {towards} has {rule.pending_operations:.0f} pending operations "
-                      f"(oldest {rule.latency_seconds or 0:.0f} s): wait until {target} has caught up")
+    if rule.pending_operations and (rule.latency_seconds or 0) > S3_IN_FLIGHT.total_seconds():
+        raise Refused(f"S3 replication {towards} has {rule.pending_operations:.0f} pending operations, the oldest "
+                      f"{rule.latency_seconds:.0f} s old: wait until {target} has caught up")
     stale = source_beat is not None and (target_beat is None or target_beat < source_beat) and \
         datetime.now(UTC) - source_beat > S3_IN_FLIGHT
     if stale:

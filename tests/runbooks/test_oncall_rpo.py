@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import Result
 
 from dr_runbooks.observe import probes
-from dr_runbooks.runbooks import canary
+from dr_runbooks.runbooks import canary, preflight
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
@@ -118,16 +118,30 @@ def test_with_accept_loss_beyond_rpo_a_failover_beyond_the_rpo_proceeds(
 
 
 def test_switchover_with_s3_replication_paused_is_refused_before_any_change(
-        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "S3_IN_FLIGHT", timedelta(seconds=1))  # a minute in AWS
     target = sandbox.topology.partner(writer(sandbox))
     report_lag(sandbox, target, 1.0)
     sandbox_faults.pause_replication()
     sandbox.action("heartbeat-now")  # the writer's next heartbeat object queues behind the paused replication
+    time.sleep(2)
     before = estate_state(sandbox)
     result = drctl("switchover", "--to", target, "--yes", *MFA)
     assert result.exit_code == 2, result.output
-    assert "pending operations" in result.output and "wait until" in result.output
+    assert "pending operations, the oldest" in result.output and "wait until" in result.output
     assert estate_state(sandbox) == before
+
+
+def test_switchover_with_a_few_objects_in_flight_is_not_refused_for_them(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    target = sandbox.topology.partner(writer(sandbox))
+    report_lag(sandbox, target, 1.0)
+    sandbox_faults.pause_replication()
+    sandbox.action("heartbeat-now")  # pending, but for a moment only: a busy archive always has a few in flight
+    result = drctl("switchover", "--to", target, "--dry-run", "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["preflight"]["s3_pending_operations"] >= 1
 
 
 def test_status_shows_how_fresh_the_dr_copy_is_and_what_a_failover_would_lose(
