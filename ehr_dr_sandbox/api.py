@@ -20,8 +20,8 @@ import boto3
 from botocore.config import Config
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
 from dr_runbooks.topology import Topology, build_topology
-from ehr_dr_sandbox.context import HEARTBEAT_SECONDS
 from ehr_dr_sandbox.faults import FaultsClient, control_request
 from ehr_dr_sandbox.state import read_state
 
@@ -38,7 +38,7 @@ class Sandbox:
 
     @classmethod
     def start(cls, state_dir: Path, config: DeploymentConfig | None = None, *, cdk_json: Path = Path("cdk.json"),
-              port: int = 0, heartbeat_seconds: float | None = HEARTBEAT_SECONDS) -> Sandbox:
+              port: int = 0, heartbeat_seconds: float | None = INTERVAL_SECONDS) -> Sandbox:
         """A fresh, provisioned sandbox in this process; `config` defaults to `cdk_json`'s, in the sandbox account.
         It writes the heartbeat every `heartbeat_seconds` in the writing region (as AWS's schedule, every minute)."""
         from ehr_dr_sandbox.provision import sandbox_config

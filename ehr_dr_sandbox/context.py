@@ -17,10 +17,8 @@ from typing import Any
 from moto.backends import get_backend
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
 from dr_runbooks.topology import Topology, build_topology
-
-#: Seconds between heartbeats, as the stacks schedule them in AWS (`rate(1 minute)`).
-HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass
@@ -32,7 +30,7 @@ class SandboxContext:
     #: Regions whose endpoints are dark (the faults emulation sets it; traffic health checks read it).
     down_regions: set[str] = field(default_factory=set)
     #: Seconds between heartbeats (`heartbeat.py`): AWS's schedule beats every minute; None: no heartbeat.
-    heartbeat_seconds: float | None = HEARTBEAT_SECONDS
+    heartbeat_seconds: float | None = INTERVAL_SECONDS
     _ready: list[Callable[[], None]] = field(default_factory=list)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _version_listeners: list[Callable[[str, str, str], None]] = field(default_factory=list)

@@ -45,16 +45,21 @@ class HeartbeatSchedule:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._session: AwsSession | None = None
 
     def _aws(self) -> AwsSession:
-        return AwsSession(boto_session(aws_access_key_id="testing", aws_secret_access_key="testing"),
-                          endpoint_url=self.context.endpoint_url)
+        """The function's clients, made once: the endpoint is known from the moment the server listens."""
+        if self._session is None:
+            self._session = AwsSession(boto_session(aws_access_key_id="testing", aws_secret_access_key="testing"),
+                                       endpoint_url=self.context.endpoint_url)
+        return self._session
 
     def beat(self) -> dict[str, dict[str, Any]]:
         """One invocation per region whose endpoints answer; each region's result, or why it did not write."""
-        aws, topology = self._aws(), self.context.topology
+        topology = self.context.topology
         results: dict[str, dict[str, Any]] = {}
         with self._lock:
+            aws = self._aws()
             for region in topology.regions:
                 if region in self.context.down_regions:
                     results[region] = {"written": False, "region": region, "skipped": "region is dark"}

@@ -32,7 +32,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from dr_runbooks.config import DeploymentConfig
-from ehr_dr_sandbox.context import HEARTBEAT_SECONDS, SandboxContext
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
+from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
 from ehr_dr_sandbox.faults import CONTROL_PREFIX
 from ehr_dr_sandbox.state import SandboxState, read_state, state_file, write_state
@@ -182,7 +183,7 @@ def remove_leftovers(state_dir: Path) -> list[str]:
 
 
 def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0,
-                    heartbeat_seconds: float | None = HEARTBEAT_SECONDS) -> SandboxServer:
+                    heartbeat_seconds: float | None = INTERVAL_SECONDS) -> SandboxServer:
     """Listen, install the emulations and provision the estate; on any failure leave nothing running.
     `heartbeat_seconds`: how often the sandbox writes the heartbeat in the writing region (None: never)."""
     from ehr_dr_sandbox.provision import provision
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--cdk-json", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--heartbeat-seconds", type=float, default=HEARTBEAT_SECONDS,
+    parser.add_argument("--heartbeat-seconds", type=float, default=INTERVAL_SECONDS,
                         help="seconds between heartbeats (0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -20,6 +20,9 @@ from dr_runbooks.runbooks import canary
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
 
+#: How often it beats: the stacks schedule it `rate(1 minute)`; the sandbox's schedule defaults to the same.
+INTERVAL_SECONDS = 60.0
+
 
 def beat(aws: AwsSession, topology: Topology, region: str, now: datetime | None = None) -> dict[str, Any]:
     """Write this minute's heartbeat row and object if `region` writes; idempotent for the same second."""
