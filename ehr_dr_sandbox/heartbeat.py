@@ -4,11 +4,12 @@ In AWS a schedule in each region invokes the database function every minute (`ra
 (`dr_runbooks.runbooks.heartbeat.beat`) writes a `dr_heartbeat` row and a `dr-heartbeat/<UTC timestamp>` object only
 where it finds the writer. Here a thread of the server calls that same function through the sandbox's own endpoint,
 once per region, every `SandboxContext.heartbeat_seconds` (60 s by default, as the stacks schedule it; tests may
-shorten it; None turns it off), and once right after provisioning (a deployed estate has been beating for long).
+shorten it; None turns it off), and once right after provisioning.
 
-It behaves as the AWS schedule would (EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler":
-rate-based schedules; Aurora user guide, "Using Amazon Aurora Global Database": only the primary cluster takes
-writes):
+It behaves as the AWS schedule would (EventBridge Scheduler User Guide, "Schedule types in EventBridge Scheduler": a
+rate-based schedule with no StartDate invokes its target at once, then at its rate, with 60-second precision;
+EventBridge Scheduler API Reference, "RetryPolicy": the stacks' schedule retries nothing and drops an event older
+than 60 s, the minimum; Aurora User Guide, "Using Amazon Aurora Global Database": only the primary cluster writes):
 - a region whose endpoints are dark (`fault region-down`) gets no invocation: its scheduler and function are as dark as
   the rest of it, so the writer's heartbeat stops;
 - which region writes is observed by the function (DescribeGlobalClusters `IsWriter`, live from the PostgreSQL pair),
