@@ -160,9 +160,9 @@ def record_objectives(ctx: RunContext) -> dict[str, Any]:
     if ctx.run.runbook == "failover":
         # The database and the archive lose data separately; the RPO is the larger loss, so the older of the two,
         # and none when either side held no canary nor heartbeat (nothing bounds that side's loss).
-        rpo = _seconds_between(ctx.output("find-last-canaries")["loss_bound_at"], ctx.run.started_at)
+        rpo = _seconds_between(ctx.output("find-last-canaries").get("loss_bound_at"), ctx.run.started_at)
         how = ("run start minus the older of the newest canary/heartbeat row and the newest canary/heartbeat object "
-               "the DR region held (not measured when it held none of either)")
+               "the DR region held (not measured when it held no row or no object)")
     else:
         rpo, how = 0.0, "the canary row and object written before the switchover were found in the new primary"
     return {"rto_seconds": rto, "rpo_seconds": rpo, "rpo_how": how}
