@@ -157,3 +157,15 @@ def test_status_shows_how_fresh_the_dr_copy_is_and_what_a_failover_would_lose(
     assert 0 <= fresh["expected_data_loss_seconds"] < 60
     text = drctl("status").output
     assert f"DR data in {target}: newest heartbeat row" in text and "a failover now would lose up to" in text
+
+
+def test_with_no_row_in_the_target_the_rpo_is_not_measured_rather_than_taken_from_the_probe(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    on_writer(sandbox, "DELETE FROM dr_canary", "DELETE FROM dr_heartbeat")
+    source = writer(sandbox)
+    sandbox_faults.region_down(source)
+    result = drctl("failover", "--to", sandbox.topology.partner(source), "--yes", "--accept-data-loss",
+                   "--accept-loss-beyond-rpo", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    objectives = json.loads(result.stdout)["objectives"]
+    assert objectives["rpo_seconds"] is None and "not measured" in objectives["rpo_how"]
