@@ -198,6 +198,11 @@ def database_function_name(env_name: str) -> str:
     return f"ehr-dr-{env_name}-runbooks-db"
 
 
+def heartbeat_schedule_name(env_name: str) -> str:
+    """The EventBridge Scheduler schedule, the same name in both regions, that invokes the heartbeat every minute."""
+    return f"ehr-dr-{env_name}-heartbeat"
+
+
 def state_machine_name(env_name: str, runbook: str) -> str:
     """A runbook's Step Functions state machine, the same name in both regions (`drctl <runbook> --remote`)."""
     return f"ehr-dr-{env_name}-{runbook}"

@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
 from dr_runbooks.topology import Topology, build_topology
 from ehr_dr_sandbox.faults import FaultsClient, control_request
 from ehr_dr_sandbox.state import read_state
@@ -37,13 +38,14 @@ class Sandbox:
 
     @classmethod
     def start(cls, state_dir: Path, config: DeploymentConfig | None = None, *, cdk_json: Path = Path("cdk.json"),
-              port: int = 0) -> Sandbox:
-        """A fresh, provisioned sandbox in this process; `config` defaults to `cdk_json`'s, in the sandbox account."""
+              port: int = 0, heartbeat_seconds: float | None = INTERVAL_SECONDS) -> Sandbox:
+        """A fresh, provisioned sandbox in this process; `config` defaults to `cdk_json`'s, in the sandbox account.
+        It writes the heartbeat every `heartbeat_seconds` in the writing region (as AWS's schedule, every minute)."""
         from ehr_dr_sandbox.provision import sandbox_config
         from ehr_dr_sandbox.server import start_in_thread
 
         config = config or sandbox_config(cdk_json)
-        server = start_in_thread(config, state_dir, port)
+        server = start_in_thread(config, state_dir, port, heartbeat_seconds)
         return cls(server.context.endpoint_url, config, state_dir, server)
 
     @classmethod

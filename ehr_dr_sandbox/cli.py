@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dr_runbooks.config import ConfigError
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
 from ehr_dr_sandbox.state import (
     DEFAULT_STATE_DIR,
     LOG_FILE,
@@ -64,7 +65,9 @@ def sandbox() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Endpoint port (default: a free one).")
 @click.option("--cdk-json", type=click.Path(dir_okay=False, path_type=Path), default=Path("cdk.json"),
               show_default=True, help="The deployment config to provision (in the sandbox account).")
-def up(state_dir: Path, port: int, cdk_json: Path) -> None:
+@click.option("--heartbeat-seconds", type=click.FloatRange(min=0), default=INTERVAL_SECONDS, show_default=True,
+              help="Seconds between heartbeats in the writing region (AWS's schedule: every minute; 0: none).")
+def up(state_dir: Path, port: int, cdk_json: Path, heartbeat_seconds: float) -> None:
     """Start the sandbox in the background, provision the estate, print how to point drctl at it.
 
     Prints the endpoint on stderr and the `export` lines on stdout: `eval "$(drctl sandbox up)"`.
@@ -79,7 +82,7 @@ def up(state_dir: Path, port: int, cdk_json: Path) -> None:
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ehr_dr_sandbox.server", "--state-dir", str(state_dir.resolve()),
-             "--cdk-json", str(cdk_json.resolve()), "--port", str(port)],
+             "--cdk-json", str(cdk_json.resolve()), "--port", str(port), "--heartbeat-seconds", str(heartbeat_seconds)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     state = _wait_until_up(process, state_dir)

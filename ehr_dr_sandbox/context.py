@@ -17,6 +17,7 @@ from typing import Any
 from moto.backends import get_backend
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
 from dr_runbooks.topology import Topology, build_topology
 
 
@@ -28,6 +29,9 @@ class SandboxContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("ehr_dr_sandbox"))
     #: Regions whose endpoints are dark (the faults emulation sets it; traffic health checks read it).
     down_regions: set[str] = field(default_factory=set)
+    #: Seconds between heartbeats (`heartbeat.py`): AWS's schedule beats every minute; None: no heartbeat.
+    heartbeat_seconds: float | None = INTERVAL_SECONDS
+    _ready: list[Callable[[], None]] = field(default_factory=list)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _version_listeners: list[Callable[[str, str, str], None]] = field(default_factory=list)
 
@@ -47,6 +51,14 @@ class SandboxContext:
     def on_stop(self, stopper: Callable[[], None]) -> None:
         """Run `stopper` when the sandbox stops (last registered runs first): threads, processes, temp files."""
         self._stoppers.append(stopper)
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the estate is provisioned and the endpoint serves (what needs the estate to exist)."""
+        self._ready.append(callback)
+
+    def ready(self) -> None:
+        for callback in self._ready:
+            callback()
 
     def on_new_version(self, listener: Callable[[str, str, str], None]) -> None:
         """Hear of object versions an emulation wrote into moto's S3 directly (bucket, key, version id)."""

@@ -4,7 +4,8 @@ Tables: `patients`, `users` (the staff who read charts), `scans` (a chart file's
 SHA-256 of its bytes, so an integrity check can compare the archive against what the database promised),
 `view_history` (who read which chart, when: HIPAA access accounting) and `dr_canary` (owned by the runbooks: a row
 written before a drill and looked for after it measures the RPO from the data; `run_id` is unique because the
-runbooks write it with `ON CONFLICT (run_id) DO NOTHING`).
+runbooks write it with `ON CONFLICT (run_id) DO NOTHING`) and `dr_heartbeat` (a row a minute in the writing region:
+its DDL is the runbooks', `canary.HEARTBEAT_DDL`, which the heartbeat also applies in AWS).
 
 Everything here is idempotent: the DDL uses IF NOT EXISTS, and seeding COPYs into temporary staging tables then
 inserts with ON CONFLICT DO NOTHING, so seeding twice with the same input changes nothing and a crash mid-seed can
@@ -22,6 +23,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from dr_runbooks.runbooks.canary import HEARTBEAT_DDL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -62,8 +65,9 @@ CREATE TABLE IF NOT EXISTS dr_canary (
     written_at   timestamptz NOT NULL DEFAULT now(),
     note         text
 );
-"""
+""" + HEARTBEAT_DDL
 
+#: The records tables a restore drill fingerprints (all but the heartbeat, which changes every minute by design).
 TABLES = ("patients", "users", "scans", "view_history", "dr_canary")
 
 PATIENT_COLUMNS = ("patient_id", "practice", "given_name", "family_name", "birth_date", "last_visit")

@@ -32,6 +32,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import DispatchMiddleware, Registry, WSGIApp
 from ehr_dr_sandbox.faults import CONTROL_PREFIX
@@ -45,6 +46,7 @@ EMULATIONS = (
     "ehr_dr_sandbox.traffic",
     "ehr_dr_sandbox.records_db",
     "ehr_dr_sandbox.seed",
+    "ehr_dr_sandbox.heartbeat",
 )
 
 _one_per_process = threading.Lock()
@@ -110,6 +112,7 @@ class SandboxServer:
                     importlib.import_module(name).install(self.registry, self.context)
                 if prepared:
                     prepared.result()
+            self.context.ready()
         except BaseException:
             self.stop()
             raise
@@ -179,11 +182,14 @@ def remove_leftovers(state_dir: Path) -> list[str]:
     return removed
 
 
-def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0) -> SandboxServer:
-    """Listen, install the emulations and provision the estate; on any failure leave nothing running."""
+def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0,
+                    heartbeat_seconds: float | None = INTERVAL_SECONDS) -> SandboxServer:
+    """Listen, install the emulations and provision the estate; on any failure leave nothing running.
+    `heartbeat_seconds`: how often the sandbox writes the heartbeat in the writing region (None: never)."""
     from ehr_dr_sandbox.provision import provision
 
-    return SandboxServer(SandboxContext(config=config, state_dir=state_dir), port=port).start(prepare=provision)
+    context = SandboxContext(config=config, state_dir=state_dir, heartbeat_seconds=heartbeat_seconds)
+    return SandboxServer(context, port=port).start(prepare=provision)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--cdk-json", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--heartbeat-seconds", type=float, default=INTERVAL_SECONDS,
+                        help="seconds between heartbeats (0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from ehr_dr_sandbox.provision import sandbox_config
 
     try:
-        server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port)
+        server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port,
+                                 args.heartbeat_seconds or None)
     except Exception as error:
         logging.getLogger("ehr_dr_sandbox").debug("start failed", exc_info=True)
         print(f"error: {error}".splitlines()[0], file=sys.stderr, flush=True)

@@ -265,6 +265,21 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/dr-probe/*]",
+            "FunctionPolicy/Resource",
+            "A failover's write probe (the target's archive takes writes) is named by run id, under the dr-probe/ "
+            "prefix only: never a chart, never listed as a canary.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/dr-heartbeat/*]",
+        "DatabaseFunctionPolicy/Resource",
+        "The heartbeat writes one object a minute named by its UTC timestamp, under the dr-heartbeat/ prefix of this "
+        "region's chart bucket only: never a chart.",
+    ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/*]",
         "DatabaseFunctionPolicy/Resource",

@@ -7,6 +7,13 @@ second leg runs toward the other region, and Step Functions cannot invoke anothe
 regions' APIs through their public endpoints (TLS, SigV4). The *database* function is in the records VPC's isolated
 subnets and runs only the steps that connect to that region's database (canary rows, restored-data validation); the
 runbook function of either region invokes it. Each role names each resource its steps touch.
+
+The *heartbeat*: in each region, EventBridge Scheduler invokes the database function every minute with
+`{"action": "heartbeat"}`; it writes a `dr_heartbeat` row and a `dr-heartbeat/<UTC timestamp>` object in its own
+region only when its own cluster writes (`dr_runbooks/runbooks/heartbeat.py`). The database function, because the row
+must reach the writer's database, which only the records VPC reaches; everything else it calls (DescribeGlobalClusters,
+DescribeDBClusters, the secret, PutObject into its own chart bucket) is its own region's, through the VPC endpoints
+it already has. The runbook function could write the object but never the row.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dr_runbooks.topology import (
     alarm_name,
     database_function_name,
     drill_scratch_prefix,
+    heartbeat_schedule_name,
     parameter_name,
     runbook_function_name,
     state_machine_arn,
@@ -46,6 +54,8 @@ from stacks.site import Site
 #: Scheduled runs in the DR region: (runbook, config key prefix).
 SCHEDULED = (("restore-drill", "restore_drill"), ("verify-replication", "verify_replication"),
              ("game-day", "game_day"))
+#: How often the heartbeat beats (EventBridge Scheduler rate expression): the freshness a failover can be sure of.
+HEARTBEAT_RATE = "rate(1 minute)"
 #: Interface endpoints the database function needs in the isolated subnets (Secrets Manager's is the database stack's).
 INTERFACE_ENDPOINTS = ("ssm", "rds")
 LOG_RETENTION = logs.RetentionDays.TEN_YEARS
@@ -81,6 +91,7 @@ class OrchestrationStack(cdk.Stack):
         self.state_machine_role = self._state_machine_role()
         self.state_machines = {runbook: self._state_machine(runbook) for runbook in self.runbooks}
         self.schedules = self._schedules() if not site.is_primary else {}
+        self.heartbeat = self._heartbeat_schedule()
 
     def _endpoints(self, vpc: ec2.IVpc, cidr: str) -> None:
         isolated = [ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)]
@@ -216,6 +227,29 @@ class OrchestrationStack(cdk.Stack):
             )
         return schedules
 
+    def _heartbeat_schedule(self) -> scheduler.CfnSchedule:
+        """Every minute, in each region: the database function writes the heartbeat if this region writes. A missed
+        beat is not retried (the next minute's is the retry) and an event older than a minute is dropped: a late
+        heartbeat would claim freshness it does not have."""
+        site, config = self.site, self.site.config
+        role = iam.Role(self, "HeartbeatSchedulerRole", assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": config.account}}),
+            description="EventBridge Scheduler invokes the database function for the heartbeat, and nothing else")
+        iam.ManagedPolicy(self, "HeartbeatSchedulerPolicy", roles=[role], statements=[
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.database_function.function_arn])])
+        return scheduler.CfnSchedule(
+            self, "HeartbeatSchedule", name=heartbeat_schedule_name(config.env_name),
+            schedule_expression=HEARTBEAT_RATE,
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"), state="ENABLED",
+            description=f"the DR heartbeat in {site.region} (written only while this region writes)",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.database_function.function_arn, role_arn=role.role_arn,
+                input=json.dumps({"action": "heartbeat"}),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=0,
+                                                                       maximum_event_age_in_seconds=60),
+            ),
+        )
+
 
 def _code() -> lambda_.Code:
     """One zip of the asset for both functions, named after the hash of its content: synth stages one file, and CDK
@@ -251,6 +285,9 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
                                                           "s3:GetReplicationConfiguration"],
                             resources=[arn for r in both for arn in (site.bucket_arn(r.chart_bucket),
                                                                      f"{site.bucket_arn(r.chart_bucket)}/dr-canary/*")]),
+        # A failover's proof that the target's archive takes writes: its own prefix, never listed as freshness.
+        iam.PolicyStatement(sid="ChartWriteProbes", actions=["s3:PutObject"], resources=[
+            f"{site.bucket_arn(r.chart_bucket)}/dr-probe/*" for r in both]),
         iam.PolicyStatement(sid="RecordsDatabase", actions=[
             "rds:DescribeGlobalClusters", "rds:DescribeDBClusters", "rds:SwitchoverGlobalCluster",
             "rds:FailoverGlobalCluster"], resources=[global_cluster, *(site.cluster_arn(r) for r in regions)]),
@@ -337,6 +374,14 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
         iam.PolicyStatement(sid="Fingerprints", actions=["dynamodb:GetItem"], resources=[site.table_arn(region)]),
         iam.PolicyStatement(sid="ReadCharts", actions=["s3:GetObject"], resources=[
             f"{site.bucket_arn(here.chart_bucket)}/*", *(f"arn:aws:s3:::{prefix}*/*" for prefix in scratch)]),
+        # The heartbeat: find the writer, and when it is this region, write its object (SSE-KMS with the region's key,
+        # through S3 only). Its only writes; the row goes through the database connection.
+        iam.PolicyStatement(sid="HeartbeatWriter", actions=["rds:DescribeGlobalClusters"], resources=[
+            f"arn:aws:rds::{account}:global-cluster:{topology.global_cluster_id}"]),
+        iam.PolicyStatement(sid="HeartbeatObjects", actions=["s3:PutObject"], resources=[
+            f"{site.bucket_arn(here.chart_bucket)}/dr-heartbeat/*"]),
+        iam.PolicyStatement(sid="HeartbeatObjectKey", actions=["kms:GenerateDataKey"], resources=[key.key_arn],
+                            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}),
         *_function_basics(site, function_name),
         iam.PolicyStatement(sid="VpcNetworkInterfaces", actions=[
             "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",

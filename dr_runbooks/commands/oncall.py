@@ -71,12 +71,16 @@ def _runbook_command(runbook: str, help_text: str, data_loss: bool = False) -> c
     command.__doc__ = help_text
     if data_loss:
         command = click.option("--accept-data-loss", is_flag=True,
-                               help="acknowledge the data loss shown (the replication lag last observed)")(command)
+                               help="acknowledge the data loss shown (since the newest heartbeat the target holds)")(
+            command)
+        command = click.option("--accept-loss-beyond-rpo", is_flag=True,
+                               help="also acknowledge a loss beyond the RPO, or one nothing bounds (no heartbeat)")(
+            command)
     return click.command(name=runbook, help=help_text)(command)
 
 
 def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: bool, yes: bool,
-            remote: bool = False, accept_data_loss: bool = False) -> None:
+            remote: bool = False, accept_data_loss: bool = False, accept_loss_beyond_rpo: bool = False) -> None:
     check_region(to_region)
     aws = options.session()
     topology = load_topology(aws, options.env_name, to_region)
@@ -87,7 +91,7 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
         return
     session = mfa.session(aws, to_region, topology.role_arns.get("dr-operator"), f"drctl {runbook}")
     RunLock.of_environment(session, topology, to_region).check_free()
-    seen = _checks(runbook, session, topology, to_region, yes, accept_data_loss)
+    seen = _checks(runbook, session, topology, to_region, yes, accept_data_loss, accept_loss_beyond_rpo)
     if remote:
         run_remotely(session, topology, runbook, to_region, seen, options)
     ctx = driver.new_context(session, topology, runbook, to_region, seen, session.identity(to_region).arn)
@@ -95,7 +99,7 @@ def _launch(runbook: str, options: Options, mfa: Mfa, to_region: str, dry_run: b
 
 
 def _checks(runbook: str, session: AwsSession, topology: Topology, to_region: str, yes: bool, accept_data_loss: bool,
-            seen: dict[str, Any] | None = None) -> dict[str, Any]:
+            accept_loss_beyond_rpo: bool, seen: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a run needs before it changes anything, new or resumed alike: the preflight on the current state (unless
     `seen` is given), the data loss acknowledged (a failover), the typed confirmation or --yes. Returns what the
     operator was shown, for the journal."""
@@ -103,13 +107,30 @@ def _checks(runbook: str, session: AwsSession, topology: Topology, to_region: st
         seen = PREFLIGHTS[runbook](session, topology, to_region)
     print_dns_forecast(seen)
     if runbook == "failover":
-        _acknowledge_loss(seen["expected_data_loss_seconds"], accept_data_loss, yes)
+        _acknowledge_loss(seen, accept_data_loss, accept_loss_beyond_rpo, yes)
     confirm(runbook, yes)
     return seen
 
 
-def _acknowledge_loss(lag: float, accepted: bool, yes: bool) -> None:
-    err.print(f"[bold yellow]expected data loss:[/] up to {lag:.1f} s of writes (replication lag last observed)")
+def _acknowledge_loss(seen: dict[str, Any], accepted: bool, beyond_rpo_accepted: bool, yes: bool) -> None:
+    """Show the loss the newest heartbeat the target holds bounds; a loss beyond the RPO (or one nothing bounds) needs
+    its own acknowledgment on top of the ordinary one. `--yes` replaces neither."""
+    loss, rpo, lag = seen["expected_data_loss_seconds"], seen["rpo_seconds"], seen["observed_lag_seconds"]
+    lag_line = "not reported" if lag is None else f"{lag:.1f} s"
+    if loss is None:
+        why = seen.get("row_error") or "it holds no heartbeat or canary row and object"
+        err.print(f"[bold red]expected data loss: unknown[/]: nothing bounds it in the target ({why}); "
+                  f"Aurora lag last reported: {lag_line}")
+    else:
+        err.print(f"[bold yellow]expected data loss:[/] up to {loss:.1f} s of writes (those after "
+                  f"{seen['loss_bound_at']}, the older of the newest heartbeat row {seen['newest_row_at']} and "
+                  f"object {seen['newest_object_at']} the target holds); RPO {rpo} s; Aurora lag last reported: "
+                  f"{lag_line}")
+    if (loss is None or loss > rpo) and not beyond_rpo_accepted:
+        if yes:
+            raise Refused("the expected loss is beyond the RPO or unknown; --yes does not accept it: add "
+                          "--accept-loss-beyond-rpo")
+        confirm("accept loss beyond rpo", yes=False)
     if accepted:
         return
     if yes:
@@ -129,10 +150,13 @@ failback = _runbook_command("failback", "Re-protect --to (the region that came b
 @click.argument("run_id")
 @click.option("--yes", is_flag=True, help="skip the typed confirmation (never MFA or --accept-data-loss)")
 @click.option("--accept-data-loss", is_flag=True, help="a failover: acknowledge the data loss shown")
+@click.option("--accept-loss-beyond-rpo", is_flag=True,
+              help="a failover: also acknowledge a loss beyond the RPO, or one nothing bounds")
 @aws_options
 @mfa_options
 @refusals
-def resume(options: Options, mfa: Mfa, run_id: str, yes: bool, accept_data_loss: bool) -> None:
+def resume(options: Options, mfa: Mfa, run_id: str, yes: bool, accept_data_loss: bool,
+           accept_loss_beyond_rpo: bool) -> None:
     """Continue a run (an on-call runbook or a drill) from its journal (in the region its id names): steps already
     done are not redone; a step that was waiting on AWS continues from its checkpoint. An on-call run is checked as a
     new run is (preflight on the current state, data loss, confirmation), and refused if the estate moved on."""
@@ -152,11 +176,11 @@ def resume(options: Options, mfa: Mfa, run_id: str, yes: bool, accept_data_loss:
     if RUNBOOKS[ctx.run.runbook].plan().locks:
         driver.lock_of(ctx).check_resumable(run_id)
     if ctx.run.runbook in PREFLIGHTS:
-        _recheck(ctx, yes, accept_data_loss)
+        _recheck(ctx, yes, accept_data_loss, accept_loss_beyond_rpo)
     _run_to_end(ctx, options)
 
 
-def _recheck(ctx: RunContext, yes: bool, accept_data_loss: bool) -> None:
+def _recheck(ctx: RunContext, yes: bool, accept_data_loss: bool, accept_loss_beyond_rpo: bool) -> None:
     """A resumed on-call run passes a new run's checks on the current state, or is refused with nothing changed.
 
     Refused when the estate moved on in a way the run's own steps do not explain. Once the run's writer step started,
@@ -168,7 +192,7 @@ def _recheck(ctx: RunContext, yes: bool, accept_data_loss: bool) -> None:
         raise Refused(changed)
     shown = {key: value for key, value in run.params.items() if key not in ("changing_steps", "resumes")}
     seen = _checks(run.runbook, ctx.aws, ctx.topology, run.target_region, yes, accept_data_loss,
-                   shown if driver.moved_writer(run) else None)
+                   accept_loss_beyond_rpo, shown if driver.moved_writer(run) else None)
     run.params["resumes"] = [*run.params.get("resumes", []), {
         "at": time.time(), "operator": ctx.aws.identity(run.target_region).arn, "seen": seen,
         "preflight": "not re-run: the run's own steps moved the writer" if driver.moved_writer(run) else "passed"}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -142,8 +143,23 @@ def print_status(report: EstateReport, as_json: bool) -> None:
         out.print(f"  gate of {region}: {gate.describe()}")
     if report.failover_dns:
         out.print(report.failover_dns)
+    if report.dr_freshness:
+        out.print(_freshness(report.dr_freshness, report.observed_at, report.rpo_seconds))
     colour = "green" if report.ready else "red"
     out.print(f"[bold {colour}]{report.verdict}[/]")
+
+
+def _freshness(fresh: dict[str, Any], now: float, rpo: float) -> str:
+    """One line: how old the newest heartbeat row and object the DR region holds are, and what a failover loses."""
+    def age(found: str | None, probe: str) -> str:
+        if found is None:
+            return f"unknown ({fresh['errors'][probe]})" if probe in fresh["errors"] else "none"
+        return f"{max(now - datetime.fromisoformat(found).timestamp(), 0):.0f} s old"
+
+    loss = fresh["expected_data_loss_seconds"]
+    expected = "unknown (nothing bounds it)" if loss is None else f"up to {loss:.0f} s of writes (RPO {rpo:.0f} s)"
+    return (f"DR data in {fresh['region']}: newest heartbeat row {age(fresh['newest_row_at'], 'newest_row')}, "
+            f"object {age(fresh['newest_object_at'], 'newest_object')}; a failover now would lose {expected}")
 
 
 def _yes_no(flag: bool) -> str:

@@ -7,7 +7,9 @@ drill running in the DR region alone finds it.
 
 The tables are the records database's own (every base table of its `public` schema, read from the catalog), not a list
 kept here: a table the schema gains is fingerprinted without a change, and this module needs nothing from the
-sandbox (whose schema module needs psycopg, which the runbook Lambda package does not carry).
+sandbox (whose schema module needs psycopg, which the runbook Lambda package does not carry). The one exception is
+the heartbeat table, which the writer region adds a row to every minute by design: a backup taken a moment after its
+fingerprint would otherwise differ by a heartbeat.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from pg8000.native import identifier
 
-from dr_runbooks.runbooks.canary import DbEndpoint, connect
+from dr_runbooks.runbooks.canary import HEARTBEAT_TABLE, DbEndpoint, connect
 
 Fingerprint = dict[str, dict[str, Any]]
 
@@ -28,7 +30,7 @@ def fingerprint(endpoint: DbEndpoint) -> Fingerprint:
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         tables = [name for (name,) in connection.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_type = 'BASE TABLE' ORDER BY table_name").fetchall()]
+            "AND table_type = 'BASE TABLE' AND table_name <> %s ORDER BY table_name", (HEARTBEAT_TABLE,)).fetchall()]
         found: Fingerprint = {}
         for table in tables:
             count, checksum = connection.execute(

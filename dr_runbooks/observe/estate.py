@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import wait
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from dr_runbooks.observe import probes, race, traffic
 from dr_runbooks.observe.traffic import GateReading
+from dr_runbooks.runbooks import canary, steps
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
 
@@ -60,6 +62,9 @@ class EstateReport(BaseModel):
     ready: bool
     target_region: str | None
     reasons: list[str]
+    #: How fresh the target's copy is (`canary.freshness`, from the newest heartbeat/canary row and object it holds):
+    #: what a failover to it now would lose at most.
+    dr_freshness: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
@@ -77,6 +82,16 @@ def _probes(aws: AwsSession, topology: Topology, region: str) -> dict[str, Calla
     def client(service: str) -> Any:
         return aws.client(service, region, probe=True)
 
+    def newest_row() -> str | None:
+        reader = canary.db_endpoint(client("rds"), client("secretsmanager"), here.db_cluster_id,
+                                    topology.db_secret_name, topology.database_name, reader=True)
+        found = steps.DB_CANARY.newest(reader)
+        return found.isoformat() if found else None
+
+    def newest_object() -> str | None:
+        found = canary.newest_object(client("s3"), here.chart_bucket)
+        return found.isoformat() if found else None
+
     gate_alarms = [gate.alarm_name for gate in (topology.traffic.gates.values() if topology.traffic else ())
                    if gate.alarm_region == region]
     return {
@@ -89,6 +104,8 @@ def _probes(aws: AwsSession, topology: Topology, region: str) -> dict[str, Calla
                                                          f":backup-vault:{partner.backup_vault}"),
         "alarms": lambda: probes.alarm_states(client("cloudwatch"), [*here.alarm_names, *gate_alarms]),
         "gate_records": lambda: traffic.gate_records(client("dynamodb"), here.runbook_table, topology.env_name),
+        "newest_row": newest_row,
+        "newest_object": newest_object,
     }
 
 
@@ -133,6 +150,11 @@ def _judge(topology: Topology, regions: dict[str, RegionReport], started: float)
     target = topology.partner(writer_region) if writer_region else None
     gates, where, failover_dns, stranded = _traffic(topology, regions, target)
     reasons = _not_ready_because(topology, regions, target) + stranded if target else ["no region reports a writer"]
+    freshness = _freshness(regions[target], started) if target else None
+    loss = freshness["expected_data_loss_seconds"] if freshness else None
+    if loss is not None and loss > topology.rpo_minutes * 60:
+        reasons.append(f"the newest heartbeat {target} holds is {loss:.0f} s old, beyond the RPO of "
+                       f"{topology.rpo_minutes * 60} s")
     return EstateReport(
         env_name=topology.env_name,
         observed_at=started,
@@ -147,6 +169,7 @@ def _judge(topology: Topology, regions: dict[str, RegionReport], started: float)
         ready=not reasons,
         target_region=target,
         reasons=reasons,
+        dr_freshness=freshness,
     )
 
 
@@ -180,6 +203,18 @@ def _where(answers: set[str], gates: dict[str, GateReading]) -> str:
     unknown = "; ".join(f"{region}'s gate: {reading.describe()}" for region, reading in gates.items()
                         if reading.state is None)
     return f"DNS answers {' or '.join(sorted(answers))}: unknown ({unknown})"
+
+
+def _freshness(report: RegionReport, now: float) -> dict[str, Any]:
+    """The target's newest row and object, and since when a failover to it now would lose writes (the older)."""
+    row, obj = report.value("newest_row"), report.value("newest_object")
+    bound = canary.loss_bound(*(datetime.fromisoformat(found) if found else None for found in (row, obj)))
+    errors = {name: report.probes[name].error for name in ("newest_row", "newest_object")
+              if name in report.probes and report.probes[name].error}
+    return {"region": report.region, "newest_row_at": row, "newest_object_at": obj,
+            "loss_bound_at": bound.isoformat() if bound else None,
+            "expected_data_loss_seconds": None if bound is None else round(max(now - bound.timestamp(), 0), 1),
+            "errors": errors}
 
 
 def _not_ready_because(topology: Topology, regions: dict[str, RegionReport], target: str) -> list[str]:

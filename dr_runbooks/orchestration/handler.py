@@ -11,7 +11,9 @@ crashed laptop run):
   does not retry; a step still waiting when its invocation must end hands back `{"status": "waiting"}`;
 - `child-ended`: journal a child step from the child run's own journal;
 - `finish`: the run's outcome in the journal, the lock released, the evidence appended in the target region's evidence
-  bucket, a line to the on-call topic.
+  bucket, a line to the on-call topic;
+- `heartbeat` (no run: EventBridge Scheduler invokes the database function with it every minute): this minute's
+  heartbeat row and object, if this region writes (`runbooks.heartbeat`).
 
 Two functions in each region run this code. The *runbook* function, outside any VPC, runs every task: it reaches the
 APIs of both regions through their public endpoints (TLS, SigV4), as a planned switchover must (Step Functions cannot
@@ -42,7 +44,7 @@ from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import run_step
 from dr_runbooks.orchestration.catalog import RUNBOOKS, Orchestrated
 from dr_runbooks.orchestration.definition import HANDBACK_SECONDS, LAMBDA_MAX_SECONDS, WAITING, child_key
-from dr_runbooks.runbooks import driver
+from dr_runbooks.runbooks import driver, heartbeat
 from dr_runbooks.runbooks.estate import load_topology
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import FUNCTION_ENV_VARIABLE, Topology, database_function_name
@@ -107,7 +109,10 @@ def handle(event: dict[str, Any], aws: AwsSession, env_name: str, region: str, s
         return _child_ended(event, driver.resume_context(aws, topology, event["run_id"], scratch / "runs"), scratch)
     if action == "finish":
         return _finish(event, driver.resume_context(aws, topology, event["run_id"], scratch / "runs"), scratch)
-    raise ValueError(f"unknown action {action!r}: expected start, step, database-step, child-ended or finish")
+    if action == "heartbeat":
+        return heartbeat.beat(aws, topology, region)
+    raise ValueError(f"unknown action {action!r}: expected start, step, database-step, child-ended, finish or "
+                     "heartbeat")
 
 
 def _runbook(name: str) -> tuple[Orchestrated, Plan]:

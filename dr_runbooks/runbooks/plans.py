@@ -29,6 +29,7 @@ def _objectives(*depends_on: str) -> Step:
                  *depends_on)
 
 
+_ARCHIVE_WRITABLE = ("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-probe/{run_id})")
 #: The gate rule (`dr_runbooks.observe.traffic.desired_gates`) for the writer the run leaves, applied to the gates the
 #: run reaches, then DNS confirmed (Route 53's API answers in us-east-1) or only expected; the RTO ends when resolvers
 #: follow (the answer plus the record TTL).
@@ -67,7 +68,7 @@ def switchover() -> Plan:
                   calls=("postgres SELECT dr_canary (run_id={run_id}) on {target_cluster_id}",), database="target"),
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   "canary-object-arrived", changes=True,
-                  calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
+                  calls=_ARCHIVE_WRITABLE),
             *_traffic("aurora-switchover", calls=(
                 "cloudwatch.PutMetricData({source_region}: EhrDr/Traffic Evacuate=0 Region={target_region})",
                 "cloudwatch.PutMetricData({target_region}: Evacuate=1 Region={source_region} if it is the primary, "
@@ -82,16 +83,18 @@ def failover() -> Plan:
         runbook="failover",
         description="unplanned: the source region is gone; promote the target, accepting the data loss shown",
         steps=(
-            _step("find-last-canaries", "find_last_canaries", "newest canary row and object the target holds",
-                  calls=("postgres SELECT max(written_at) FROM dr_canary on {target_cluster_id} (reader)",
-                         "s3.ListObjectsV2({target_bucket}/dr-canary/)"), database="target"),
+            _step("find-last-canaries", "find_last_canaries",
+                  "newest canary/heartbeat row and object the target holds",
+                  calls=("postgres SELECT max(written_at) FROM dr_canary, dr_heartbeat on {target_cluster_id} "
+                         "(reader)", "s3.ListObjectsV2({target_bucket}/dr-canary/, dr-heartbeat/)"),
+                  database="target"),
             _step("aurora-failover", "aurora_failover", "promote the target cluster (AllowDataLoss)",
                   "find-last-canaries", changes=True, timeout=900, poll=_AURORA_POLL,
                   calls=("rds.FailoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id}, "
                          "AllowDataLoss)", "rds.DescribeGlobalClusters({target_region}: until the target writes)")),
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   changes=True,
-                  calls=("s3.GetBucketReplication({target_bucket})", "s3.PutObject({target_bucket}/dr-canary/...)")),
+                  calls=_ARCHIVE_WRITABLE),
             *_traffic("aurora-failover", calls=(
                 "cloudwatch.PutMetricData({target_region}: EhrDr/Traffic Evacuate=1 Region={source_region})",
                 "cloudwatch.DescribeAlarms({target_region}: until the gate of {source_region} is in ALARM)")),

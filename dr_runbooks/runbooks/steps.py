@@ -42,10 +42,10 @@ def write_source_canary_object(ctx: RunContext) -> dict[str, Any]:
 
 
 def find_last_canaries(ctx: RunContext) -> dict[str, Any]:
-    """Failover: the newest canary row and object the target already holds, read before promotion (target only)."""
-    row = DB_CANARY.newest(_endpoint(ctx, ctx.target.region, reader=True))
-    obj = canary.newest_object(ctx.client("s3"), ctx.target.chart_bucket)
-    return {"newest_row_at": row.isoformat() if row else None, "newest_object_at": obj.isoformat() if obj else None}
+    """Failover: the newest canary or heartbeat row (the target's reader) and object (the target's bucket) the target
+    already holds, read before promotion and before this run writes anything there (target only)."""
+    return canary.freshness(DB_CANARY, _endpoint(ctx, ctx.target.region, reader=True), ctx.client("s3"),
+                            ctx.target.chart_bucket)
 
 
 def _promote(ctx: RunContext, operation: str, **extra: Any) -> dict[str, Any]:
@@ -165,7 +165,9 @@ def archive_writable(ctx: RunContext) -> dict[str, Any]:
     back = [rule for rule in rules if rule["Destination"]["Bucket"].endswith(f":::{ctx.source.chart_bucket}")]
     if not back or back[0]["Status"] != "Enabled":
         raise RuntimeError(f"{ctx.target.chart_bucket} has no enabled replication rule to {ctx.source.chart_bucket}")
-    probe = canary.write_object(s3, ctx.target.chart_bucket, f"{ctx.run.run_id}-writable", ctx.target.region)
+    # Under the probe prefix: the target wrote it itself, so it says nothing about what replicated there.
+    probe = canary.write_object(s3, ctx.target.chart_bucket, ctx.run.run_id, ctx.target.region,
+                                key=canary.probe_key(ctx.run.run_id))
     return {"replicates_to": ctx.source.chart_bucket, "rule": back[0]["ID"], "write_probe": probe["key"]}
 
 
@@ -205,11 +207,11 @@ def record_objectives(ctx: RunContext) -> dict[str, Any]:
               if name == "confirm-dns" and record.outputs.get("effective_at")]
     rto = max(ended) - min(changing) if changing and ended else None
     if ctx.run.runbook == "failover":
-        last = ctx.output("find-last-canaries")
-        # The database and the archive lose data separately; the RPO is the larger loss, so the older of the two.
-        newest = min(filter(None, (last["newest_row_at"], last["newest_object_at"])), default=None)
-        rpo = _seconds_between(newest, ctx.run.started_at)
-        how = "run start minus the older of the newest canary row and newest canary object the DR region held"
+        # The database and the archive lose data separately; the RPO is the larger loss, so the older of the two,
+        # and none when either side held no canary nor heartbeat (nothing bounds that side's loss).
+        rpo = _seconds_between(ctx.output("find-last-canaries").get("loss_bound_at"), ctx.run.started_at)
+        how = ("run start minus the older of the newest canary/heartbeat row and the newest canary/heartbeat object "
+               "the DR region held (not measured when it held no row or no object)")
     else:
         rpo, how = 0.0, "the canary row and object written before the switchover were found in the new primary"
     return {"rto_seconds": rto, "rpo_seconds": rpo, "rpo_how": how,

@@ -15,7 +15,7 @@ from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.engine.plan import Plan, PollPolicy, Step
 from dr_runbooks.engine.runner import execute, run_step
-from dr_runbooks.engine.waits import StepPending, wait_until
+from dr_runbooks.engine.waits import StepPending, WaitTimeout, wait_until
 
 HERE = __name__
 FAST = PollPolicy(initial_seconds=0.02, maximum_seconds=0.05)
@@ -143,3 +143,15 @@ def test_a_plan_that_takes_the_lock_is_refused_without_one(make_context: Callabl
     with pytest.raises(ValueError, match="takes the runbook lock"):
         execute(_plan(_step("start_job_then_wait")), ctx, None)
     assert ctx.run.steps == {}
+
+
+def test_a_long_wait_prints_what_it_waits_for_how_long_so_far_and_its_deadline(
+        make_context: Callable[..., RunContext], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("dr_runbooks.engine.waits.PROGRESS_SECONDS", 0.1)
+    ctx = make_context().for_step(_step("wait_forever", timeout=0.5))
+    with pytest.raises(WaitTimeout):
+        wait_until(ctx, lambda: "pending", lambda status: status == "done", "canary object in the DR bucket")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "waiting for canary object" in line]
+    assert len(lines) >= 2
+    assert "s so far (deadline " in lines[0] and " UTC, in " in lines[0]

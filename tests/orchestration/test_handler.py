@@ -371,3 +371,16 @@ def test_a_task_whose_lease_was_broken_fails_its_step_and_runs_nothing(
     with pytest.raises(StepFailed, match=f"run {run['run_id']} lost the runbook lock: nobody holds it"):
         machine.invoke({"action": "step", "step": "canary-object", "run_id": run["run_id"]})
     assert "canary-object" not in machine.journal(run["run_id"]).steps
+
+
+def test_the_heartbeat_action_writes_a_row_and_an_object_only_in_the_region_that_writes(
+        sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    aws = AwsSession.from_options(endpoint_url=sandbox.endpoint_url)
+    source = writer(sandbox)
+    other = sandbox.topology.partner(source)
+    written = handle({"action": "heartbeat"}, aws, sandbox.topology.env_name, source, scratch=tmp_path)
+    skipped = handle({"action": "heartbeat"}, aws, sandbox.topology.env_name, other, scratch=tmp_path)
+    assert (written["written"], written["region"]) == (True, source)
+    assert (skipped["written"], skipped["writer_region"]) == (False, source)
+    sandbox.client("s3", source).head_object(Bucket=sandbox.topology.in_region(source).chart_bucket,
+                                             Key=written["object"])

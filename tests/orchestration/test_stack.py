@@ -27,6 +27,7 @@ from dr_runbooks.topology import (
     Topology,
     build_topology,
     database_function_name,
+    heartbeat_schedule_name,
     runbook_function_name,
     state_machine_arn,
     state_machine_name,
@@ -189,13 +190,15 @@ def test_the_runbook_function_may_invoke_the_database_function_of_either_region(
 
 
 @REGIONS
-def test_the_database_function_writes_nothing_and_reads_only_its_own_regions_secret(synth: Synth,
-                                                                                    region: str) -> None:
+def test_the_database_function_writes_only_the_heartbeat_object_and_reads_only_its_own_regions_secret(
+        synth: Synth, region: str) -> None:
     found = statements(synth, region, "DatabaseFunctionPolicy")
     actions = {action for s in found for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     writes = {a for a in actions if a.split(":")[1].startswith(("Put", "Delete", "Update", "Switchover", "Failover"))}
     assert writes <= {"logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-                      "ec2:DeleteNetworkInterface"}
+                      "ec2:DeleteNetworkInterface", "s3:PutObject"}
+    (put,) = [s for s in found if "s3:PutObject" in s["Action"]]
+    assert put["Resource"] == f"arn:aws:s3:::{synth.topology.in_region(region).chart_bucket}/dr-heartbeat/*"
     (secret,) = [s for s in found if s["Sid"] == "DatabaseSecret"]
     assert secret["Resource"].startswith(f"arn:aws:secretsmanager:{region}:")
 
@@ -218,15 +221,40 @@ def test_a_failed_execution_of_any_runbook_alarms_the_on_call_topic(synth: Synth
         assert alarm["AlarmActions"] == [synth.topology.in_region(region).oncall_topic_arn]
 
 
-def test_schedules_exist_only_in_the_dr_region(synth: Synth) -> None:
-    assert synth.resources("us-east-1", "AWS::Scheduler::Schedule") == {}
-    assert len(synth.resources("us-west-1", "AWS::Scheduler::Schedule")) == 3
+def drill_schedules(synth: Synth, region: str) -> dict[str, dict[str, Any]]:
+    heartbeat = heartbeat_schedule_name(synth.config.env_name)
+    return {lid: res for lid, res in synth.resources(region, "AWS::Scheduler::Schedule").items()
+            if res["Properties"]["Name"] != heartbeat}
+
+
+def test_drill_schedules_exist_only_in_the_dr_region(synth: Synth) -> None:
+    assert drill_schedules(synth, "us-east-1") == {}
+    assert len(drill_schedules(synth, "us-west-1")) == 3
+
+
+@REGIONS
+def test_each_region_schedules_the_heartbeat_function_every_minute(synth: Synth, region: str) -> None:
+    (schedule,) = [res["Properties"] for res in synth.resources(region, "AWS::Scheduler::Schedule").values()
+                   if res["Properties"]["Name"] == heartbeat_schedule_name(synth.config.env_name)]
+    database_function_id, _ = synth.function(region, database_function_name(synth.config.env_name))
+    assert (schedule["ScheduleExpression"], schedule["State"]) == ("rate(1 minute)", "ENABLED")
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": [database_function_id, "Arn"]}
+    assert json.loads(schedule["Target"]["Input"]) == {"action": "heartbeat"}
+    assert schedule["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+
+
+@REGIONS
+def test_the_heartbeat_schedulers_role_may_only_invoke_the_database_function(synth: Synth, region: str) -> None:
+    database_function_id, _ = synth.function(region, database_function_name(synth.config.env_name))
+    (statement,) = statements(synth, region, "HeartbeatSchedulerPolicy")
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == {"Fn::GetAtt": [database_function_id, "Arn"]}
 
 
 def test_schedules_take_times_and_enablement_from_the_config(synth: Synth) -> None:
     config = synth.config
     found = {res["Properties"]["Name"]: res["Properties"]
-             for res in synth.resources("us-west-1", "AWS::Scheduler::Schedule").values()}
+             for res in drill_schedules(synth, "us-west-1").values()}
     expected = {"restore-drill": config.restore_drill_schedule,
                 "verify-replication": config.verify_replication_schedule, "game-day": config.game_day_schedule}
     for runbook, expression in expected.items():

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dr_runbooks.cli import cli
-from dr_runbooks.runbooks.canary import DbEndpoint, db_endpoint
+from dr_runbooks.runbooks.canary import HEARTBEAT_PREFIX, DbEndpoint, db_endpoint
 from ehr_dr_sandbox.api import Sandbox
 
 MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
@@ -43,7 +43,8 @@ def report_lag(sandbox: Sandbox, region: str, seconds: float) -> None:
 
 
 def estate_state(sandbox: Sandbox) -> dict[str, Any]:
-    """What a runbook could change: runbook tables, chart buckets, writer, gate alarms (to assert 'nothing changed')."""
+    """What a runbook could change: runbook tables, chart buckets, writer, gate alarms (to assert 'nothing changed').
+    Heartbeat objects are the sandbox's schedule, not a runbook's: they are left out."""
     topology = sandbox.topology
     state: dict[str, Any] = {}
     for region, resources in topology.regions.items():
@@ -54,11 +55,19 @@ def estate_state(sandbox: Sandbox) -> dict[str, Any]:
         alarms = sandbox.client("cloudwatch", region).describe_alarms()["MetricAlarms"]
         state[region] = {
             "items": sorted(json.dumps(item, sort_keys=True) for item in items),
-            "objects": sorted(version["VersionId"] for version in objects.get("Versions", [])),
+            "objects": sorted(version["VersionId"] for version in objects.get("Versions", [])
+                              if not version["Key"].startswith(HEARTBEAT_PREFIX)),
             "writers": sorted(m["DBClusterArn"] for m in cluster["GlobalClusterMembers"] if m["IsWriter"]),
             "alarms": sorted((alarm["AlarmName"], alarm["StateValue"]) for alarm in alarms),
         }
     return state
+
+
+def heartbeat(sandbox: Sandbox) -> dict[str, Any]:
+    """One beat of the sandbox's heartbeat schedule now (instead of waiting for its minute), replicated."""
+    beaten = sandbox.action("heartbeat-now")
+    sandbox.action("replication-drain", timeout=10)
+    return beaten
 
 
 def database(sandbox: Sandbox, region: str, reader: bool = False) -> DbEndpoint:

@@ -15,7 +15,7 @@ from dr_runbooks.runbooks.canary import PostgresCanary
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
-from .conftest import MFA, database, report_lag
+from .conftest import MFA, database, heartbeat, report_lag
 
 
 def writer(sandbox: Sandbox, ask: str) -> str:
@@ -26,9 +26,11 @@ def writer(sandbox: Sandbox, ask: str) -> str:
 
 @pytest.fixture
 def dark(sandbox: Sandbox, sandbox_faults: FaultsClient) -> Iterator[str]:
-    """The writer's region goes dark; yields it. Both regions reported a small lag just before."""
+    """The writer's region goes dark; yields it. Both regions reported a small lag, and the heartbeat beat, just
+    before."""
     for region in sandbox.topology.regions:
         report_lag(sandbox, region, 3.0)
+    heartbeat(sandbox)
     region = writer(sandbox, "us-west-1")
     sandbox_faults.region_down(region)
     yield region

@@ -16,7 +16,7 @@ from dr_runbooks.session import AwsSession, boto_session
 from ehr_dr_sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
-from .conftest import MFA, estate_state, report_lag
+from .conftest import MFA, estate_state, heartbeat, report_lag
 
 SANDBOX_CREDENTIALS_ARGS = {
     "aws_access_key_id": SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -48,11 +48,15 @@ def test_status_says_not_ready_and_why_when_the_dr_region_lags(drctl: Callable[.
     assert "Aurora lag 4000 s exceeds the RPO of 900 s" in report["verdict"]
 
 
-def test_failover_to_a_lagging_region_is_refused_with_the_lag(drctl: Callable[..., Result], sandbox: Sandbox) -> None:
+def test_failover_is_not_refused_for_the_lag_metric_it_shows_the_loss_the_heartbeat_bounds(
+        drctl: Callable[..., Result], sandbox: Sandbox) -> None:
+    heartbeat(sandbox)
     before = estate_state(sandbox)
-    result = drctl("failover", "--to", "us-west-1", "--yes", "--accept-data-loss", *MFA)
+    result = drctl("failover", "--to", "us-west-1", "--yes", *MFA)  # no --accept-data-loss: stops at the question
     assert result.exit_code == 2
-    assert "refused: us-west-1 lags 4000 s behind, beyond the RPO of 900 s" in result.output
+    assert "lags 4000 s behind" not in result.output
+    assert "expected data loss: up to" in result.output and "Aurora lag last reported: 4000.0 s" in result.output
+    assert "add --accept-data-loss" in result.output
     assert estate_state(sandbox) == before
 
 

@@ -1,0 +1,110 @@
+"""The heartbeat schedule: what EventBridge Scheduler does in AWS, the sandbox does itself.
+
+In AWS a schedule in each region invokes the database function every minute (`rate(1 minute)`), and the function
+(`dr_runbooks.runbooks.heartbeat.beat`) writes a `dr_heartbeat` row and a `dr-heartbeat/<UTC timestamp>` object only
+where it finds the writer. Here a thread of the server calls that same function through the sandbox's own endpoint,
+once per region, every `SandboxContext.heartbeat_seconds` (60 s by default, as the stacks schedule it; tests may
+shorten it; None turns it off), and once right after provisioning.
+
+It behaves as the AWS schedule would (EventBridge Scheduler User Guide, "Schedule types in EventBridge Scheduler": a
+rate-based schedule with no StartDate invokes its target at once, then at its rate, with 60-second precision;
+EventBridge Scheduler API Reference, "RetryPolicy": the stacks' schedule retries nothing and drops an event older
+than 60 s, the minimum; Aurora User Guide, "Using Amazon Aurora Global Database": only the primary cluster writes):
+- a region whose endpoints are dark (`fault region-down`) gets no invocation: its scheduler and function are as dark as
+  the rest of it, so the writer's heartbeat stops;
+- which region writes is observed by the function (DescribeGlobalClusters `IsWriter`, live from the PostgreSQL pair),
+  so the heartbeat follows a switchover or failover by itself, and stops while no node writes (`kill-primary-db`);
+- the object is an ordinary PutObject in the writer's chart bucket, so it replicates (or queues, when replication is
+  paused) like every chart.
+
+Action `heartbeat-now` beats once at once (what tests use instead of waiting a minute); status section `heartbeat`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from dr_runbooks.runbooks import heartbeat
+from dr_runbooks.session import AwsSession, boto_session
+from ehr_dr_sandbox.context import SandboxContext
+from ehr_dr_sandbox.dispatch import Registry
+
+ACTION = "heartbeat-now"
+
+
+class HeartbeatSchedule:
+    """Beats every `interval` seconds in a daemon thread, and on demand."""
+
+    def __init__(self, context: SandboxContext) -> None:
+        self.context = context
+        self.interval = context.heartbeat_seconds
+        self.beats = 0
+        self.last: dict[str, dict[str, Any]] = {}
+        self.last_at: str | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._session: AwsSession | None = None
+
+    def _aws(self) -> AwsSession:
+        """The function's clients, made once: the endpoint is known from the moment the server listens."""
+        if self._session is None:
+            self._session = AwsSession(boto_session(aws_access_key_id="testing", aws_secret_access_key="testing"),
+                                       endpoint_url=self.context.endpoint_url)
+        return self._session
+
+    def beat(self) -> dict[str, dict[str, Any]]:
+        """One invocation per region whose endpoints answer; each region's result, or why it did not write."""
+        topology = self.context.topology
+        results: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            aws = self._aws()
+            for region in topology.regions:
+                if region in self.context.down_regions:
+                    results[region] = {"written": False, "region": region, "skipped": "region is dark"}
+                    continue
+                try:
+                    results[region] = heartbeat.beat(aws, topology, region)
+                except Exception as error:  # the writer went down mid-beat, a fault: the schedule keeps going
+                    results[region] = {"written": False, "region": region,
+                                       "error": (str(error).splitlines() or [type(error).__name__])[0]}
+            self.beats += 1
+            self.last, self.last_at = results, datetime.now(UTC).isoformat()
+        return results
+
+    def start(self) -> None:
+        if self.interval and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sandbox-heartbeat", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self.interval
+        while not self._stopped.wait(self.interval):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def report(self) -> dict[str, Any]:
+        return {"interval_seconds": self.interval, "beats": self.beats, "last_at": self.last_at, "last": self.last}
+
+
+def install(registry: Registry, context: SandboxContext) -> None:
+    schedule = HeartbeatSchedule(context)
+    context.on_stop(schedule.stop)
+
+    @registry.action(ACTION)
+    def now(arguments: dict[str, Any]) -> dict[str, Any]:
+        return schedule.beat()
+
+    registry.report("heartbeat")(schedule.report)
+
+    def first_beat_then_schedule() -> None:
+        schedule.beat()
+        schedule.start()
+
+    context.on_ready(first_beat_then_schedule)
