@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.observe import probes, traffic
@@ -80,8 +82,28 @@ def aurora_failover(ctx: RunContext) -> dict[str, Any]:
 
 
 def _reached(ctx: RunContext) -> set[str]:
-    """The regions a run calls: a failover only its target; the others both (the source answers)."""
-    return {ctx.target.region} if ctx.run.runbook == "failover" else set(ctx.topology.regions)
+    """The regions whose gates a run sets and records. A switchover or failback calls both (the source answers). A
+    failover never depends on its source, but when the source still answers (a partial outage: its APIs up, its
+    database gone, or on-call failing over while both answer) it keeps the source's gates and records in line too:
+    otherwise a gate it cannot reach keeps an old state, a record the other region holds goes stale, and a later
+    failover finds the next target's gate closed in the region that died (found by the model-based test)."""
+    if ctx.run.runbook != "failover":
+        return set(ctx.topology.regions)
+    return {ctx.target.region} | ({ctx.source.region} if _answers(ctx, ctx.source.region) else set())
+
+
+def _answers(ctx: RunContext, region: str) -> bool:
+    """`region` answers now, on a probe client (2 s connect, 3 s read, 2 attempts: seconds when it is dark)."""
+    try:
+        ctx.aws.client("sts", region, probe=True).get_caller_identity()
+    except (BotoCoreError, ClientError):
+        return False
+    return True
+
+
+def _client(ctx: RunContext, service: str, region: str) -> Any:
+    """A failover's calls into its source go on probe clients: a source that goes dark meanwhile costs seconds."""
+    return ctx.aws.client(service, region, probe=ctx.run.runbook == "failover" and region == ctx.source.region)
 
 
 def _writer_after(ctx: RunContext) -> str:
@@ -94,13 +116,13 @@ def _set_gate(ctx: RunContext, region: str, state: traffic.GateState, reached: s
     (so `status` and a later failover know it while the alarm's region is dark)."""
     assert ctx.topology.traffic is not None
     gate = ctx.topology.traffic.gates[region]
-    cloudwatch = ctx.client("cloudwatch", gate.alarm_region)
+    cloudwatch = _client(ctx, "cloudwatch", gate.alarm_region)
     closed = state == "closed"
     probes.put_gate(cloudwatch, gate, evacuate=closed)
     wait_until(ctx, lambda: probes.alarm_states(cloudwatch, [gate.alarm_name]).get(gate.alarm_name),
                lambda alarm: (alarm == "ALARM") == closed, f"gate of {region} {state} ({gate.alarm_name})")
     for where in sorted(reached):
-        traffic.write_gate_record(ctx.client("dynamodb", where), ctx.topology.in_region(where).runbook_table,
+        traffic.write_gate_record(_client(ctx, "dynamodb", where), ctx.topology.in_region(where).runbook_table,
                                   ctx.topology.env_name, region, state, ctx.run.run_id, time.time())
 
 
@@ -114,7 +136,7 @@ def shift_traffic(ctx: RunContext) -> dict[str, Any]:
     wanted = traffic.reachable_gates(ctx.topology, traffic.desired_gates(ctx.topology, writer, reached), reached)
     for region in traffic.setting_order(writer, wanted):
         _set_gate(ctx, region, wanted[region], reached)
-    return {"writer_region": writer, "gates": wanted,
+    return {"writer_region": writer, "gates": wanted, "reached": sorted(reached),
             "unreached_gates": sorted(set(ctx.topology.traffic.gates) - set(wanted)), "settled_at": time.time()}
 
 
@@ -135,9 +157,10 @@ def confirm_dns(ctx: RunContext) -> dict[str, Any]:
     routing = ctx.topology.traffic
     if routing is None:
         return {"skipped": "this environment does not manage traffic"}
-    settled, writer, reached = ctx.output("shift-traffic"), _writer_after(ctx), _reached(ctx)
+    settled, writer = ctx.output("shift-traffic"), _writer_after(ctx)
+    reached = set(settled["reached"])
     if traffic.ROUTE53_REGION in reached:
-        route53 = ctx.client("route53", traffic.ROUTE53_REGION)
+        route53 = _client(ctx, "route53", traffic.ROUTE53_REGION)
         zone_id = route53.list_hosted_zones_by_name(DNSName=routing.hosted_zone_name)["HostedZones"][0]["Id"]
         wait_until(ctx, lambda: _dns_region(route53, zone_id, routing), lambda region: region == writer,
                    f"Route 53 answering {writer}")
