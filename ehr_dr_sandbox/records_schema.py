@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS dr_canary (
 );
 """ + HEARTBEAT_DDL
 
-#: The records tables a restore drill fingerprints (all but the heartbeat, which changes every minute by design).
+#: The records tables (all but the heartbeat, which changes every minute by design).
 TABLES = ("patients", "users", "scans", "view_history", "dr_canary")
 
 PATIENT_COLUMNS = ("patient_id", "practice", "given_name", "family_name", "birth_date", "last_visit")

@@ -1,5 +1,7 @@
 """Run the backup plan's rule now: back up the records cluster and the chart archive in the primary region's vault,
-copy both recovery points to the DR region's vault, and record the database's fingerprint with them.
+and copy both recovery points to the DR region's vault. Nothing is recorded beside them: a restore drill validates
+what it restores against the live database as of the restore's own moment (`records_check`), as it must on AWS,
+where scheduled jobs record nothing else either.
 
 On AWS the deployed backup plan does this on its schedule; the sandbox has no scheduler, so a sandbox drill (and the
 tests) call this first. It goes through the AWS Backup APIs only, like the plan would.
@@ -13,8 +15,6 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 
-from dr_runbooks.drills import fingerprint
-from dr_runbooks.runbooks.canary import db_endpoint
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
 
@@ -50,9 +50,6 @@ def take_backups(aws: AwsSession, topology: Topology, timeout: float = 120) -> B
     primary, dr = topology.primary_region, topology.dr_region
     here, there = topology.in_region(primary), topology.in_region(dr)
     backup = aws.client("backup", primary)
-    endpoint = db_endpoint(aws.client("rds", primary), aws.client("secretsmanager", primary), here.db_cluster_id,
-                           topology.db_secret_name, topology.database_name)
-    taken = fingerprint.fingerprint(endpoint)
     jobs = [backup.start_backup_job(BackupVaultName=here.backup_vault, ResourceArn=arn, IamRoleArn=here.backup_role_arn)
             for arn in (cluster_arn(topology, primary), bucket_arn(topology, primary))]
     copies = []
@@ -72,6 +69,4 @@ def take_backups(aws: AwsSession, topology: Topology, timeout: float = 120) -> B
         if done["State"] != "COMPLETED":
             raise RuntimeError(f"copy job {copy['CopyJobId']} ended {done['State']}: {done.get('StatusMessage')}")
         arns.append(done["DestinationRecoveryPointArn"])
-    for region, point in ((primary, jobs[0]["RecoveryPointArn"]), (dr, arns[0])):
-        fingerprint.store(aws.client("dynamodb", region), topology.in_region(region).runbook_table, point, taken)
     return BackedUp(database=arns[0], archive=arns[1], seconds=round(time.monotonic() - started, 3))

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from dr_runbooks.drills import fingerprint, scratch
+from dr_runbooks.drills import records_check, scratch
 from dr_runbooks.drills.backups import DONE, bucket_arn, cluster_arn
 from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
-from dr_runbooks.runbooks.canary import DbEndpoint, PostgresCanary, db_endpoint
+from dr_runbooks.runbooks.canary import DbEndpoint, PostgresCanary, connect, db_endpoint
 from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS, drill_scratch_instance_name, drill_scratch_name
 
 #: The data sets a drill restores: (name in outputs, resource type of AWS Backup).
@@ -200,25 +200,22 @@ def _restored_endpoint(ctx: RunContext) -> DbEndpoint:
 
 
 def validate_records(ctx: RunContext) -> dict[str, Any]:
-    """Row counts and checksums of the records tables against the fingerprint taken with the backup; and the RPO:
-    how much older the restored data is than the newest canary the live DR database holds."""
+    """The restored database is the live DR replica's history as of the restore's own moment (`records_check`: no
+    fingerprint from backup time, which AWS never keeps); and the RPO: how much older the restored data is than the
+    newest canary or heartbeat the live DR database holds."""
     point = ctx.output("pick-recovery-points")["database"]
     restored_endpoint = _restored_endpoint(ctx)
-    restored = fingerprint.fingerprint(restored_endpoint)
-    expected = fingerprint.load(ctx.client("dynamodb"), ctx.target.runbook_table, point["arn"])
-    if expected is None:
-        result, problems = "failed", [f"no fingerprint was recorded with {point['arn']}: nothing to compare against"]
-    else:
-        problems = fingerprint.differences(expected, restored)
-        result = "failed" if problems else "passed"
     live_endpoint = db_endpoint(ctx.client("rds"), ctx.client("secretsmanager"), ctx.target.db_cluster_id,
                                 ctx.topology.db_secret_name, ctx.topology.database_name, reader=True)
+    compared = records_check.compare(restored_endpoint, live_endpoint, datetime.fromisoformat(point["created_at"]))
+    problems = compared["problems"]
     live = PostgresCanary().newest(live_endpoint)
     restored_canary = PostgresCanary().newest(restored_endpoint)
     data_until = restored_canary or datetime.fromisoformat(point["created_at"])
     rpo = max((live - data_until).total_seconds(), 0.0) if live else 0.0
-    return {"result": result, "problems": problems, "tables": restored,
-            "rows": sum(table["rows"] for table in restored.values()),
+    return {"result": "failed" if problems else "passed", "problems": problems, "tables": compared["tables"],
+            "as_of": compared["as_of"], "as_of_from": compared["as_of_from"], "cut": compared.get("cut"),
+            "rows": sum(table["rows"] for table in compared["tables"].values()),
             "rpo_seconds": round(rpo, 3), "newest_live_canary": live.isoformat() if live else None,
             "newest_restored_canary": restored_canary.isoformat() if restored_canary else None}
 
@@ -241,7 +238,7 @@ def _sha256(s3: Any, bucket: str, key: str) -> str | None:
 def validate_charts(ctx: RunContext) -> dict[str, Any]:
     """The chart files named by restored scan rows exist in the restored archive and match their SHA-256."""
     bucket = ctx.output("restore-archive")["bucket"]
-    with fingerprint.connect(_restored_endpoint(ctx)) as connection:
+    with connect(_restored_endpoint(ctx)) as connection:
         scans = connection.execute("SELECT object_key, sha256 FROM scans ORDER BY object_key").fetchall()
     sample = ctx.params.get("sample")
     sampled = sample is not None and sample < len(scans)

@@ -68,8 +68,9 @@ def _verifications(run: RunRecord) -> tuple[Verification, ...]:
     if records:
         found.append(Verification(
             what="records database restored from its recovery point",
-            how="row count and an order-independent md5 of every row, per records table, against the fingerprint "
-                "taken when the backup was made",
+            how=f"against the live DR database as of the restore's own moment ({records['as_of_from']}): the "
+                "append-only tables' rows up to a minute before it (count and order-independent md5), every restored "
+                "patient and user known to the live database",
             result=records["result"], checked=records["rows"], mismatched=len(records["problems"]),
             detail="; ".join(records["problems"]) or None))
     if charts:

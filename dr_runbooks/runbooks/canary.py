@@ -63,7 +63,7 @@ CA_BUNDLE_VARIABLE = "PGSSLROOTCERT"
 #: How long the database may take to accept the TCP connection: an endpoint behind a closed security group fails the
 #: step in seconds instead of at Lambda's timeout.
 CONNECT_TIMEOUT_S = 5
-#: How long one read may wait (TLS handshake, login, a query's answer): a fingerprint of a large table takes minutes,
+#: How long one read may wait (TLS handshake, login, a query's answer): comparing a large table takes minutes,
 #: but a stalled server must fail the step with an error before Lambda's 900 s end the invocation without one.
 READ_TIMEOUT_S = 600
 
