@@ -3,7 +3,10 @@ long steps as polling loops, child runs as nested executions."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +145,29 @@ def test_a_plan_that_is_not_series_parallel_keeps_every_dependency() -> None:
     plan = Plan(runbook="n-shape", description="a->c, b->c, b->d",
                 steps=(step("a"), step("b"), step("c", 60, None, "a", "b"), step("d", 60, None, "b")))
     assert must_precede(plan) <= enforced_order(body(plan))
+
+
+ASL_VALIDATOR = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "asl-validator"
+
+
+def test_every_generated_state_machine_is_valid_amazon_states_language(tmp_path: Path) -> None:
+    """asl-validator (npm, pinned in package.json) on every runbook's definition, as the stack deploys it."""
+    assert ASL_VALIDATOR.exists(), "run `npm ci` first (the README's test command does)"
+    paths = []
+    for runbook in sorted(RUNBOOKS):
+        path = tmp_path / f"{runbook}.asl.json"
+        path.write_text(json.dumps(definition(plan_of(runbook), FUNCTION, MACHINES)))
+        paths.append(path)
+    done = subprocess.run([str(ASL_VALIDATOR), *(arg for path in paths for arg in ("--json-path", str(path)))],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_asl_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
+    """The check above can fail: a definition whose start state does not exist is refused."""
+    broken = definition(plan_of(sorted(RUNBOOKS)[0]), FUNCTION, MACHINES) | {"StartAt": "no-such-state"}
+    path = tmp_path / "broken.asl.json"
+    path.write_text(json.dumps(broken))
+    done = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode != 0
