@@ -8,6 +8,7 @@ operator's copy for evidence, written after every change; the table stays the so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -36,6 +37,14 @@ LOCAL_RUNS = Path(".ehr-dr") / "runs"
 def new_run_id(runbook: str, target_region: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{runbook}-{target_region}-{secrets.token_hex(3)}"
+
+
+def execution_run_id(runbook: str, target_region: str, execution_id: str, started_at: str) -> str:
+    """The run id of a Step Functions execution: its start time and a digest of its id, so every attempt of its
+    `start-run` task (Lambda errors are retried) names the same run, takes the same lock and journals the same
+    record, instead of a second run colliding with the first attempt's lock."""
+    stamp = datetime.fromisoformat(started_at.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{runbook}-{target_region}-{hashlib.sha256(execution_id.encode()).hexdigest()[:6]}"
 
 
 def region_of_run(run_id: str) -> str:

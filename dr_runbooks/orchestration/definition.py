@@ -79,7 +79,9 @@ def definition(plan: Plan, function_arn: str, machine_arns: dict[str, str] | Non
         "Comment": f"{plan.runbook}: {plan.description} (generated from the plan; do not edit)",
         "StartAt": START,
         "States": {
-            START: {**_lambda(function_arn, {"action": "start", "runbook": plan.runbook, "input.$": "$"}, 120),
+            START: {**_lambda(function_arn, {"action": "start", "runbook": plan.runbook, "input.$": "$",
+                                             "execution.$": "$$.Execution.Id",
+                                             "started.$": "$$.Execution.StartTime"}, 120),
                     "ResultPath": RUN_PATH, "Next": STEPS},
             STEPS: {"Type": "Parallel", "Comment": "every step of the plan; a failure anywhere is caught here once",
                     "Branches": [body], "ResultPath": None, "Next": FINISH,

@@ -38,8 +38,15 @@ from botocore.config import Config
 
 from dr_runbooks.drills.legs import ChildRunFailed, child_summary
 from dr_runbooks.engine.context import RunContext
-from dr_runbooks.engine.journal import Journal, JournalNotFound, RunRecord, StepRecord, new_run_id, region_of_run
-from dr_runbooks.engine.lock import LockLost
+from dr_runbooks.engine.journal import (
+    Journal,
+    JournalNotFound,
+    RunRecord,
+    StepRecord,
+    execution_run_id,
+    region_of_run,
+)
+from dr_runbooks.engine.lock import LockHeld, LockLost, RunLock
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import run_step
 from dr_runbooks.orchestration.catalog import RUNBOOKS, Orchestrated
@@ -128,7 +135,8 @@ def _start(event: dict[str, Any], aws: AwsSession, topology: Topology, region: s
     target = given.get("target_region", region)
     if target != region and not entry.any_region:
         raise ValueError(f"this state machine runs in {region}; a {runbook} to {target} starts the one deployed there")
-    run_id = given.get("run_id") or new_run_id(entry.label, target)
+    # A run id the caller chose (drctl --remote names the execution after it), or the execution's own.
+    run_id = given.get("run_id") or execution_run_id(entry.label, target, event["execution"], event["started"])
     if region_of_run(run_id) != target:
         raise ValueError(f"run id {run_id} names another region than {target}")
     params = given.get("params") or entry.preflight(aws, topology, target)
@@ -141,9 +149,23 @@ def _start(event: dict[str, Any], aws: AwsSession, topology: Topology, region: s
     ctx = RunContext(run=run, topology=topology, aws=aws,
                      journal=Journal(aws, target, topology.in_region(target).runbook_table, scratch / "runs"))
     if plan.locks:
-        driver.lock_of(ctx, ORCHESTRATED_LEASE_SECONDS).acquire(run_id, operator)
+        _take_lock(driver.lock_of(ctx, ORCHESTRATED_LEASE_SECONDS), run_id, operator)
     ctx.journal.start(run)
     return {"run_id": run_id, "children": _children(plan, run, topology)}
+
+
+def _take_lock(lock: RunLock, run_id: str, operator: str) -> None:
+    """Take the environment's lock for the run, or take over the lease an earlier attempt of this same `start-run`
+    took (Step Functions retried it after a Lambda error): the run id is the execution's, so only that attempt can
+    hold it."""
+    try:
+        lock.acquire(run_id, operator)
+    except LockHeld:
+        holders = lock.holders()
+        if not holders or any(holder.run_id != run_id for holder in holders):
+            raise
+        lock.adopt(run_id)
+        lock.renew(run_id)
 
 
 def _children(plan: Plan, run: RunRecord, topology: Topology) -> dict[str, Any]:

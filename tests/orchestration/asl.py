@@ -5,7 +5,9 @@ the Lambda tasks."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -36,12 +38,19 @@ def enforced_order(branch: dict[str, Any]) -> set[tuple[str, str]]:
     return pairs
 
 
-def _resolve(template: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def new_context() -> dict[str, Any]:
+    """The context object (`$$`) of an execution run in-process: a new id and its start time, as Step Functions
+    gives them to every state of the execution."""
+    return {"Execution": {"Id": f"arn:aws:states:us-west-1:123456789012:execution:machine:{uuid.uuid4()}",
+                          "StartTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")}}
+
+
+def _resolve(template: dict[str, Any], data: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
     resolved: dict[str, Any] = {}
     for key, value in template.items():
         if key.endswith(".$"):
-            found: Any = data
-            for part in value.removeprefix("$").strip(".").split("."):
+            found: Any = (context or {}) if value.startswith("$$.") else data
+            for part in value.removeprefix("$$").removeprefix("$").strip(".").split("."):
                 found = found[part] if part else found
             resolved[key.removesuffix(".$")] = found
         else:
@@ -74,22 +83,25 @@ def _no_children(arn: str, _name: str, _input: dict[str, Any]) -> Any:
 
 
 def run(branch: dict[str, Any], data: dict[str, Any], invoke: Callable[[dict[str, Any]], Any],
-        start_child: StartChild = _no_children, waits: list[int] | None = None) -> dict[str, Any]:
+        start_child: StartChild = _no_children, waits: list[int] | None = None,
+        context: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a definition (or branch) to its end; a task's exception becomes an error named as its class. `waits`
-    collects the seconds of every Wait state passed (nothing sleeps)."""
+    collects the seconds of every Wait state passed (nothing sleeps); `context` is the execution's `$$` (a new one
+    for a definition run from its start)."""
+    context = context or new_context()
     name: str | None = branch["StartAt"]
     while name is not None:
         state = branch["States"][name]
         following = None if state.get("End") else state.get("Next")
         try:
             if state["Type"] == "Task" and state["Resource"].startswith("arn:aws:states:::states:startExecution"):
-                given = _resolve(state["Parameters"], data)
+                given = _resolve(state["Parameters"], data, context)
                 data = _set(data, state.get("ResultPath", "$"),
                             start_child(given["StateMachineArn"], given["Name"], given["Input"]))
             elif state["Type"] == "Task":
-                data = _set(data, state.get("ResultPath", "$"), invoke(_resolve(state["Parameters"], data)))
+                data = _set(data, state.get("ResultPath", "$"), invoke(_resolve(state["Parameters"], data, context)))
             elif state["Type"] == "Parallel":
-                results = [run(inner, data, invoke, start_child, waits) for inner in state["Branches"]]
+                results = [run(inner, data, invoke, start_child, waits, context) for inner in state["Branches"]]
                 data = _set(data, state.get("ResultPath", "$"), results)
             elif state["Type"] == "Choice":
                 chosen = [c["Next"] for c in state["Choices"] if _found(data, c["Variable"]) == c["StringEquals"]]
@@ -111,3 +123,9 @@ def run(branch: dict[str, Any], data: dict[str, Any], invoke: Callable[[dict[str
             continue
         name = following
     return data
+
+
+def new_context_event() -> dict[str, Any]:
+    """What a `start` task receives from a new execution's context object (for tests that invoke it directly)."""
+    execution = new_context()["Execution"]
+    return {"execution": execution["Id"], "started": execution["StartTime"]}

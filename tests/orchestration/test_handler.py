@@ -154,18 +154,30 @@ def test_a_step_that_fails_raises_step_failed_which_the_state_machine_does_not_r
 ) -> None:
     steps = tuple(step.model_copy(update={"action": f"{__name__}:explode"}) for step in plans.failback().steps)
     replace_plan(monkeypatch, Plan(runbook="failback", description="broken", steps=steps))
-    started = machine.invoke({"action": "start", "runbook": "failback",
+    started = machine.invoke({"action": "start", **asl.new_context_event(), "runbook": "failback",
                               "input": {"params": {"seen": True}, "operator": "tester"}})
     with pytest.raises(StepFailed, match="step reattached failed: RuntimeError: the bucket said no"):
         machine.invoke({"action": "step", "step": "reattached", "run_id": started["run_id"]})
     machine.invoke({"action": "finish", "run_id": started["run_id"]})
 
 
+def test_a_retried_start_names_the_same_run_and_takes_its_own_lock_again(machine: Machine, target: str) -> None:
+    """Step Functions retries `start-run` on a Lambda error: the retry of an attempt that already took the lock and
+    journaled the run names the same run (from the execution), instead of colliding with the first attempt's lock."""
+    event = {"action": "start", **asl.new_context_event(), "runbook": "failback",
+             "input": {"params": {"seen": True}, "operator": "tester"}}
+    first = machine.invoke(event)
+    again = machine.invoke(event)
+    assert again["run_id"] == first["run_id"]
+    machine.invoke({"action": "finish", "run_id": first["run_id"]})
+
+
 def test_a_failover_to_another_region_is_refused_by_this_regions_machine(machine: Machine, sandbox: Sandbox,
                                                                         target: str) -> None:
     other = sandbox.topology.partner(target)
     with pytest.raises(ValueError, match=f"runs in {target}; a failover to {other} starts the one deployed there"):
-        machine.invoke({"action": "start", "runbook": "failover", "input": {"target_region": other}})
+        machine.invoke({"action": "start", **asl.new_context_event(), "runbook": "failover",
+                        "input": {"target_region": other}})
 
 
 def test_an_unknown_action_is_refused(machine: Machine) -> None:
@@ -191,8 +203,8 @@ def test_the_lambda_entry_point_serves_the_environment_and_region_lambda_gives_i
 ) -> None:
     monkeypatch.setenv("AWS_REGION", target)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    started = handler({"action": "start", "runbook": "failback", "input": {"params": {"given": True},
-                                                                          "operator": "scheduler"}})
+    started = handler({"action": "start", **asl.new_context_event(), "runbook": "failback",
+                       "input": {"params": {"given": True}, "operator": "scheduler"}})
     assert started["run_id"].split("-failback-")[1].startswith(target)
     assert handler({"action": "finish", "run_id": started["run_id"]})["run_id"] == started["run_id"]
 
@@ -223,7 +235,8 @@ def test_a_planned_switchover_may_run_from_the_other_regions_machine(
 @pytest.fixture
 def run(machine: Machine) -> Iterator[dict[str, Any]]:
     """A started switchover run as the runbook function passes it on; finished (lock released) afterwards."""
-    started = machine.invoke({"action": "start", "runbook": "switchover", "input": {"params": {"seen": True}}})
+    started = machine.invoke({"action": "start", **asl.new_context_event(), "runbook": "switchover",
+                              "input": {"params": {"seen": True}}})
     yield machine.journal(started["run_id"]).model_dump(mode="json")
     machine.invoke({"action": "finish", "run_id": started["run_id"]})
 
@@ -320,7 +333,8 @@ def test_a_child_run_that_never_started_fails_its_step_with_the_error_step_funct
 ) -> None:
     never = new_run_id("switchover", sandbox.topology.dr_region)
     params = {"legs": {"switchover-to-dr": never, "switchover-to-primary": never}}
-    started = dr_machine.invoke({"action": "start", "runbook": "game-day", "input": {"params": params}})
+    started = dr_machine.invoke({"action": "start", **asl.new_context_event(), "runbook": "game-day",
+                                 "input": {"params": params}})
     caught = {"Error": "States.TaskFailed", "Cause": "the switchover preflight refused: lag"}
     with pytest.raises(StepFailed, match=f"run {never} never started: States.TaskFailed: the switchover preflight"):
         dr_machine.invoke({"action": "child-ended", "step": "switchover-to-dr", "run_id": started["run_id"],
