@@ -82,7 +82,7 @@ def install(registry: Registry, context: SandboxContext) -> None:
     except BaseException:
         remove()
         raise
-    aurora = AuroraGlobal(pair, topology, context.backend)
+    aurora = AuroraGlobal(pair, topology, context.backend, context.down_regions)
     backups = BackupJobs(pair, topology, context.backend, home / "backups")
 
     def stop() -> None:
