@@ -92,6 +92,47 @@ def test_a_throttling_storm_during_a_switchover_is_retried_to_success(
     assert writer(sandbox) == target
 
 
+def journal(run_id: str) -> dict:
+    return json.loads(Path(f".ehr-dr/runs/{run_id}.json").read_text())
+
+
+def test_a_switchover_calls_aurora_in_the_primarys_region_and_waits_through_pending(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    source = sandbox.topology.partner(target)
+    step = journal(switchover(drctl, target)["run_id"])["steps"]["aurora-switchover"]
+    (call,) = [call for call in step["calls"] if call["operation"] == "SwitchoverGlobalCluster"]
+    assert call["region"] == source
+    assert step["outputs"]["called_in"] == source
+    states = step["outputs"]["failover_states"]
+    assert (states[0], states[-1]) == ("pending", "(empty)")
+
+
+def test_an_injected_cancellation_fails_the_switchover_with_the_reason_and_the_writer_unchanged(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    source = sandbox.topology.partner(target)
+    sandbox.action("aurora-cancel")
+    result = drctl("switchover", "--to", target, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    error = summary["steps"]["aurora-switchover"]["error"]
+    assert f"Aurora cancelled the switchover to {sandbox.topology.in_region(target).db_cluster_id}" in error
+    assert "cancelling" in error and f"{source} still writes" in error
+    assert writer(sandbox) == source
+
+
+def test_a_failback_after_a_switchover_keeps_no_snapshot_and_says_nothing_was_lost(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    switchover(drctl, target)
+    source = sandbox.topology.partner(target)
+    result = drctl("failback", "--to", source, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    kept = journal(json.loads(result.stdout)["run_id"])["steps"]["keep-lost-writes"]["outputs"]
+    assert kept["kept"] is None and "nothing was lost" in kept["why"]
+
+
 class Crash(BaseException):
     """The process dying right after a step: nothing in drctl handles a BaseException."""
 
