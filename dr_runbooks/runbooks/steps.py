@@ -51,7 +51,8 @@ def find_last_canaries(ctx: RunContext) -> dict[str, Any]:
 def _promote(ctx: RunContext, operation: str, call_region: str, **extra: Any) -> dict[str, Any]:
     """Make the target cluster the writer with `operation`, called in `call_region` (where AWS says to call it), and
     wait on Aurora's `FailoverState` (RDS API Reference): done when it is empty and the target writes. A cancellation
-    (`cancelling`, or empty with the target not writing after the call) fails the step with the reason.
+    (`cancelling`, or empty with the target not writing after the call) fails the step with the reason, once it has
+    ended (nothing left in flight).
 
     Idempotent and resumable: no call when the target writes already or a move to it is in flight; a continued
     attempt (a Step Functions re-invocation, a resumed crash) that made the call already (checkpoint `requested_at`)
@@ -71,6 +72,10 @@ def _promote(ctx: RunContext, operation: str, call_region: str, **extra: Any) ->
     started = time.time()
     seen: list[str] = []
     requested = ctx.checkpointed("requested_at") is not None
+    if not requested and cluster.failover_status == "cancelling":  # someone else's, still ending: ours comes after
+        cluster = wait_until(ctx, lambda: probes.global_cluster(rds, gid), lambda found: not found.moving,
+                             "a cancelled switchover or failover to end")
+        member = cluster.member_in(ctx.target.region) or member
     if not member.is_writer and not cluster.moving:
         if requested:
             writer = cluster.writer()
@@ -88,10 +93,11 @@ def _promote(ctx: RunContext, operation: str, call_region: str, **extra: Any) ->
             seen.append(state)
         return found
 
-    found = wait_until(ctx, observe, lambda found: found.failover_status in (None, "cancelling"),
+    # A cancellation is waited out too, so the run ends with nothing in flight.
+    found = wait_until(ctx, observe, lambda found: not found.moving,
                        f"{ctx.target.region} writing (FailoverState empty)")
     writer = found.writer()
-    if found.failover_status == "cancelling" or writer is None or writer.region != ctx.target.region:
+    if "cancelling" in seen or writer is None or writer.region != ctx.target.region:
         raise RuntimeError(f"Aurora cancelled the {kind} to {member.cluster_id} (FailoverState {' -> '.join(seen)}): "
                            f"{writer.region if writer else 'no region'} still writes")
     return {"writer_region": ctx.target.region, "already_writer": member.is_writer,
