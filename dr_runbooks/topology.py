@@ -176,6 +176,25 @@ def drill_scratch_instance_name(cluster_id: str) -> str:
     return f"{cluster_id}-1"
 
 
+#: How AWS names the system snapshot of an old primary's volume it takes after a managed failover, before rebuilding
+#: it: `rds:unplanned-global-failover-<old primary cluster>-<timestamp>` (Aurora User Guide, "Using switchover or
+#: failover in Amazon Aurora Global Database"). It expires with that cluster's backup retention.
+FAILOVER_SNAPSHOT_PREFIX = "rds:unplanned-global-failover-"
+#: The tag a kept copy of such a snapshot carries: the identifier of the snapshot it keeps (so each is kept once).
+KEPT_FROM_TAG_KEY = "ehr-dr:kept-from"
+
+
+def lost_writes_snapshot_prefix(env_name: str) -> str:
+    """What the manual copies failback keeps of AWS's failover snapshots are named with (IAM scopes them by it)."""
+    return f"ehr-dr-{env_name}-lost-writes-"
+
+
+def lost_writes_snapshot_name(env_name: str, run_id: str) -> str:
+    """The manual snapshot a failback keeps the old writer's failover snapshot as: the prefix and the run id,
+    lowercase (RDS snapshot identifiers: a letter first, letters, digits and single hyphens)."""
+    return f"{lost_writes_snapshot_prefix(env_name)}{run_id.lower()}"
+
+
 def role_name(config: DeploymentConfig, role: AccessRole) -> str:
     return f"{name_prefix(config)}-{role}"
 

@@ -9,7 +9,8 @@ emulations over that one pair.
 Actions (`drctl sandbox fault action NAME`, `Sandbox.action`): `kill-primary-db` (SIGKILL the node writing now, for an
 unplanned-failover rehearsal), `db-replication-pause` / `db-replication-resume` (cut / restore the standby's WAL
 stream: a lagging secondary), `db-rejoin` (the killed old writer's region is back: re-attach it as secondary),
-`records-seed` (the database half of `drctl sandbox seed`). Status section `database`: roles, lag, ports.
+`records-seed` (the database half of `drctl sandbox seed`), and the Aurora emulation's `aurora-cancel` and
+`aurora-timings` (`aurora_global.py`). Status section `database`: roles, lag, ports, members' synchronization, timings.
 
 Why a temp dir and a link rather than the state dir itself: run as root, PostgreSQL runs as the wheel's system user,
 which must traverse every directory above its data. The state dir may sit under a private one (a 0700 home, or
@@ -82,7 +83,7 @@ def install(registry: Registry, context: SandboxContext) -> None:
     except BaseException:
         remove()
         raise
-    aurora = AuroraGlobal(pair, topology, context.backend)
+    aurora = AuroraGlobal(pair, topology, context.backend, context.down_regions)
     backups = BackupJobs(pair, topology, context.backend, home / "backups")
 
     def stop() -> None:

@@ -93,6 +93,29 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
                 ],
             ),
             iam.PolicyStatement(
+                # Failback keeps AWS's unplanned-global-failover snapshot of the returned cluster (a system snapshot
+                # that expires with its retention): a tagged manual copy, in that cluster's region.
+                sid="KeepFailoverSnapshots",
+                actions=["rds:DescribeDBClusterSnapshots", "rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"],
+                resources=[arn for r in regions for arn in (
+                    site.failover_snapshot_arn(r.region), site.kept_snapshot_arn(r.region))],
+            ),
+            iam.PolicyStatement(
+                sid="FindFailoverSnapshots",
+                actions=["rds:DescribeDBClusterSnapshots"],
+                resources=[site.cluster_arn(r.region) for r in regions],
+            ),
+            iam.PolicyStatement(
+                # The copy is encrypted with the region's data key: RDS creates a grant on it for the caller.
+                sid="EncryptKeptSnapshots",
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[f"arn:aws:kms:{r.region}:{account}:key/*" for r in regions],
+                conditions={
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted({r.kms_key_alias for r in regions})},
+                    "StringLike": {"kms:ViaService": "rds.*.amazonaws.com"},
+                },
+            ),
+            iam.PolicyStatement(
                 sid="ReadDatabaseSecret",
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[f"arn:aws:secretsmanager:{r.region}:{account}:secret:{topology.db_secret_name}-*"

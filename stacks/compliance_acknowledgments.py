@@ -190,8 +190,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
             "DrOperatorPolicy/Resource",
-            "Narrowed by conditions to the estate's data keys (kms:ResourceAliases) used through S3, DynamoDB or "
-            "Secrets Manager (kms:ViaService); key ids are random, the aliases are the deterministic names.",
+            "Narrowed by conditions to the estate's data keys (kms:ResourceAliases) used through S3, DynamoDB, "
+            "Secrets Manager or RDS (kms:ViaService); key ids are random, the aliases are the deterministic names.",
         )
         for region in ("region", "partner_region")
     ),
@@ -246,7 +246,27 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
         "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
-        "canaries, journal and evidence are written in the partner region too).",
+        "canaries, journal and evidence are written in the partner region too; a failback toward it encrypts the "
+        "kept failover snapshot with it, through RDS only).",
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "A failback toward this region encrypts its copy of AWS's failover snapshot with this region's data key: "
+        "CreateGrant and DescribeKey only, through RDS only (kms:ViaService), on the key with the estate's alias.",
+    ),
+    # --- Failback keeps AWS's failover snapshot of the returned cluster (either region may be the returned one) ---
+    *(
+        Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", policy, reason)
+        for policy in ("DrOperatorPolicy/Resource", "FunctionPolicy/Resource")
+        for region in ("region", "partner_region")
+        for resource, reason in (
+            (f"arn:aws:rds:{{{region}}}:{{account}}:cluster-snapshot:rds:unplanned-global-failover-{{prefix}}-records-"
+             f"{{{region}}}-*",
+             "AWS names the snapshot it takes of an old primary after a managed failover itself, ending in a "
+             "timestamp: the wildcard is that timestamp, of the estate's own cluster only."),
+            (f"arn:aws:rds:{{{region}}}:{{account}}:cluster-snapshot:{{prefix}}-lost-writes-*",
+             "The manual copies a failback keeps are named {prefix}-lost-writes-<run id>: the wildcard is the run id."),
+        )
     ),
     *(
         Acknowledgment(

@@ -291,6 +291,18 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
         iam.PolicyStatement(sid="RecordsDatabase", actions=[
             "rds:DescribeGlobalClusters", "rds:DescribeDBClusters", "rds:SwitchoverGlobalCluster",
             "rds:FailoverGlobalCluster"], resources=[global_cluster, *(site.cluster_arn(r) for r in regions)]),
+        # Failback keeps AWS's unplanned-global-failover snapshot of the returned cluster as a tagged manual copy,
+        # encrypted with that region's data key (RDS makes a grant on it), in either region (the target's).
+        iam.PolicyStatement(sid="KeepFailoverSnapshots", actions=[
+            "rds:DescribeDBClusterSnapshots", "rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"],
+            resources=[arn for r in regions for arn in (site.failover_snapshot_arn(r), site.kept_snapshot_arn(r))]),
+        iam.PolicyStatement(sid="FindFailoverSnapshots", actions=["rds:DescribeDBClusterSnapshots"],
+                            resources=[site.cluster_arn(r) for r in regions]),
+        iam.PolicyStatement(sid="EncryptKeptSnapshots", actions=["kms:CreateGrant", "kms:DescribeKey"],
+                            resources=[f"arn:aws:kms:{r}:{account}:key/*" for r in regions],
+                            conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(
+                                {topology.in_region(r).kms_key_alias for r in regions})},
+                                "StringLike": {"kms:ViaService": "rds.*.amazonaws.com"}}),
         iam.PolicyStatement(sid="DatabaseSteps", actions=["lambda:InvokeFunction"], resources=[
             f"arn:aws:lambda:{r}:{account}:function:{database_function_name(site.config.env_name)}"
             for r in regions]),

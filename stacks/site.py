@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from dr_runbooks.config import DeploymentConfig
-from dr_runbooks.topology import RegionalResources, Topology, name_prefix
+from dr_runbooks.topology import (
+    FAILOVER_SNAPSHOT_PREFIX,
+    RegionalResources,
+    Topology,
+    lost_writes_snapshot_prefix,
+    name_prefix,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,16 @@ class Site:
     def cluster_arn(self, region: str) -> str:
         cluster = self.topology.in_region(region).db_cluster_id
         return f"arn:aws:rds:{region}:{self.config.account}:cluster:{cluster}"
+
+    def failover_snapshot_arn(self, region: str) -> str:
+        """AWS's `unplanned-global-failover` system snapshots of the region's cluster (any timestamp)."""
+        cluster = self.topology.in_region(region).db_cluster_id
+        return f"arn:aws:rds:{region}:{self.config.account}:cluster-snapshot:{FAILOVER_SNAPSHOT_PREFIX}{cluster}-*"
+
+    def kept_snapshot_arn(self, region: str) -> str:
+        """The manual copies of those a failback keeps (named by its run)."""
+        prefix = lost_writes_snapshot_prefix(self.config.env_name)
+        return f"arn:aws:rds:{region}:{self.config.account}:cluster-snapshot:{prefix}*"
 
     def table_arn(self, region: str) -> str:
         table = self.topology.in_region(region).runbook_table

@@ -23,18 +23,28 @@ class GlobalMember(BaseModel):
     cluster_arn: str
     region: str
     is_writer: bool
+    #: `SynchronizationStatus` (RDS API Reference, GlobalClusterMember): `connected`, or `pending-resync` while
+    #: Aurora rebuilds an old primary after a managed failover (minutes to hours); None if AWS does not say.
+    synchronization_status: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.synchronization_status in (None, "connected")
 
 
 class GlobalCluster(BaseModel):
     status: str
     members: list[GlobalMember]
+    #: `FailoverState.Status` (RDS API Reference, FailoverState): `pending`, `switching-over`, `failing-over` or
+    #: `cancelling` while a switchover or failover is scheduled or in progress; None (AWS leaves it empty) otherwise.
+    failover_status: str | None = None
     #: The cluster an in-flight switchover or failover moves the writer to (`FailoverState.ToDbClusterArn`).
     moving_to: str | None = None
 
     @property
     def moving(self) -> bool:
-        """A switchover or failover is in flight."""
-        return self.status in ("switching-over", "failing-over")
+        """A switchover or failover is scheduled or in flight (cancelling included: it has not ended yet)."""
+        return self.failover_status is not None
 
     def writer(self) -> GlobalMember | None:
         return next((member for member in self.members if member.is_writer), None)
@@ -62,11 +72,13 @@ def global_cluster(rds: Any, global_cluster_id: str) -> GlobalCluster:
             cluster_arn=member["DBClusterArn"],
             region=member["DBClusterArn"].split(":")[3],
             is_writer=bool(member.get("IsWriter")),
+            synchronization_status=member.get("SynchronizationStatus"),
         )
         for member in found.get("GlobalClusterMembers", [])
     ]
+    failover = found.get("FailoverState") or {}
     return GlobalCluster(status=found.get("Status", "unknown"), members=members,
-                         moving_to=(found.get("FailoverState") or {}).get("ToDbClusterArn"))
+                         failover_status=failover.get("Status"), moving_to=failover.get("ToDbClusterArn"))
 
 
 def db_cluster(rds: Any, cluster_id: str) -> dict[str, Any]:

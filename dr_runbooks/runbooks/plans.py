@@ -15,6 +15,10 @@ _STEPS = "dr_runbooks.runbooks.steps"
 #: Aurora global switchover/failover takes minutes on AWS; poll every few seconds, at most every 15.
 _AURORA_POLL = PollPolicy(initial_seconds=0.2, maximum_seconds=15)
 _FAST_POLL = PollPolicy(initial_seconds=0.1, maximum_seconds=5)
+#: After a managed failover Aurora rebuilds the old primary in "a few minutes to several hours" (Aurora User Guide):
+#: failback waits that long, polling at most every minute (in Step Functions: a Wait state between invocations).
+_REBUILD_TIMEOUT = 8 * 3600
+_REBUILD_POLL = PollPolicy(initial_seconds=0.5, maximum_seconds=60)
 
 
 def _step(name: str, action: str, description: str, *depends_on: str, changes: bool = False,
@@ -60,8 +64,9 @@ def switchover() -> Plan:
                   changes=True, calls=("s3.PutObject({source_bucket}/dr-canary/{run_id})",)),
             _step("aurora-switchover", "aurora_switchover", "switch the global cluster's writer to the target",
                   "canary-row", changes=True, timeout=900, poll=_AURORA_POLL,
-                  calls=("rds.SwitchoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id})",
-                         "rds.DescribeGlobalClusters({target_region}: until the target writes)")),
+                  calls=("rds.SwitchoverGlobalCluster({source_region}: {global_cluster_id} -> {target_cluster_id})",
+                         "rds.DescribeGlobalClusters({target_region}: until FailoverState is empty, the target "
+                         "writing)")),
             _step("canary-object-arrived", "verify_canary_object", "the canary object replicated to the target",
                   "canary-object", timeout=900, calls=("s3.HeadObject({target_bucket}/dr-canary/{run_id})",)),
             _step("canary-row-arrived", "verify_canary_row", "the canary row is in the new writer", "aurora-switchover",
@@ -91,7 +96,9 @@ def failover() -> Plan:
             _step("aurora-failover", "aurora_failover", "promote the target cluster (AllowDataLoss)",
                   "find-last-canaries", changes=True, timeout=900, poll=_AURORA_POLL,
                   calls=("rds.FailoverGlobalCluster({target_region}: {global_cluster_id} -> {target_cluster_id}, "
-                         "AllowDataLoss)", "rds.DescribeGlobalClusters({target_region}: until the target writes)")),
+                         "AllowDataLoss)",
+                         "rds.DescribeGlobalClusters({target_region}: until FailoverState is empty, the target "
+                         "writing)")),
             _step("archive-writable", "archive_writable", "target bucket takes writes and replicates back",
                   changes=True,
                   calls=_ARCHIVE_WRITABLE),
@@ -107,13 +114,23 @@ def failover() -> Plan:
 
 
 def failback() -> Plan:
-    """Re-protect: the returning region (the target) is a secondary again and both directions replicate."""
+    """Re-protect: the returning region (the target) is a connected secondary again (Aurora's rebuild done), the writes
+    a failover lost are kept (AWS's snapshot of the old writer, copied), and replication flows to it."""
     return Plan(
         runbook="failback",
         description="re-protect: the returned region is an up-to-date secondary and replication flows to it",
         steps=(
-            _step("reattached", "reattached_secondary", "the returned cluster is a secondary again", timeout=900,
-                  poll=_AURORA_POLL, calls=("rds.DescribeGlobalClusters({target_region})",)),
+            _step("reattached", "reattached_secondary", "the returned cluster is a connected secondary again",
+                  timeout=_REBUILD_TIMEOUT, poll=_REBUILD_POLL,
+                  calls=("rds.DescribeGlobalClusters({target_region}: until {target_cluster_id} is a secondary, "
+                         "SynchronizationStatus connected)",
+                         "cloudwatch.GetMetricStatistics({target_region}: AuroraGlobalDBReplicationLag)")),
+            _step("keep-lost-writes", "keep_failover_snapshot",
+                  "keep AWS's unplanned-global-failover snapshot of the returned cluster as a manual snapshot",
+                  changes=True, timeout=_REBUILD_TIMEOUT, poll=_REBUILD_POLL,
+                  calls=("rds.DescribeDBClusterSnapshots({target_region}: {target_cluster_id}, automated and manual)",
+                         "rds.CopyDBClusterSnapshot({target_region}: rds:unplanned-global-failover-{target_cluster_id}"
+                         "-... -> ehr-dr-{env}-lost-writes-<run id, lowercase>, KmsKeyId alias/ehr-dr-{env}-data)")),
             _step("canary-row", "write_source_canary_row", "a canary row on the writer", "reattached", changes=True,
                   calls=("postgres INSERT INTO dr_canary on {source_cluster_id}",), database="source"),
             _step("canary-object", "write_source_canary_object", "a canary object in the writer's bucket",

@@ -17,7 +17,13 @@ from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.observe import probes, traffic
 from dr_runbooks.runbooks import canary
-from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS, TrafficTopology
+from dr_runbooks.topology import (
+    FAILOVER_SNAPSHOT_PREFIX,
+    KEPT_FROM_TAG_KEY,
+    TRAFFIC_RECORD_TTL_SECONDS,
+    TrafficTopology,
+    lost_writes_snapshot_name,
+)
 
 #: The database canary implementation; tests without PostgreSQL replace it.
 DB_CANARY: canary.DbCanary = canary.PostgresCanary()
@@ -50,35 +56,73 @@ def find_last_canaries(ctx: RunContext) -> dict[str, Any]:
                             ctx.target.chart_bucket)
 
 
-def _promote(ctx: RunContext, operation: str, **extra: Any) -> dict[str, Any]:
+def _promote(ctx: RunContext, operation: str, call_region: str, **extra: Any) -> dict[str, Any]:
+    """Make the target cluster the writer with `operation`, called in `call_region` (where AWS says to call it), and
+    wait on Aurora's `FailoverState` (RDS API Reference): done when it is empty and the target writes. A cancellation
+    (`cancelling`, or empty with the target not writing after the call) fails the step with the reason, once it has
+    ended (nothing left in flight).
+
+    Idempotent and resumable: no call when the target writes already or a move to it is in flight; a continued
+    attempt (a Step Functions re-invocation, a resumed crash) that made the call already (checkpoint `requested_at`)
+    waits instead of calling again. A target Aurora is still rebuilding (`pending-resync`) cannot be promoted."""
     rds = ctx.client("rds")
     gid = ctx.topology.global_cluster_id
     cluster = probes.global_cluster(rds, gid)
     member = cluster.member_in(ctx.target.region)
     if member is None:
         raise RuntimeError(f"{ctx.target.db_cluster_id} is not a member of global cluster {gid}")
-    started = time.time()
     if cluster.moving and cluster.moving_to not in (None, member.cluster_arn):
         raise RuntimeError(f"global cluster {gid} is already moving its writer to {cluster.moving_to}")
-    # Idempotent: no call when the target writes already, or when a move to it is in flight (a resumed run).
+    if not member.is_writer and not member.connected:
+        raise RuntimeError(f"{member.cluster_id} is {member.synchronization_status}: Aurora is still rebuilding it "
+                           "from the writer and cannot promote it until it is connected")
+    kind = operation.removesuffix("_global_cluster")
+    started = time.time()
+    seen: list[str] = []
+    requested = ctx.checkpointed("requested_at") is not None
+    if not requested and cluster.failover_status == "cancelling":  # someone else's, still ending: ours comes after
+        cluster = wait_until(ctx, lambda: probes.global_cluster(rds, gid), lambda found: not found.moving,
+                             "a cancelled switchover or failover to end")
+        member = cluster.member_in(ctx.target.region) or member
     if not member.is_writer and not cluster.moving:
-        getattr(rds, operation)(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=member.cluster_arn, **extra)
+        if requested:
+            writer = cluster.writer()
+            raise RuntimeError(f"Aurora cancelled the {kind} to {member.cluster_id}: it is no longer in flight and "
+                               f"{writer.region if writer else 'no region'} still writes")
+        answered = getattr(ctx.client("rds", call_region), operation)(
+            GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=member.cluster_arn, **extra)
+        ctx.checkpoint(requested_at=time.time(), called_in=call_region)
+        seen.append((answered["GlobalCluster"].get("FailoverState") or {}).get("Status") or "(empty)")
 
-    def promoted(found: probes.GlobalCluster) -> bool:
-        writer = found.writer()
-        return writer is not None and writer.region == ctx.target.region and found.status == "available"
+    def observe() -> probes.GlobalCluster:
+        found = probes.global_cluster(rds, gid)
+        state = found.failover_status or "(empty)"
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        return found
 
-    wait_until(ctx, lambda: probes.global_cluster(rds, gid), promoted, f"{ctx.target.region} writing")
+    # A cancellation is waited out too, so the run ends with nothing in flight.
+    found = wait_until(ctx, observe, lambda found: not found.moving,
+                       f"{ctx.target.region} writing (FailoverState empty)")
+    writer = found.writer()
+    if "cancelling" in seen or writer is None or writer.region != ctx.target.region:
+        raise RuntimeError(f"Aurora cancelled the {kind} to {member.cluster_id} (FailoverState {' -> '.join(seen)}): "
+                           f"{writer.region if writer else 'no region'} still writes")
     return {"writer_region": ctx.target.region, "already_writer": member.is_writer,
+            "called_in": ctx.checkpointed("called_in"), "failover_states": seen,
             "promotion_seconds": round(time.time() - started, 3)}
 
 
 def aurora_switchover(ctx: RunContext) -> dict[str, Any]:
-    return _promote(ctx, "switchover_global_cluster")
+    """SwitchoverGlobalCluster, called in the current primary's region (the source, which answers in a planned move:
+    Aurora User Guide, `switchover-global-cluster --region region_of_primary`)."""
+    return _promote(ctx, "switchover_global_cluster", ctx.source.region)
 
 
 def aurora_failover(ctx: RunContext) -> dict[str, Any]:
-    return _promote(ctx, "failover_global_cluster", AllowDataLoss=True)
+    """FailoverGlobalCluster with AllowDataLoss, called in the target's region (`failover-global-cluster --region
+    region_of_selected_secondary`): never the failed region."""
+    return _promote(ctx, "failover_global_cluster", ctx.target.region, AllowDataLoss=True)
 
 
 def _reached(ctx: RunContext) -> set[str]:
@@ -243,17 +287,85 @@ def record_objectives(ctx: RunContext) -> dict[str, Any]:
 
 
 def reattached_secondary(ctx: RunContext) -> dict[str, Any]:
-    """Failback: the returning region's cluster is back in the global cluster as an available secondary."""
+    """Failback: the returned region's cluster is a secondary of the global cluster again and `connected`. After a
+    managed failover Aurora rebuilds the old primary once its region is back (`pending-resync`, "a few minutes to
+    several hours": Aurora User Guide); until then the region protects nothing. A polled step: it hands back at each
+    invocation's end and its timeout counts from its first start."""
     rds = ctx.client("rds")
     gid = ctx.topology.global_cluster_id
+    seen: list[str] = []
 
-    def secondary(found: probes.GlobalCluster) -> bool:
+    def observe() -> probes.GlobalCluster:
+        found = probes.global_cluster(rds, gid)
         member = found.member_in(ctx.target.region)
-        return member is not None and not member.is_writer and found.status == "available"
+        state = "absent" if member is None else "writer" if member.is_writer else str(member.synchronization_status)
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        return found
 
-    wait_until(ctx, lambda: probes.global_cluster(rds, gid), secondary, f"{ctx.target.db_cluster_id} secondary")
+    def protected(found: probes.GlobalCluster) -> bool:
+        member = found.member_in(ctx.target.region)
+        return member is not None and not member.is_writer and member.connected and not found.moving
+
+    wait_until(ctx, observe, protected, f"{ctx.target.db_cluster_id} a connected secondary")
     lag = probes.aurora_lag_seconds(ctx.client("cloudwatch"), ctx.target.db_cluster_id)
-    return {"secondary": ctx.target.db_cluster_id, "lag_seconds": lag}
+    first_start = ctx.deadline - ctx.step.timeout_seconds if ctx.step else time.time()
+    return {"secondary": ctx.target.db_cluster_id, "synchronization_states": seen, "lag_seconds": lag,
+            "waited_seconds": round(time.time() - first_start, 3)}
+
+
+def _cluster_snapshots(rds: Any, cluster_id: str, kind: str) -> list[dict[str, Any]]:
+    pages = rds.get_paginator("describe_db_cluster_snapshots").paginate(DBClusterIdentifier=cluster_id,
+                                                                       SnapshotType=kind)
+    return [snapshot for page in pages for snapshot in page["DBClusterSnapshots"]]
+
+
+def _where(snapshot: dict[str, Any], region: str) -> dict[str, Any]:
+    return {"region": region, "identifier": snapshot["DBClusterSnapshotIdentifier"],
+            "arn": snapshot["DBClusterSnapshotArn"], "status": snapshot["Status"]}
+
+
+def keep_failover_snapshot(ctx: RunContext) -> dict[str, Any]:
+    """Failback: keep AWS's `unplanned-global-failover` snapshot of the old writer (the returned region's cluster),
+    which holds the writes the failover lost. It is a system snapshot that expires with the cluster's backup retention
+    (Aurora User Guide), so it is copied, in the region where it lives and with that region's key, to a manual
+    snapshot named from the run id and tagged with the snapshot it keeps (each is kept once).
+
+    AWS takes it when the region is back, before rebuilding the cluster: the step waits until an unkept one appears,
+    or the cluster is a connected secondary with none (the writer left by switchover: nothing was lost). Idempotent:
+    when the copy exists it only waits for it to be available."""
+    rds, region, cluster_id = ctx.client("rds"), ctx.target.region, ctx.target.db_cluster_id
+    name = lost_writes_snapshot_name(ctx.topology.env_name, ctx.run.run_id)
+
+    def kept() -> dict[str, Any] | None:
+        return next((s for s in _cluster_snapshots(rds, cluster_id, "manual")
+                     if s["DBClusterSnapshotIdentifier"] == name), None)
+
+    if kept() is None:
+        def unkept_or_rebuilt() -> tuple[dict[str, Any] | None, bool]:
+            manual = _cluster_snapshots(rds, cluster_id, "manual")
+            done = {tag["Value"] for s in manual for tag in s.get("TagList", []) if tag["Key"] == KEPT_FROM_TAG_KEY}
+            failures = [s for s in _cluster_snapshots(rds, cluster_id, "automated")
+                        if s["DBClusterSnapshotIdentifier"].startswith(f"{FAILOVER_SNAPSHOT_PREFIX}{cluster_id}-")
+                        and s["DBClusterSnapshotIdentifier"] not in done]
+            member = probes.global_cluster(rds, ctx.topology.global_cluster_id).member_in(region)
+            rebuilt = member is not None and not member.is_writer and member.connected
+            return max(failures, key=lambda s: s["SnapshotCreateTime"], default=None), rebuilt
+
+        source, _ = wait_until(ctx, unkept_or_rebuilt, lambda seen: seen[0] is not None or seen[1],
+                               f"an {FAILOVER_SNAPSHOT_PREFIX}{cluster_id} snapshot, or {cluster_id} rebuilt")
+        if source is None:
+            return {"kept": None, "why": f"no unkept {FAILOVER_SNAPSHOT_PREFIX}{cluster_id}-* snapshot in {region}: "
+                    "the writer left by switchover (nothing was lost), or AWS could not take one"}
+        rds.copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=source["DBClusterSnapshotIdentifier"],
+            TargetDBClusterSnapshotIdentifier=name, KmsKeyId=ctx.target.kms_key_alias, CopyTags=False,
+            Tags=[{"Key": KEPT_FROM_TAG_KEY, "Value": source["DBClusterSnapshotIdentifier"]}])
+    copy = wait_until(ctx, kept, lambda found: found is not None and found["Status"] == "available",
+                      f"snapshot {name} available")
+    assert copy is not None
+    source_id = next((tag["Value"] for tag in copy.get("TagList", []) if tag["Key"] == KEPT_FROM_TAG_KEY), None)
+    return {"kept": _where(copy, region), "from": source_id, "kms_key": ctx.target.kms_key_alias}
 
 
 def verify_replica_canary_row(ctx: RunContext) -> dict[str, Any]:

@@ -153,6 +153,21 @@ def test_the_runbook_function_writes_journal_lock_evidence_and_on_call_only_in_t
 
 
 @REGIONS
+def test_the_runbook_function_keeps_only_the_estates_failover_snapshots_encrypted_through_rds(
+    synth: Synth, region: str
+) -> None:
+    by_sid = {s["Sid"]: s for s in statements(synth, region, "FunctionPolicy")}
+    account, env = synth.config.account, synth.config.env_name
+    assert sorted(by_sid["KeepFailoverSnapshots"]["Action"]) == [
+        "rds:AddTagsToResource", "rds:CopyDBClusterSnapshot", "rds:DescribeDBClusterSnapshots"]
+    assert by_sid["KeepFailoverSnapshots"]["Resource"] == [arn for r in synth.config.regions for arn in (
+        f"arn:aws:rds:{r}:{account}:cluster-snapshot:rds:unplanned-global-failover-"
+        f"{synth.topology.in_region(r).db_cluster_id}-*",
+        f"arn:aws:rds:{r}:{account}:cluster-snapshot:ehr-dr-{env}-lost-writes-*")]
+    assert by_sid["EncryptKeptSnapshots"]["Condition"]["StringLike"] == {"kms:ViaService": "rds.*.amazonaws.com"}
+
+
+@REGIONS
 def test_the_runbook_function_reads_no_database_secret_and_no_chart(synth: Synth, region: str) -> None:
     policy = json.dumps(statements(synth, region, "FunctionPolicy"))
     assert "secretsmanager" not in policy

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +13,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dr_runbooks.cli import cli
+from dr_runbooks.observe import probes
 from dr_runbooks.runbooks.canary import HEARTBEAT_PREFIX, DbEndpoint, db_endpoint
 from ehr_dr_sandbox.api import Sandbox
+from ehr_dr_sandbox.aurora_global import Timings
 
 MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
 
@@ -76,3 +80,20 @@ def database(sandbox: Sandbox, region: str, reader: bool = False) -> DbEndpoint:
     return db_endpoint(sandbox.client("rds", region), sandbox.client("secretsmanager", region),
                        topology.in_region(region).db_cluster_id, topology.db_secret_name, topology.database_name,
                        reader=reader)
+
+
+def wait_connected(sandbox: Sandbox, timeout: float = 60) -> None:
+    """Until every member of the global cluster is `connected` (a failover's rebuild of the old primary is over)."""
+    rds = sandbox.client("rds", sandbox.topology.dr_region)
+    deadline = time.monotonic() + timeout
+    while not all(member.connected for member in
+                  probes.global_cluster(rds, sandbox.topology.global_cluster_id).members):
+        assert time.monotonic() < deadline, f"a member still rebuilding after {timeout}s"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def aurora_timings(sandbox: Sandbox) -> Iterator[Callable[..., Any]]:
+    """Set the sandbox's Aurora timings (`aurora-timings`) for one test; AWS-like defaults again after it."""
+    yield lambda **seconds: sandbox.action("aurora-timings", **seconds)
+    sandbox.action("aurora-timings", **asdict(Timings()))

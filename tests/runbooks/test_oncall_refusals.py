@@ -106,9 +106,12 @@ def test_refusals_are_json_with_output_json(drctl: Callable[..., Result]) -> Non
 
 
 @pytest.mark.parametrize(("runbook", "call"), [
-    ("switchover", "rds.SwitchoverGlobalCluster(us-west-1: ehr-dr-demo-records -> ehr-dr-demo-records-us-west-1)"),
+    ("switchover", "rds.SwitchoverGlobalCluster(us-east-1: ehr-dr-demo-records -> ehr-dr-demo-records-us-west-1)"),
     ("failover", "rds.FailoverGlobalCluster(us-west-1: ehr-dr-demo-records -> ehr-dr-demo-records-us-west-1, "),
-    ("failback", "rds.DescribeGlobalClusters(us-west-1)"),
+    ("failback", "rds.DescribeGlobalClusters(us-west-1: until ehr-dr-demo-records-us-west-1 is a secondary, "
+                 "SynchronizationStatus connected)"),
+    ("failback", "rds.CopyDBClusterSnapshot(us-west-1: rds:unplanned-global-failover-ehr-dr-demo-records-us-west-1-... "
+                 "-> ehr-dr-demo-lost-writes-<run id, lowercase>, KmsKeyId alias/ehr-dr-demo-data)"),
 ])
 def test_a_dry_run_prints_the_exact_calls_and_writes_nothing(
     drctl: Callable[..., Result], sandbox: Sandbox, runbook: str, call: str

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
+from dr_runbooks.engine.context import RunContext
+from dr_runbooks.engine.journal import StepRecord
+from dr_runbooks.engine.runner import run_step
 from dr_runbooks.observe import probes
+from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.canary import PostgresCanary
 from dr_runbooks.runbooks.plans import switchover as switchover_plan
+from dr_runbooks.session import AwsSession
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
@@ -90,6 +96,82 @@ def test_a_throttling_storm_during_a_switchover_is_retried_to_success(
     summary = switchover(drctl, target)
     assert summary["status"] == "succeeded"
     assert writer(sandbox) == target
+
+
+def journal(run_id: str) -> dict:
+    return json.loads(Path(f".ehr-dr/runs/{run_id}.json").read_text())
+
+
+def test_a_switchover_calls_aurora_in_the_primarys_region_and_waits_through_pending(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    source = sandbox.topology.partner(target)
+    step = journal(switchover(drctl, target)["run_id"])["steps"]["aurora-switchover"]
+    (call,) = [call for call in step["calls"] if call["operation"] == "SwitchoverGlobalCluster"]
+    assert call["region"] == source
+    assert step["outputs"]["called_in"] == source
+    states = step["outputs"]["failover_states"]
+    assert (states[0], states[-1]) == ("pending", "(empty)")
+
+
+def test_an_injected_cancellation_fails_the_switchover_with_the_reason_and_the_writer_unchanged(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    source = sandbox.topology.partner(target)
+    sandbox.action("aurora-cancel")
+    result = drctl("switchover", "--to", target, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    error = summary["steps"]["aurora-switchover"]["error"]
+    assert f"Aurora cancelled the switchover to {sandbox.topology.in_region(target).db_cluster_id}" in error
+    assert f"{source} still writes" in error
+    assert writer(sandbox) == source
+
+
+def test_a_failback_after_a_switchover_keeps_no_snapshot_and_says_nothing_was_lost(
+    drctl: Callable[..., Result], sandbox: Sandbox, target: str
+) -> None:
+    switchover(drctl, target)
+    source = sandbox.topology.partner(target)
+    result = drctl("failback", "--to", source, "--yes", "--output", "json", *MFA)
+    assert result.exit_code == 0, result.output
+    kept = journal(json.loads(result.stdout)["run_id"])["steps"]["keep-lost-writes"]["outputs"]
+    assert kept["kept"] is None and "nothing was lost" in kept["why"]
+
+
+def switchover_run(sandbox: Sandbox, target: str) -> RunContext:
+    """A switchover run to `target`, journaled, whose steps a test runs one by one (as a Step Functions task would)."""
+    ctx = driver.new_context(AwsSession(endpoint_url=sandbox.endpoint_url), sandbox.topology, "switchover", target,
+                             {}, "on-call")
+    ctx.journal.start(ctx.run)
+    return ctx
+
+
+def test_a_resumed_aurora_step_waits_for_the_move_in_flight_without_calling_again(
+    sandbox: Sandbox, sandbox_env: dict[str, str], target: str
+) -> None:
+    gid = sandbox.topology.global_cluster_id
+    member = probes.global_cluster(sandbox.client("rds", target), gid).member_in(target)
+    assert member is not None
+    sandbox.client("rds", sandbox.topology.partner(target)).switchover_global_cluster(
+        GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=member.cluster_arn)  # the run that died had called
+    record = run_step(switchover_run(sandbox, target), switchover_plan().step("aurora-switchover"))
+    assert record.status == "succeeded", record.error
+    assert [call.operation for call in record.calls if call.operation.endswith("GlobalCluster")] == []
+    assert writer(sandbox) == target
+
+
+def test_a_continued_aurora_step_whose_move_was_cancelled_fails_without_calling_again(
+    sandbox: Sandbox, sandbox_env: dict[str, str], target: str
+) -> None:
+    ctx = switchover_run(sandbox, target)
+    ctx.journal.record_step(ctx.run.run_id, StepRecord(  # an earlier invocation called, then handed back
+        name="aurora-switchover", status="waiting", started_at=time.time(), progress={"requested_at": time.time()}))
+    record = run_step(ctx, switchover_plan().step("aurora-switchover"))
+    assert record.status == "failed"
+    assert "Aurora cancelled the switchover" in str(record.error) and "no longer in flight" in str(record.error)
+    assert [call.operation for call in record.calls if call.operation.endswith("GlobalCluster")] == []
+    assert writer(sandbox) == sandbox.topology.partner(target)
 
 
 class Crash(BaseException):

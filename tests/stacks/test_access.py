@@ -53,3 +53,27 @@ def test_dr_operator_uses_data_keys_only_through_the_data_services(estate: Estat
     assert set(condition["StringLike"]["kms:ViaService"]) == {
         "s3.*.amazonaws.com", "dynamodb.*.amazonaws.com", "secretsmanager.*.amazonaws.com",
     }
+
+
+def _kept_snapshot_arns(estate: Estate) -> list[str]:
+    return [arn for region in estate.regions for arn in (
+        f"arn:aws:rds:{region}:{estate.config.account}:cluster-snapshot:rds:unplanned-global-failover-"
+        f"{estate.topology.in_region(region).db_cluster_id}-*",
+        f"arn:aws:rds:{region}:{estate.config.account}:cluster-snapshot:ehr-dr-{estate.config.env_name}-lost-writes-*",
+    )]
+
+
+def test_dr_operator_copies_only_the_estates_failover_snapshots_to_its_kept_snapshots(estate: Estate) -> None:
+    statements = _operator_statements(estate)
+    keep = statements["KeepFailoverSnapshots"]
+    assert sorted(keep["Action"]) == ["rds:AddTagsToResource", "rds:CopyDBClusterSnapshot",
+                                      "rds:DescribeDBClusterSnapshots"]
+    assert keep["Resource"] == _kept_snapshot_arns(estate)
+    assert statements["FindFailoverSnapshots"]["Action"] == "rds:DescribeDBClusterSnapshots"
+
+
+def test_dr_operator_encrypts_kept_snapshots_with_the_data_keys_through_rds_only(estate: Estate) -> None:
+    statement = _operator_statements(estate)["EncryptKeptSnapshots"]
+    assert sorted(statement["Action"]) == ["kms:CreateGrant", "kms:DescribeKey"]
+    assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/ehr-dr-demo-data"]},
+                                      "StringLike": {"kms:ViaService": "rds.*.amazonaws.com"}}
