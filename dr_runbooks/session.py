@@ -91,7 +91,7 @@ class AwsSession:
     def _new_client(self, service: str, region: str, probe: bool) -> Any:
         config = Config(
             retries=PROBE_RETRIES if probe else RUNBOOK_RETRIES,
-            connect_timeout=2 if probe else 10,
+            connect_timeout=2 if probe else 5,
             read_timeout=3 if probe else 60,
             max_pool_connections=20,
         )

@@ -18,7 +18,7 @@ from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_i
 from dr_runbooks.engine.lock import RunLock
 from dr_runbooks.engine.plan import Plan
 from dr_runbooks.engine.runner import Listener, execute
-from dr_runbooks.evidence.record import AwsCall, DnsOutcome, EvidenceRecord, Identity, Objective, RunError
+from dr_runbooks.evidence.record import AwsCall, DnsOutcome, EvidenceRecord, Identity, Objective, RunError, Verification
 from dr_runbooks.evidence.record import Step as EvidenceStep
 from dr_runbooks.evidence.store import (
     DEFAULT_EVIDENCE_DIR,
@@ -157,9 +157,25 @@ def evidence_record(run: RunRecord, topology: Topology, sandbox: bool) -> Eviden
         if run.runbook != "failback" else None,
         dns=DnsOutcome(answer_region=dns_seen["answer_region"], confirmed=dns_seen["confirmed"], how=dns_seen["how"],
                        effective_at=when(dns_seen["effective_at"])) if dns_seen else None,
+        verifications=_kept_lost_writes(run),
         errors=(RunError(message=run.error),) if run.error else (),
         sandbox=sandbox,
     )
+
+
+def _kept_lost_writes(run: RunRecord) -> tuple[Verification, ...]:
+    """A failback's copy of AWS's unplanned-global-failover snapshot (the writes the failover lost): where it is, or
+    why there was none to keep, so the auditor and whoever reconciles the lost writes find it in the evidence."""
+    step = run.steps.get("keep-lost-writes")
+    if step is None or step.status != "succeeded":
+        return ()
+    kept = step.outputs.get("kept")
+    detail = (f"{kept['identifier']} in {kept['region']} ({kept['arn']}), copied from {step.outputs.get('from')}"
+              if kept else step.outputs.get("why"))
+    return (Verification(what="the writes an unplanned failover lost are kept",
+                         how="CopyDBClusterSnapshot of AWS's unplanned-global-failover snapshot of the old writer to "
+                             "a manual snapshot (it would expire with the backup retention)",
+                         result="passed", checked=1 if kept else 0, detail=detail),)
 
 
 def write_evidence(ctx: RunContext, sandbox: bool, local_dir: Path = DEFAULT_EVIDENCE_DIR,

@@ -43,7 +43,8 @@ def _observe(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]
         raise Refused(f"{here.db_cluster_id} is not a member of global cluster {topology.global_cluster_id}")
     writer = cluster.writer()
     return {"writer_region": writer.region if writer else None, "target_is_writer": member.is_writer,
-            "target_cluster_status": status, "observed_lag_seconds": lag}
+            "target_cluster_status": status, "observed_lag_seconds": lag,
+            "target_synchronization": member.synchronization_status, "failover_state": cluster.failover_status}
 
 
 def _healthy_secondary(topology: Topology, region: str, seen: dict[str, Any]) -> None:
@@ -51,6 +52,13 @@ def _healthy_secondary(topology: Topology, region: str, seen: dict[str, Any]) ->
         raise Refused(f"{region} already writes: nothing to move")
     if seen["target_cluster_status"] != "available":
         raise Refused(f"the cluster in {region} is {seen['target_cluster_status']}, not available")
+    if seen["failover_state"]:
+        raise Refused(f"Aurora is already moving the writer (FailoverState {seen['failover_state']}): wait for it, "
+                      "then look again with drctl status")
+    if seen["target_synchronization"] == "pending-resync":
+        raise Refused(f"Aurora is still rebuilding the cluster in {region} after a failover (SynchronizationStatus "
+                      "pending-resync): it holds nothing to promote yet; wait for it to be connected (drctl failback "
+                      "waits for that)")
 
 
 def _lag_within_rpo(topology: Topology, region: str, seen: dict[str, Any]) -> None:

@@ -179,6 +179,8 @@ def test_failback_copies_the_unplanned_global_failover_snapshot_and_says_where(
         DBClusterSnapshotIdentifier=name)["DBClusterSnapshots"]
     assert (snapshot["SnapshotType"], snapshot["DBClusterSnapshotArn"]) == ("manual", kept["kept"]["arn"])
     assert {"Key": KEPT_FROM_TAG_KEY, "Value": kept["from"]} in snapshot["TagList"]
+    evidence = json.loads(next(Path(".ehr-dr/evidence").rglob(f"*{summary['run_id']}.json")).read_text())
+    assert any(name in (check["detail"] or "") for check in evidence["verifications"])
 
 
 def test_each_failover_snapshot_is_kept_once_then_failback_says_nothing_was_lost(
