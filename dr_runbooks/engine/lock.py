@@ -174,10 +174,13 @@ class RunLock:
         self._renewal = None
 
     def release(self, run_id: str) -> None:
-        """Release our lock wherever it answers; a lock already broken or held by someone else is left alone."""
+        """Release our lock wherever it answers; a lock already broken or held by someone else is left alone. Where we
+        took it, the delete gets a runbook client's patience (botocore's standard retries): a throttle or a 5xx must
+        not leave the lock of a finished run behind (the model-based test found that under load); elsewhere (a region
+        dark when we took it) one quick try."""
         self.stop()
         for region, table in self.tables.items():
-            self._delete(region, table, run_id, dead_only=False)
+            self._delete(region, table, run_id, dead_only=False, patient=region in self.taken)
 
     def expire(self, run_id: str) -> None:
         """The run stopped without ending: keep the lock (the next operator resumes or unlocks) but show it dead."""
@@ -205,12 +208,12 @@ class RunLock:
             raise LockHeld(f"run {run_id} does not hold the runbook lock: {current}")
         return [region for region, table in self.tables.items() if self._delete(region, table, run_id, dead_only=True)]
 
-    def _delete(self, region: str, table: str, run_id: str, dead_only: bool) -> bool:
+    def _delete(self, region: str, table: str, run_id: str, dead_only: bool, patient: bool = False) -> bool:
         condition = "run_id = :run" + (" AND expires_at < :now" if dead_only else "")
         values = {":run": {"S": run_id}} | ({":now": {"N": f"{time.time():.3f}"}} if dead_only else {})
         try:
-            self._dynamodb(region).delete_item(TableName=table, Key=self.key, ConditionExpression=condition,
-                                               ExpressionAttributeValues=values)
+            self.aws.client("dynamodb", region, probe=not patient).delete_item(
+                TableName=table, Key=self.key, ConditionExpression=condition, ExpressionAttributeValues=values)
         except (ClientError, BotoCoreError):
             return False  # not ours (or not dead), or dark
         return True

@@ -137,12 +137,14 @@ def test_the_lease_is_renewed_while_the_run_runs(
     running = threading.Thread(target=execute, args=(one_step(), ctx, env_lock(lease=LEASE)))
     running.start()
     deadline, holder = time.monotonic() + LEASE * 3, None
+    alive = False
     while time.monotonic() < deadline:  # until the lease outlived its first term, while the step still runs
-        holder = env_lock().holder()
-        if holder is not None and holder.renewed_at > holder.acquired_at + LEASE:
+        found = env_lock().holder()
+        holder = found or holder  # a read after the run ended finds it released: keep the last one seen
+        alive = found is not None and found.alive
+        if found is not None and found.renewed_at > found.acquired_at + LEASE:
             break
         time.sleep(LEASE / 6)
-    alive = holder is not None and holder.alive
     running.join()
     assert holder is not None and holder.run_id == ctx.run.run_id
     assert holder.renewed_at > holder.acquired_at + LEASE and alive

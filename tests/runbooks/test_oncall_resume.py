@@ -25,7 +25,7 @@ from dr_runbooks.session import AwsSession
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
-from .conftest import MFA, estate_state, report_lag
+from .conftest import MFA, estate_state, report_lag, wait_connected
 
 
 class Crash(BaseException):
@@ -44,7 +44,8 @@ def lock(sandbox: Sandbox, required: str) -> RunLock:
 
 @pytest.fixture
 def target(sandbox: Sandbox) -> str:
-    """The region that does not write now; both regions report a small lag."""
+    """The region that does not write now, at rest (no member rebuilding); both regions report a small lag."""
+    wait_connected(sandbox)
     for region in sandbox.topology.regions:
         report_lag(sandbox, region, 1.0)
     return sandbox.topology.partner(writer(sandbox))
@@ -131,7 +132,7 @@ def test_resume_after_the_writer_moved_under_the_run_is_refused_naming_the_chang
     cluster = probes.global_cluster(sandbox.client("rds", target), sandbox.topology.global_cluster_id)
     member = cluster.member_in(target)
     assert member is not None
-    sandbox.client("rds", target).switchover_global_cluster(  # someone else moved the writer meanwhile
+    sandbox.client("rds", source).switchover_global_cluster(  # someone else moved the writer meanwhile
         GlobalClusterIdentifier=sandbox.topology.global_cluster_id, TargetDbClusterIdentifier=member.cluster_arn)
     wait_for_writer(sandbox, target)
     before = estate_state(sandbox)

@@ -18,7 +18,7 @@ from dr_runbooks.runbooks import canary, preflight
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
-from .conftest import MFA, database, estate_state, heartbeat, report_lag
+from .conftest import MFA, database, estate_state, heartbeat, report_lag, wait_connected
 
 
 def writer(sandbox: Sandbox) -> str:
@@ -39,7 +39,9 @@ def on_writer(sandbox: Sandbox, *statements: str) -> None:
 
 @pytest.fixture
 def dark(sandbox: Sandbox, sandbox_faults: FaultsClient) -> Iterator[str]:
-    """The writer's region goes dark once the heartbeat has beaten and replicated; yields the region that is left."""
+    """The writer's region goes dark once the estate is at rest (no member rebuilding) and the heartbeat has beaten
+    and replicated; yields the region that is left."""
+    wait_connected(sandbox)
     heartbeat(sandbox)
     source = writer(sandbox)
     sandbox_faults.region_down(source)
