@@ -6,6 +6,7 @@ afterwards, so every test starts from a healthy archive.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 
 from dr_runbooks.cli import cli
 from dr_runbooks.runbooks import canary
-from dr_runbooks.verify.charts import sampled_rows
+from dr_runbooks.verify.charts import sampled_rows, stored_sha256
 
 EAST, WEST = "us-east-1", "us-west-1"
 PATIENTS, FILES_PER_PATIENT = 20, 3
@@ -215,3 +216,27 @@ def test_a_region_that_does_not_answer_is_one_line_and_exit_2_within_seconds(see
     assert result.output.startswith(f"refused: {WEST} does not answer") and len(result.output.splitlines()) == 1
     assert "verify charts reads both archives" in result.output
     assert seconds < 15, seconds
+
+
+def test_a_chart_stored_without_a_sha256_checksum_is_read_in_full(seeded, sandbox_env, chart, tmp_path):
+    s3 = seeded.client("s3", EAST)
+    body = s3.get_object(Bucket=_buckets(seeded)[EAST], Key=chart)["Body"].read()
+    s3.put_object(Bucket=_buckets(seeded)[EAST], Key=chart, Body=body)  # the SDK's default checksum: not SHA-256
+    seeded.action("replication-drain", timeout=30)
+    code, document = _charts(tmp_path, "--all")
+    assert code == 0, document
+    assert {r["region"]: r["read"] for r in document["regions"]} == {EAST: 1, WEST: 1}
+
+
+@pytest.mark.parametrize("head", [
+    {"ChecksumSHA256": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=-3", "ChecksumType": "COMPOSITE"},
+    {"ChecksumSHA256": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=-3"},
+    {"ChecksumCRC64NVME": "AAAAAAAAAAA="},
+], ids=["composite", "part-count-suffix", "no-sha256"])
+def test_a_checksum_that_is_not_a_full_object_sha256_is_not_used(head):
+    assert stored_sha256(head) is None
+
+
+def test_a_full_object_sha256_is_used_as_hex():
+    assert stored_sha256({"ChecksumSHA256": base64.b64encode(hashlib.sha256(b"x").digest()).decode(),
+                          "ChecksumType": "FULL_OBJECT"}) == hashlib.sha256(b"x").hexdigest()
