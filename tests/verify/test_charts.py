@@ -240,3 +240,13 @@ def test_a_checksum_that_is_not_a_full_object_sha256_is_not_used(head):
 def test_a_full_object_sha256_is_used_as_hex():
     assert stored_sha256({"ChecksumSHA256": base64.b64encode(hashlib.sha256(b"x").digest()).decode(),
                           "ChecksumType": "FULL_OBJECT"}) == hashlib.sha256(b"x").hexdigest()
+
+
+def test_the_text_output_tells_the_verdict_and_the_report_renders_the_record(seeded, sandbox_env, tmp_path):
+    result = CliRunner().invoke(cli, ["verify", "charts", "--sample", "5", "--evidence-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "All charts match their scan rows." in result.output
+    report = CliRunner().invoke(cli, ["report", "--evidence-dir", str(tmp_path), "--out", str(tmp_path / "reports")])
+    assert report.exit_code == 0, report.output
+    [markdown] = (tmp_path / "reports").glob("*.md")
+    assert "verify-charts" in markdown.read_text()
