@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -195,7 +195,6 @@ class ChartCheck:
     read_bytes: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     progress: Progress | None = None
-    request_count: Callable[[], int] = lambda: 0
 
     def run(self, batches: Iterable[list[ScanRow]]) -> tuple[int, list[RegionResult], list[ChartFinding], float]:
         started = time.monotonic()

@@ -256,7 +256,7 @@ class ChartProgress(chart_check.Progress):
 
     def __init__(self, bar: Progress):
         self.bar = bar
-        self.task = bar.add_task("checking charts", total=None, objects=0)
+        self.task = bar.add_task("checking charts", total=None)
 
     def total(self, rows: int) -> None:
         self.bar.update(self.task, total=rows)
@@ -295,11 +295,14 @@ def charts(
     aws = AwsSession.from_options(profile, endpoint_url)
     # Raced with a short budget, as `drctl status` does: a black-holed region must not cost a client's timeouts.
     topology = load_topology_anywhere(aws, env_name, TOPOLOGY_REGIONS)
+    if db_region and db_region not in (topology.primary_region, topology.dr_region):
+        raise Refused(f"--db-region {db_region}: the records database of {env_name} is in "
+                      f"{topology.primary_region} and {topology.dr_region}")
     sides = [Side(aws.client("s3", region), topology.in_region(region).chart_bucket)
              for region in (topology.primary_region, topology.dr_region)]
     _both_answer(aws, *sides, command="verify charts")
     writer = writer_region(aws, topology, topology.dr_region) or topology.primary_region
-    database_region = check_region(db_region) if db_region else topology.partner(writer)
+    database_region = db_region or topology.partner(writer)
     run_id = new_run_id("charts", database_region)
     started_at = datetime.now(UTC)
     report = _check_charts(aws, topology, sides, database_region, run_id, None if check_all else sample or
@@ -342,7 +345,7 @@ def _check_charts(aws: AwsSession, topology: Topology, sides: list[Side], databa
                 progress = ChartProgress(bar)
                 progress.total(checking)
                 checked, regions, findings, seconds = chart_check.ChartCheck(
-                    sides, read_bytes, concurrency, progress, counter).run(batches)
+                    sides, read_bytes, concurrency, progress).run(batches)
     except (OSError, pg8000.exceptions.Error, DatabaseTlsError) as error:
         raise Refused(f"the records database in {database_region} does not answer ({str(error).splitlines()[0]}): "
                       "give --db-region to read the scan rows from the other region") from None

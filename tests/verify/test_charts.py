@@ -250,3 +250,9 @@ def test_the_text_output_tells_the_verdict_and_the_report_renders_the_record(see
     assert report.exit_code == 0, report.output
     [markdown] = (tmp_path / "reports").glob("*.md")
     assert "verify-charts" in markdown.read_text()
+
+
+def test_a_db_region_outside_the_estate_is_refused(seeded, sandbox_env, tmp_path):
+    result = CliRunner().invoke(cli, ["verify", "charts", "--db-region", "eu-west-1", "--evidence-dir", str(tmp_path)])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1
+    assert result.output.startswith("refused: --db-region eu-west-1: the records database")
