@@ -96,7 +96,6 @@ def charts_evidence(
     the findings as counts plus a digest of their list. Object keys name practices and patients, so none is sealed
     here; the run's `--output json` lists them, and the digest ties that list to this record."""
     ended_at = started_at + timedelta(seconds=report.seconds)
-    operations = ("HeadObject", "GetObject") if report.method == "bytes" else ("HeadObject",)
     chosen = (f"a random sample of {report.checked:,} of {report.scan_rows:,} scan rows (seed {report.sample_seed}: "
               "the same seed chooses the same rows)" if report.sampled else f"every scan row ({report.checked:,})")
     how = (f"{chosen} of the records database in {report.database_region}; each chart's current version in the "
@@ -134,7 +133,8 @@ def charts_evidence(
             outcome="succeeded" if report.passed else "failed",
             detail=f"{report.checked:,} scan rows, {len(report.regions)} regions, {report.requests:,} requests",
             aws_calls=tuple(AwsCall(service="s3", operation=operation, region=region.region, target=region.bucket)
-                            for region in report.regions for operation in operations),
+                            for region in report.regions
+                            for operation in ("HeadObject", "GetObject")[:2 if region.read else 1]),
         ),),
         verifications=verifications,
         errors=errors,
