@@ -7,7 +7,6 @@ Validation steps never fail on bad data: they record what they found, teardown r
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import random
 import secrets
@@ -23,6 +22,7 @@ from dr_runbooks.engine.context import RunContext
 from dr_runbooks.engine.waits import wait_until
 from dr_runbooks.runbooks.canary import DbEndpoint, PostgresCanary, connect, db_endpoint
 from dr_runbooks.topology import RECORDS_DB_INSTANCE_CLASS, drill_scratch_instance_name, drill_scratch_name
+from dr_runbooks.verify.digest import object_sha256
 
 #: The data sets a drill restores: (name in outputs, resource type of AWS Backup).
 DATA_SETS = {"database": "Aurora", "archive": "S3"}
@@ -220,21 +220,6 @@ def validate_records(ctx: RunContext) -> dict[str, Any]:
             "newest_restored_canary": restored_canary.isoformat() if restored_canary else None}
 
 
-def _sha256(s3: Any, bucket: str, key: str) -> str | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return None
-        raise
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 def validate_charts(ctx: RunContext) -> dict[str, Any]:
     """The chart files named by restored scan rows exist in the restored archive and match their SHA-256."""
     bucket = ctx.output("restore-archive")["bucket"]
@@ -248,7 +233,7 @@ def validate_charts(ctx: RunContext) -> dict[str, Any]:
     step_context = contextvars.copy_context()
     with ThreadPoolExecutor(8, thread_name_prefix="drill-sha") as pool:
         # Each read in a copy of this step's context, so the journal records the GetObject calls too.
-        digests = list(pool.map(lambda scan: step_context.copy().run(_sha256, s3, bucket, scan[0]), scans))
+        digests = list(pool.map(lambda scan: step_context.copy().run(object_sha256, s3, bucket, scan[0]), scans))
     missing = [key for (key, _), digest in zip(scans, digests, strict=True) if digest is None]
     changed = [key for (key, want), digest in zip(scans, digests, strict=True) if digest not in (None, want)]
     return {"result": "failed" if missing or changed or not scans else "passed", "checked": len(scans),

@@ -1,34 +1,45 @@
 """`drctl verify replication`: compare the primary and replica chart archives, list differences, re-drive the missing.
+`drctl verify charts`: check both archives against the SHA-256 the records database holds for each chart.
 
-Exit codes: 0 in sync; 1 differences found (with `--repair`, also after re-driving them: replication takes its time,
-run the check again); 2 refused (bad input, no topology, unreadable inventory), nothing changed.
+Exit codes: 0 in sync (all charts good); 1 differences found (with `--repair`, also after re-driving them: replication
+takes its time, run the check again); 2 refused (bad input, no topology, unreadable inventory, a region or the records
+database that does not answer), nothing changed.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
 import botocore.session
 import click
+import pg8000.exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dr_runbooks.commands.common import EXIT_DONE, EXIT_FAILED, Options, refusals
-from dr_runbooks.drills.commands import finish
+from dr_runbooks.drills import running
+from dr_runbooks.drills.commands import evidence_dir_option, finish
+from dr_runbooks.engine.journal import new_run_id
+from dr_runbooks.evidence.record import EvidenceRecord, Identity
 from dr_runbooks.orchestration.commands import drill_remotely
-from dr_runbooks.runbooks.estate import Refused, check_region, load_topology
+from dr_runbooks.runbooks.canary import DatabaseTlsError, connect, db_endpoint
+from dr_runbooks.runbooks.estate import Refused, check_region, load_topology, load_topology_anywhere
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
+from dr_runbooks.verify import charts as chart_check
 from dr_runbooks.verify import compare
 from dr_runbooks.verify.compare import ReplicationComparison, Side
 from dr_runbooks.verify.counting import RequestCounter
+from dr_runbooks.verify.evidence import charts_evidence
 from dr_runbooks.verify.inventory import InventoryError, compare_inventories
 from dr_runbooks.verify.model import ReplicationReport
-from dr_runbooks.verify.plan import verify_preflight
+from dr_runbooks.verify.plan import verify_preflight, writer_region
 from dr_runbooks.verify.repair import redrive_all
 
 #: Differences listed in text output; `--output json` lists them all.
@@ -194,15 +205,15 @@ def replication(
     raise SystemExit(EXIT_DONE if report.in_sync else EXIT_FAILED)
 
 
-def _both_answer(aws: AwsSession, source: Side, replica: Side) -> None:
+def _both_answer(aws: AwsSession, *sides: Side, command: str = "verify replication") -> None:
     """Both archives must answer before a comparison starts: HeadBucket on a probe client (seconds, not the minutes
     of a runbook client's retries), so a dark or black-holed region is one line, exit 2."""
-    for side in (source, replica):
+    for side in sides:
         region = side.client.meta.region_name
         try:
             aws.client("s3", region, probe=True).head_bucket(Bucket=side.bucket)
         except BotoCoreError as error:
-            raise Refused(f"{region} does not answer ({str(error).splitlines()[0]}): verify replication reads both "
+            raise Refused(f"{region} does not answer ({str(error).splitlines()[0]}): {command} reads both "
                           "archives; run it when both regions answer") from None
         except ClientError as error:
             raise Refused(f"cannot read {side} in {region}: {error.response['Error'].get('Code')}") from None
@@ -238,3 +249,137 @@ def _run(source: Side, replica: Side, inventory: tuple[str, str] | None, prefix:
             source, replica, listing=listing, deep=deep, prefix=prefix, partition_depth=partition_depth,
             concurrency=concurrency, progress=RichProgress(bar), request_count=counter,
         ).run()
+
+
+class ChartProgress(chart_check.Progress):
+    """Scan rows checked out of all, on stderr; nothing when stderr is not a terminal."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.task = bar.add_task("checking charts", total=None)
+
+    def total(self, rows: int) -> None:
+        self.bar.update(self.task, total=rows)
+
+    def checked(self, rows: int) -> None:
+        self.bar.advance(self.task, rows)
+
+
+@verify.command("charts")
+@click.option("--env", "env_name", envvar="EHR_DR_ENV", help="environment (or EHR_DR_ENV)")
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help=f"check this many scan rows, chosen at random  [default: {chart_check.DEFAULT_SAMPLE}]")
+@click.option("--sample-seed", help="choose the sample an earlier run chose (the seed its output and evidence name)")
+@click.option("--all", "check_all", is_flag=True, help="check every scan row")
+@click.option("--read-bytes", is_flag=True,
+              help="hash each chart's bytes (GetObject) instead of reading the SHA-256 S3 stored with it (HeadObject)")
+@click.option("--db-region", help="read the scan rows from this region's reader (default: the writer's partner)")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=chart_check.DEFAULT_CONCURRENCY, show_default=True)
+@evidence_dir_option
+@click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile (or AWS_PROFILE)")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="one endpoint for every service, e.g. the sandbox's (or AWS_ENDPOINT_URL)")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@refusals
+def charts(
+    env_name: str | None, sample: int | None, sample_seed: str | None, check_all: bool, read_bytes: bool,
+    db_region: str | None, concurrency: int, evidence_dir: Path, profile: str | None, endpoint_url: str | None,
+    output: str,
+) -> None:
+    """Check each chart's current version, in both regions' archives, against the SHA-256 its scan row holds:
+    missing, deleted, corrupted. Records the check as evidence (counts and a digest; no object keys)."""
+    if check_all and (sample or sample_seed):
+        raise Refused("--all checks every scan row; --sample and --sample-seed choose a sample: give one or the other")
+    if not env_name:
+        raise Refused("name the environment (--env or EHR_DR_ENV)")
+    aws = AwsSession.from_options(profile, endpoint_url)
+    # Raced with a short budget, as `drctl status` does: a black-holed region must not cost a client's timeouts.
+    topology = load_topology_anywhere(aws, env_name, TOPOLOGY_REGIONS)
+    if db_region and db_region not in (topology.primary_region, topology.dr_region):
+        raise Refused(f"--db-region {db_region}: the records database of {env_name} is in "
+                      f"{topology.primary_region} and {topology.dr_region}")
+    sides = [Side(aws.client("s3", region), topology.in_region(region).chart_bucket)
+             for region in (topology.primary_region, topology.dr_region)]
+    _both_answer(aws, *sides, command="verify charts")
+    writer = writer_region(aws, topology, topology.dr_region) or topology.primary_region
+    database_region = db_region or topology.partner(writer)
+    run_id = new_run_id("charts", database_region)
+    started_at = datetime.now(UTC)
+    report = _check_charts(aws, topology, sides, database_region, run_id, None if check_all else sample or
+                           chart_check.DEFAULT_SAMPLE, None if check_all else sample_seed or run_id, read_bytes,
+                           concurrency)
+    identity = aws.identity(database_region)
+    record = charts_evidence(report, environment=topology.env_name, from_region=writer,
+                             to_region=topology.partner(writer), started_at=started_at, sandbox=bool(endpoint_url),
+                             identity=Identity(caller_arn=identity.arn, account=topology.account,
+                                               mfa_used=identity.mfa))
+    sealed = running.append_evidence(aws, topology, record, evidence_dir)
+    if output == "json":
+        click.echo(json.dumps({**report.model_dump(mode="json"), "passed": report.passed,
+                               "evidence": {"sequence": sealed.sequence, "record_hash": sealed.record_hash}},
+                              indent=2))
+    else:
+        _print_charts(report, sealed)
+    raise SystemExit(EXIT_DONE if report.passed else EXIT_FAILED)
+
+
+def _check_charts(aws: AwsSession, topology: Topology, sides: list[Side], database_region: str, run_id: str,
+                  sample: int | None, seed: str | None, read_bytes: bool, concurrency: int,
+                  ) -> chart_check.ChartsReport:
+    """The scan rows (all, or a sample of `sample` chosen by `seed`) from `database_region`'s reader, checked."""
+    counter = RequestCounter()
+    for side in sides:
+        counter.attach(side.client)
+    here = topology.in_region(database_region)
+    try:
+        endpoint = db_endpoint(aws.client("rds", database_region), aws.client("secretsmanager", database_region),
+                               here.db_cluster_id, topology.db_secret_name, topology.database_name, reader=True)
+        with connect(endpoint) as database:
+            rows = chart_check.count_rows(database)
+            if not rows:
+                raise Refused(f"the records database in {database_region} names no chart files: nothing to check")
+            checking = rows if sample is None else min(sample, rows)
+            batches = (chart_check.all_rows(database) if seed is None
+                       else chart_check.sampled_rows(database, seed, checking))
+            with _charts_bar() as bar:
+                progress = ChartProgress(bar)
+                progress.total(checking)
+                checked, regions, findings, seconds = chart_check.ChartCheck(
+                    sides, read_bytes, concurrency, progress).run(batches)
+    except (OSError, pg8000.exceptions.Error, DatabaseTlsError) as error:
+        raise Refused(f"the records database in {database_region} does not answer ({str(error).splitlines()[0]}): "
+                      "give --db-region to read the scan rows from the other region") from None
+    except (BotoCoreError, ClientError) as error:
+        raise Refused(f"the check could not finish: {str(error).splitlines()[0]}") from None
+    return chart_check.ChartsReport(
+        run_id=run_id, database_region=database_region, method="bytes" if read_bytes else "stored-checksum",
+        sampled=seed is not None, sample_seed=seed, scan_rows=rows, checked=checked, regions=regions,
+        findings=findings, requests=counter(), seconds=seconds)
+
+
+def _charts_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("scan rows"), TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    )
+
+
+def _print_charts(report: chart_check.ChartsReport, sealed: EvidenceRecord) -> None:
+    console = Console()
+    chosen = (f"a sample of {report.checked:,} of {report.scan_rows:,} scan rows (seed {report.sample_seed})"
+              if report.sampled else f"all {report.checked:,} scan rows")
+    how = "bytes hashed" if report.method == "bytes" else "stored SHA-256 checksums"
+    console.print(f"Checked {chosen} from the records database in {report.database_region} against both archives "
+                  f"({how}) in {report.seconds:.1f} s, {report.requests:,} requests.", highlight=False)
+    table = Table("region", "bucket", "checked", "read in full", "missing", "deleted", "corrupted", "pending")
+    for region in report.regions:
+        table.add_row(region.region, region.bucket, f"{region.checked:,}", f"{region.read:,}",
+                      *(f"{region.counts.get(kind, 0):,}" for kind in ("missing", "deleted", "corrupted", "pending")))
+    console.print(table)
+    for finding in report.findings[:SHOWN]:
+        console.print(f"  {finding.kind:10} {finding.region:10} {finding.key}", highlight=False, soft_wrap=True)
+    if len(report.findings) > SHOWN:
+        console.print(f"  ... and {len(report.findings) - SHOWN:,} more (--output json lists all)")
+    verdict = ("[green]All charts match their scan rows.[/]" if report.passed
+               else "[red]Charts differ from their scan rows.[/]")
+    console.print(f"{verdict} Evidence #{sealed.sequence} of run {report.run_id}.", highlight=False)

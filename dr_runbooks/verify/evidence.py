@@ -1,4 +1,5 @@
-"""A replication check as evidence (kind `verify-replication`, HIPAA 164.308(a)(7)(ii)(A): the backup copy exists).
+"""Verification checks as evidence, HIPAA 164.308(a)(7)(ii)(A): a replication check (kind `verify-replication`: the
+backup copy exists) and a chart check (kind `verify-charts`: both copies are exact copies of what was scanned).
 
 The check only builds the record; whoever runs it as part of a drill appends it to the environment's evidence chain,
 so that one place decides where the chain lives.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from dr_runbooks.evidence.record import AwsCall, EvidenceRecord, Identity, RunError, Step, Verification
+from dr_runbooks.verify.charts import FAILING, ChartsReport
 from dr_runbooks.verify.model import ReplicationReport, ReplicationSummary
 
 
@@ -76,5 +78,65 @@ def replication_evidence(
             detail=", ".join(f"{kind}: {count:,}" for kind, count in sorted(report.counts().items())) or None,
         ),),
         errors=tuple(errors),
+        sandbox=sandbox,
+    )
+
+
+def charts_evidence(
+    report: ChartsReport,
+    *,
+    environment: str,
+    from_region: str,
+    to_region: str,
+    identity: Identity,
+    started_at: datetime,
+    sandbox: bool,
+) -> EvidenceRecord:
+    """The record of one `verify charts` run (kind `verify-charts`): per region what was checked, how, how many, and
+    the findings as counts plus a digest of their list. Object keys name practices and patients, so none is sealed
+    here; the run's `--output json` lists them, and the digest ties that list to this record."""
+    ended_at = started_at + timedelta(seconds=report.seconds)
+    chosen = (f"a random sample of {report.checked:,} of {report.scan_rows:,} scan rows (seed {report.sample_seed}: "
+              "the same seed chooses the same rows)" if report.sampled else f"every scan row ({report.checked:,})")
+    how = (f"{chosen} of the records database in {report.database_region}; each chart's current version in the "
+           + ("region's bucket read (GetObject) and its bytes hashed with SHA-256"
+              if report.method == "bytes" else "region's bucket: the full-object SHA-256 S3 stored with it "
+              "(HeadObject ChecksumMode), the bytes hashed where none is stored")
+           + ", compared with the row's SHA-256")
+    failing = {region.region: sum(count for kind, count in region.counts.items() if kind in FAILING)
+               for region in report.regions}
+    digest = f"findings digest sha256:{report.findings_digest()}" if report.findings else None
+    verifications = tuple(Verification(
+        what=f"chart archive s3://{region.bucket} ({region.region}) against the SHA-256 of each chart's scan row",
+        how=how,
+        result="failed" if failing[region.region] or not region.checked else "passed",
+        checked=region.checked,
+        mismatched=failing[region.region],
+        detail="; ".join(part for part in (
+            ", ".join(f"{kind}: {count:,}" for kind, count in sorted(region.counts.items())),
+            f"{region.read:,} read in full" if region.read else "", digest or "") if part) or None,
+    ) for region in report.regions)
+    errors = tuple(RunError(message=f"{count:,} charts {kind} in {region.region}", step="check-charts")
+                   for region in report.regions for kind, count in sorted(region.counts.items()) if kind in FAILING)
+    return EvidenceRecord(
+        run_id=report.run_id,
+        kind="verify-charts",
+        environment=environment,
+        from_region=from_region,
+        to_region=to_region,
+        identity=identity,
+        started_at=started_at,
+        ended_at=ended_at,
+        outcome="succeeded" if report.passed else "failed",
+        timeline=(Step(
+            name="check-charts", started_at=started_at, ended_at=ended_at,
+            outcome="succeeded" if report.passed else "failed",
+            detail=f"{report.checked:,} scan rows, {len(report.regions)} regions, {report.requests:,} requests",
+            aws_calls=tuple(AwsCall(service="s3", operation=operation, region=region.region, target=region.bucket)
+                            for region in report.regions
+                            for operation in ("HeadObject", "GetObject")[:2 if region.read else 1]),
+        ),),
+        verifications=verifications,
+        errors=errors,
         sandbox=sandbox,
     )
