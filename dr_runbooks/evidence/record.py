@@ -25,6 +25,7 @@ RunbookKind = Literal[
     "restore-drill",
     "failover-drill",
     "verify-replication",
+    "backup",
 ]
 
 #: 45 CFR 164.308(a)(7)(ii): the contingency-plan implementation specifications a record can be evidence for.
@@ -39,7 +40,8 @@ HIPAA_PARAGRAPHS: dict[HipaaParagraph, str] = {
 
 #: What a run of each kind demonstrates when its producer does not say otherwise. A drill is a test (D) of the plan it
 #: exercises; runs that measure recovery against the RTO/RPO targets set per data set speak to the criticality
-#: analysis (E) those targets come from; checking the replica is evidence that the backup copy exists (A).
+#: analysis (E) those targets come from; checking the replica is evidence that the backup copy exists (A), and so is
+#: an on-demand backup copied to the other region (A).
 DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "switchover": ("B", "C"),
     "failover": ("B", "C"),
@@ -47,6 +49,7 @@ DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "restore-drill": ("A", "D", "E"),
     "failover-drill": ("B", "C", "D", "E"),
     "verify-replication": ("A",),
+    "backup": ("A",),
 }
 
 Outcome = Literal["succeeded", "failed", "skipped", "aborted"]
