@@ -319,3 +319,9 @@ def test_jobs_and_recovery_points_are_regional(sandbox: Sandbox, estate: dict[st
 def test_an_unknown_copy_job_is_not_found(sandbox: Sandbox, estate: dict[str, Any]) -> None:
     backup = estate["backup"][estate["primary"].region]
     assert error_code(backup.describe_copy_job, CopyJobId="nope") == "ResourceNotFoundException"
+
+
+def test_the_backup_plans_do_not_run_unless_the_sandbox_is_told_to(sandbox: Sandbox) -> None:
+    """Tests start sandboxes without the plans' schedule (they stay fast); `drctl sandbox up` turns it on."""
+    assert sandbox.status()["backup_plans"]["interval_seconds"] is None
+    assert sandbox.status()["backup_plans"]["hours_played"] == 0

@@ -67,6 +67,13 @@ def test_status_shows_what_runs(running):
     assert report["rss_mb"] > 0
 
 
+def test_up_runs_the_backup_plans_on_an_accelerated_schedule(running):
+    """Five minutes of `up`'s sandbox stand for an hour of the plans' cron (tests' sandboxes run none)."""
+    cwd, _ = running
+    report = json.loads(drctl(cwd, "status", "--json").stdout)
+    assert report["backup_plans"]["interval_seconds"] == 300.0
+
+
 def test_a_second_up_is_refused_while_one_runs(running):
     cwd, _ = running
     again = drctl(cwd, "up", "--cdk-json", str(REPO / "cdk.json"))
