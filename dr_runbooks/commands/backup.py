@@ -48,7 +48,7 @@ def _one_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
 
 
-def writer_and_partner(aws: AwsSession, topology: Topology, budget: float = PREFLIGHT_BUDGET_SECONDS) -> str:
+def observed_writer(aws: AwsSession, topology: Topology, budget: float = PREFLIGHT_BUDGET_SECONDS) -> str:
     """The region that writes, as DescribeGlobalClusters answers in either region, once both its vault and the
     partner's vault answer; `Refused` (nothing started) otherwise."""
     started = time.monotonic()
@@ -131,7 +131,7 @@ def backup(options: Options, timeout: float, evidence_dir: Path) -> None:
     vault; waits for both copies and records evidence. No MFA: it only adds recovery points."""
     aws = options.session()
     topology = load_topology_anywhere(aws, options.env_name, DEFAULT_REGIONS)
-    writer = writer_and_partner(aws, topology)
+    writer = observed_writer(aws, topology)
     identity = aws.identity(writer)
     started_at = datetime.now(UTC)
     quiet = options.as_json
@@ -145,8 +145,8 @@ def backup(options: Options, timeout: float, evidence_dir: Path) -> None:
         jobs = backed_up.jobs
     except BackupFailed as failed:
         error, jobs = str(failed), failed.jobs
-    except (ClientError, BotoCoreError) as failed:
-        error = _one_line(failed)
+    except Exception as failed:  # an API or database error mid-way: the run still leaves its evidence
+        error = f"{type(failed).__name__}: {_one_line(failed)}"
     record = backup_evidence(topology, writer, Identity(caller_arn=identity.arn, account=topology.account,
                                                         mfa_used=identity.mfa),
                              started_at, jobs, error, bool(options.endpoint_url))

@@ -117,3 +117,25 @@ def test_a_dark_writer_region_is_refused_in_seconds_with_nothing_started(sandbox
     assert len(done.stderr.strip().splitlines()) == 1
     assert seconds < 15, seconds
     assert len(recovery_points(sandbox, partner)) == copies_before
+
+
+def test_a_copy_that_failed_makes_failed_evidence_naming_it(sandbox: Sandbox) -> None:
+    from datetime import UTC, datetime
+
+    from dr_runbooks.commands.backup import backup_evidence
+    from dr_runbooks.drills.backups import Job
+    from dr_runbooks.evidence.record import Identity
+
+    topology, now = sandbox.topology, datetime.now(UTC)
+    region = topology.primary_region
+    jobs = (Job("database", "StartBackupJob", region, "B1", now, now, "COMPLETED", "arn:rp:1"),
+            Job("archive", "StartBackupJob", region, "B2", now, now, "COMPLETED", "arn:rp:2"),
+            Job("database", "StartCopyJob", region, "C1", now, now, "COMPLETED", "arn:rp:3"),
+            Job("archive", "StartCopyJob", region, "C2", now, now, "FAILED", None, "access denied"))
+
+    record = backup_evidence(topology, region, Identity(caller_arn="arn:aws:iam::1:user/x", mfa_used=False), now,
+                             jobs, "StartCopyJob C2 (archive) ended FAILED: access denied", sandbox=True)
+
+    assert not record.passed and record.outcome == "failed"
+    assert [check.result for check in record.verifications] == ["passed", "failed"]
+    assert next(step for step in record.timeline if step.name == "copy-archive").detail == "C2 FAILED: access denied"
