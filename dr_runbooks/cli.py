@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from dr_runbooks.commands.backup import backup
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.drills.commands import drill
 from dr_runbooks.evidence.commands import report
@@ -35,6 +36,7 @@ cli.add_command(resume)
 cli.add_command(unlock)
 cli.add_command(drill)
 cli.add_command(runs)
+cli.add_command(backup)
 
 
 def _add_sandbox_commands() -> None:

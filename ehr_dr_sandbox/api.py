@@ -38,14 +38,16 @@ class Sandbox:
 
     @classmethod
     def start(cls, state_dir: Path, config: DeploymentConfig | None = None, *, cdk_json: Path = Path("cdk.json"),
-              port: int = 0, heartbeat_seconds: float | None = INTERVAL_SECONDS) -> Sandbox:
+              port: int = 0, heartbeat_seconds: float | None = INTERVAL_SECONDS,
+              backup_plan_seconds: float | None = None) -> Sandbox:
         """A fresh, provisioned sandbox in this process; `config` defaults to `cdk_json`'s, in the sandbox account.
-        It writes the heartbeat every `heartbeat_seconds` in the writing region (as AWS's schedule, every minute)."""
+        It writes the heartbeat every `heartbeat_seconds` in the writing region (as AWS's schedule, every minute), and
+        plays an hour of the backup plans' schedule every `backup_plan_seconds` (None: never; `backup_plans.py`)."""
         from ehr_dr_sandbox.provision import sandbox_config
         from ehr_dr_sandbox.server import start_in_thread
 
         config = config or sandbox_config(cdk_json)
-        server = start_in_thread(config, state_dir, port, heartbeat_seconds)
+        server = start_in_thread(config, state_dir, port, heartbeat_seconds, backup_plan_seconds)
         return cls(server.context.endpoint_url, config, state_dir, server)
 
     @classmethod

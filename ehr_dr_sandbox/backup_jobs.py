@@ -222,7 +222,7 @@ class BackupJobs:
         vault = self.vault(region, request.get("BackupVaultName"))
         resource_arn = _required(request, "ResourceArn")
         iam_role_arn = _required(request, "IamRoleArn")
-        resource_type, source = self._resource(resource_arn)
+        resource_type, source = self._resource(resource_arn, region)
         job_id = str(uuid.uuid4()).upper()
         point = RecoveryPoint(
             recovery_point_arn=f"arn:aws:backup:{region}:{self.topology.account}:recovery-point:{uuid.uuid4()}",
@@ -241,16 +241,18 @@ class BackupJobs:
         return {"BackupJobId": job_id, "RecoveryPointArn": point.recovery_point_arn,
                 "CreationDate": job.creation_date, "IsParent": False}
 
-    def _resource(self, arn: str) -> tuple[str, str]:
-        """(resource type, cluster id or bucket name) of a resource AWS Backup can protect here."""
+    def _resource(self, arn: str, region: str) -> tuple[str, str]:
+        """(resource type, cluster id or bucket name) of a resource AWS Backup can protect from `region`: a backup
+        job backs up a resource of its own region into a vault of that region (a copy job is what crosses regions;
+        AWS Backup Developer Guide, "Creating a backup copy across AWS Regions")."""
         if cluster := _CLUSTER_ARN.match(arn):
-            if cluster["id"] not in self.backend("rds", cluster["region"]).clusters:
-                raise ApiError("ResourceNotFoundException", f"DB cluster {cluster['id']} not found in "
-                               f"{cluster['region']}")
+            if cluster["region"] != region or cluster["id"] not in self.backend("rds", region).clusters:
+                raise ApiError("ResourceNotFoundException", f"DB cluster {cluster['id']} not found in {region}")
             return AURORA, cluster["id"]
         if bucket := _BUCKET_ARN.match(arn):
-            if bucket["bucket"] not in self.backend("s3", self.topology.primary_region).buckets:
-                raise ApiError("ResourceNotFoundException", f"Bucket {bucket['bucket']} not found")
+            found = self.backend("s3", region).buckets.get(bucket["bucket"])
+            if found is None or found.region_name != region:
+                raise ApiError("ResourceNotFoundException", f"Bucket {bucket['bucket']} not found in {region}")
             return S3, bucket["bucket"]
         raise ApiError("InvalidParameterValueException",
                        f"ResourceArn {arn} is neither an Aurora cluster nor an S3 bucket ARN")

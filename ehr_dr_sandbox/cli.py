@@ -55,6 +55,10 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
+#: `up`'s accelerated backup-plan clock: five minutes stand for an hour (`backup_plans.py`), so the hourly rule makes
+#: a recovery point (and its copy) every five minutes; tests start sandboxes without it.
+BACKUP_PLAN_SECONDS = 300.0
+
 @click.group("sandbox")
 def sandbox() -> None:
     """The whole two-region estate emulated locally (moto + emulations), for drills and tests: no AWS account."""
@@ -67,7 +71,10 @@ def sandbox() -> None:
               show_default=True, help="The deployment config to provision (in the sandbox account).")
 @click.option("--heartbeat-seconds", type=click.FloatRange(min=0), default=INTERVAL_SECONDS, show_default=True,
               help="Seconds between heartbeats in the writing region (AWS's schedule: every minute; 0: none).")
-def up(state_dir: Path, port: int, cdk_json: Path, heartbeat_seconds: float) -> None:
+@click.option("--backup-plan-seconds", type=click.FloatRange(min=0), default=BACKUP_PLAN_SECONDS,
+              show_default=True, help="Seconds that stand for one hour of the backup plans' schedule, so recovery "
+              "points appear as on AWS, fast (0: the plans never run).")
+def up(state_dir: Path, port: int, cdk_json: Path, heartbeat_seconds: float, backup_plan_seconds: float) -> None:
     """Start the sandbox in the background, provision the estate, print how to point drctl at it.
 
     Prints the endpoint on stderr and the `export` lines on stdout: `eval "$(drctl sandbox up)"`.
@@ -82,7 +89,8 @@ def up(state_dir: Path, port: int, cdk_json: Path, heartbeat_seconds: float) -> 
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ehr_dr_sandbox.server", "--state-dir", str(state_dir.resolve()),
-             "--cdk-json", str(cdk_json.resolve()), "--port", str(port), "--heartbeat-seconds", str(heartbeat_seconds)],
+             "--cdk-json", str(cdk_json.resolve()), "--port", str(port), "--heartbeat-seconds", str(heartbeat_seconds),
+             "--backup-plan-seconds", str(backup_plan_seconds)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     state = _wait_until_up(process, state_dir)

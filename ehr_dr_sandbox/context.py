@@ -31,6 +31,8 @@ class SandboxContext:
     down_regions: set[str] = field(default_factory=set)
     #: Seconds between heartbeats (`heartbeat.py`): AWS's schedule beats every minute; None: no heartbeat.
     heartbeat_seconds: float | None = INTERVAL_SECONDS
+    #: Seconds that stand for one hour of the backup plans' schedule (`backup_plans.py`); None: the plans never run.
+    backup_plan_seconds: float | None = None
     _ready: list[Callable[[], None]] = field(default_factory=list)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _version_listeners: list[Callable[[str, str, str], None]] = field(default_factory=list)

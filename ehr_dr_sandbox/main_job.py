@@ -37,6 +37,9 @@ from ehr_dr_sandbox.api import SANDBOX_CREDENTIALS, Sandbox
 
 T = TypeVar("T")
 SANDBOX_MFA_CODE = "123456"
+#: The deployment config of a checkout (the working directory's), and the demo one shipped as package data.
+CHECKOUT_CONFIG = Path("cdk.json")
+DEMO_CONFIG = Path(__file__).resolve().parent / "demo" / "cdk.json"
 
 
 @dataclass
@@ -156,25 +159,39 @@ def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path
     phases.attempt("verify replication", verify_replication)
 
 
+def deployment_config(cdk_json: Path | None, console: Console) -> Path:
+    """The config to rehearse: `--cdk-json` when given, else the working directory's cdk.json (a checkout), else the
+    demo config shipped in this package (`ehr_dr_sandbox/demo/cdk.json`, the checkout's own), said on stderr: a
+    first try after `pip install` needs no checkout."""
+    if cdk_json is not None:
+        return cdk_json
+    if CHECKOUT_CONFIG.is_file():
+        return CHECKOUT_CONFIG
+    console.print(f"no {CHECKOUT_CONFIG} here: rehearsing the demo deployment config shipped with ehr-dr "
+                  f"({DEMO_CONFIG}); give --cdk-json for your own", highlight=False)
+    return DEMO_CONFIG
+
+
 @click.command("all")
 @click.option("--sandbox", "on_sandbox", is_flag=True, required=True,
               help="run on a local sandbox (the only target of `all`: it starts and stops its own estate)")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="keep the sandbox state, journals and evidence here (default: a temp dir, removed at the end)")
-@click.option("--cdk-json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=Path("cdk.json"),
-              show_default=True, help="the deployment config the sandbox rehearses")
+@click.option("--cdk-json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="the deployment config the sandbox rehearses [default: ./cdk.json, else the package's demo config]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_REPORT_DIR,
               show_default=True, help="where the report (Markdown, HTML, JSON) is written")
 @click.option("--patients", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--files-per-patient", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
               help="chart files the restore drill checks")
-def all_drills(on_sandbox: bool, state_dir: Path | None, cdk_json: Path, out_dir: Path, patients: int,
+def all_drills(on_sandbox: bool, state_dir: Path | None, cdk_json: Path | None, out_dir: Path, patients: int,
                files_per_patient: int, sample: int) -> None:
     """The full drill on a sandbox: up, seed, backup, restore drill, failover game day, verify replication,
     report, down. Prints where the report is."""
     console = Console(stderr=True)
-    job = run_main_job(cdk_json, state_dir, out_dir, patients, files_per_patient, sample, console)
+    job = run_main_job(deployment_config(cdk_json, console), state_dir, out_dir, patients, files_per_patient, sample,
+                       console)
     total = sum(job.phases.values())
     console.print(f"[bold]{'PASSED' if job.passed else 'FAILED'}[/] in {total:.1f} s: "
                   + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in job.phases.items()), highlight=False)

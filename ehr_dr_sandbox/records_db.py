@@ -4,7 +4,7 @@
 streaming from it) in a fresh temp dir linked from `<state dir>/postgres`, creates the records database owned by
 the cluster's master user (the user of the database secret `provision` writes; PostgreSQL trusts local connections,
 so its password is never checked), applies the schema, and plugs in the Aurora Global Database and AWS Backup
-emulations over that one pair.
+emulations over that one pair, and the backup plans' accelerated schedule (`backup_plans.py`).
 
 Actions (`drctl sandbox fault action NAME`, `Sandbox.action`): `kill-primary-db` (SIGKILL the node writing now, for an
 unplanned-failover rehearsal), `db-replication-pause` / `db-replication-resume` (cut / restore the standby's WAL
@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ehr_dr_sandbox import backup_plans
 from ehr_dr_sandbox.aurora_global import AuroraGlobal
 from ehr_dr_sandbox.aurora_global import register as register_aurora
 from ehr_dr_sandbox.backup_jobs import BackupJobs
@@ -95,6 +96,7 @@ def install(registry: Registry, context: SandboxContext) -> None:
     context.on_stop(stop)
     register_aurora(registry, aurora)
     register_backup(registry, backups)
+    backup_plans.install(registry, context, backups)
 
     @registry.action("kill-primary-db")
     def kill_primary(arguments: dict[str, Any]) -> dict[str, str]:

@@ -84,7 +84,8 @@ VIEWS_UNTIL = datetime(2026, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class SeedCounts:
-    """Rows this seed added to each table (0 everywhere when the same records were seeded before)."""
+    """Rows this seed added to each table, scans also the rows it corrected to their file's new content (0
+    everywhere when the same records were seeded before)."""
 
     patients: int
     users: int
@@ -130,7 +131,8 @@ def synthetic_views(scan_ids: Sequence[str], user_ids: Sequence[str],
 def seed_records(conn: psycopg.Connection[Any], patients: Sequence[Mapping[str, Any]],
                  scans: Sequence[Mapping[str, Any]], seed_value: int = 3) -> SeedCounts:
     """Insert the patients and the scans already written to S3 (their key, SHA-256 hex, size...), plus synthetic
-    staff and chart views, in one transaction.
+    staff and chart views, in one transaction. A scan already present with another SHA-256, size or content type
+    (its file was rewritten by a seed with another `seed_value`) is updated to match its file.
 
     `patients` carry `PATIENT_COLUMNS`, `scans` carry `SCAN_COLUMNS` (extra keys are ignored). A scan whose patient
     is in neither `patients` nor the database is refused with a one-line error, and nothing is written.
@@ -150,14 +152,16 @@ def seed_records(conn: psycopg.Connection[Any], patients: Sequence[Mapping[str, 
                                ([patient[column] for column in PATIENT_COLUMNS] for patient in patients)),
             users=_copy_new(conn, "users", USER_COLUMNS, "user_id", users),
             scans=_copy_new(conn, "scans", SCAN_COLUMNS, "scan_id",
-                            ([scan[column] for column in SCAN_COLUMNS] for scan in scans)),
+                            ([scan[column] for column in SCAN_COLUMNS] for scan in scans), update=True),
             views=_copy_new(conn, "view_history", VIEW_COLUMNS, "user_id, scan_id, viewed_at", views),
         )
     return counts
 
 
-def _copy_new(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], key: str, rows: Any) -> int:
-    """COPY `rows` into a staging copy of `table`, then insert the ones whose `key` is new; returns how many."""
+def _copy_new(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], key: str, rows: Any,
+              update: bool = False) -> int:
+    """COPY `rows` into a staging copy of `table`, then insert the ones whose `key` is new (with `update`, also
+    rewrite an existing row whose other columns differ); returns how many rows were inserted or rewritten."""
     staging = sql.Identifier(f"staging_{table}")
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
     conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -165,7 +169,13 @@ def _copy_new(conn: psycopg.Connection[Any], table: str, columns: Sequence[str],
     with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, column_list)) as copy:
         for row in rows:
             copy.write_row(row)
+    others = [sql.Identifier(column) for column in columns if column not in key.split(", ")]
+    on_conflict = sql.SQL("DO NOTHING") if not update else sql.SQL(
+        "DO UPDATE SET ({others}) = ROW({excluded}) WHERE ({current}) IS DISTINCT FROM ({excluded})").format(
+        others=sql.SQL(", ").join(others),
+        excluded=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(column) for column in others),
+        current=sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(table), column) for column in others))
     inserted = conn.execute(sql.SQL("INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-                                    "ON CONFLICT ({key}) DO NOTHING").format(
-        table=sql.Identifier(table), columns=column_list, staging=staging, key=sql.SQL(key)))
+                                    "ON CONFLICT ({key}) {on_conflict}").format(
+        table=sql.Identifier(table), columns=column_list, staging=staging, key=sql.SQL(key), on_conflict=on_conflict))
     return inserted.rowcount

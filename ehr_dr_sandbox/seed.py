@@ -12,8 +12,9 @@ checksum without reading them back. Tests that need the API path (replication, c
 
 The database half goes through the sandbox action `records-seed` (the PostgreSQL emulation registers it and writes
 patients, users and scans with their object keys and checksums): when no emulation offers it, the seed writes the
-chart files only and says so in its result. Everything is deterministic from `seed_value`, so two seeds of the same
-size write the same keys and bodies.
+chart files only and says so in its result. Everything is deterministic from `seed_value`: a key gets the same bytes
+in a seed of any size, so seeding twice (`drctl sandbox seed`, any sizes) leaves every scan row's SHA-256 matching
+its file; with another `seed_value` the files change and `records-seed` updates their scan rows to match.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class SeedResult:
 
 def synthesize(patients: int, files_per_patient: int, seed_value: int = 3) -> tuple[
         list[SyntheticPatient], list[tuple[SyntheticScan, bytes]]]:
-    """The patients and their chart files (scan, body); the same arguments give the same data."""
+    """The patients and their chart files (scan, body); the same arguments give the same data, and a patient or a
+    file is the same in a seed of any size (patient N's attributes and scan S's bytes depend on `seed_value` only)."""
     rng = random.Random(seed_value)
     people, files = [], []
     for number in range(1, patients + 1):
@@ -88,8 +90,11 @@ def synthesize(patients: int, files_per_patient: int, seed_value: int = 3) -> tu
         people.append(patient)
         for index in range(files_per_patient):
             ext, content_type, magic = FORMATS[(number + index) % len(FORMATS)]
-            body = magic + rng.randbytes(rng.randint(512, 4096))
             scan_id = f"scan-{number:06d}-{index:02d}"
+            # Each file from its own generator: the same key gets the same bytes whatever the seed's size, so a
+            # second seed rewrites a file only with its own content (and its scan row stays right).
+            file_rng = random.Random(f"{seed_value}/{scan_id}")
+            body = magic + file_rng.randbytes(file_rng.randint(512, 4096))
             files.append((SyntheticScan(
                 scan_id=scan_id, patient_id=patient.patient_id,
                 object_key=f"charts/{patient.practice}/{patient.patient_id}/{scan_id}.{ext}",

@@ -183,12 +183,15 @@ def remove_leftovers(state_dir: Path) -> list[str]:
 
 
 def start_in_thread(config: DeploymentConfig, state_dir: Path, port: int = 0,
-                    heartbeat_seconds: float | None = INTERVAL_SECONDS) -> SandboxServer:
+                    heartbeat_seconds: float | None = INTERVAL_SECONDS,
+                    backup_plan_seconds: float | None = None) -> SandboxServer:
     """Listen, install the emulations and provision the estate; on any failure leave nothing running.
-    `heartbeat_seconds`: how often the sandbox writes the heartbeat in the writing region (None: never)."""
+    `heartbeat_seconds`: how often the sandbox writes the heartbeat in the writing region (None: never);
+    `backup_plan_seconds`: the seconds that stand for one hour of the backup plans' schedule (None: they never run)."""
     from ehr_dr_sandbox.provision import provision
 
-    context = SandboxContext(config=config, state_dir=state_dir, heartbeat_seconds=heartbeat_seconds)
+    context = SandboxContext(config=config, state_dir=state_dir, heartbeat_seconds=heartbeat_seconds,
+                             backup_plan_seconds=backup_plan_seconds)
     return SandboxServer(context, port=port).start(prepare=provision)
 
 
@@ -204,13 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--heartbeat-seconds", type=float, default=INTERVAL_SECONDS,
                         help="seconds between heartbeats (0: none)")
+    parser.add_argument("--backup-plan-seconds", type=float, default=0,
+                        help="seconds that stand for one hour of the backup plans' schedule (0: the plans never run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from ehr_dr_sandbox.provision import sandbox_config
 
     try:
         server = start_in_thread(sandbox_config(args.cdk_json), args.state_dir, args.port,
-                                 args.heartbeat_seconds or None)
+                                 args.heartbeat_seconds or None, args.backup_plan_seconds or None)
     except Exception as error:
         logging.getLogger("ehr_dr_sandbox").debug("start failed", exc_info=True)
         print(f"error: {error}".splitlines()[0], file=sys.stderr, flush=True)

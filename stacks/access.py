@@ -145,16 +145,19 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
                 },
             ),
             iam.PolicyStatement(
+                # `drctl backup` and the drills back up into a vault: StartBackupJob is authorized on the vault
+                # (Service Authorization Reference, AWS Backup: StartBackupJob -> backupVault).
                 sid="ObserveBackups",
                 actions=["backup:ListRecoveryPointsByBackupVault", "backup:DescribeBackupVault",
                          "backup:StartBackupJob"],
                 resources=[site.vault_arn(r.region) for r in regions],
             ),
             iam.PolicyStatement(
-                # AWS Backup authorizes restores on the recovery point (an Aurora one is an RDS cluster snapshot),
-                # not on its vault (Service Authorization Reference, AWS Backup: StartRestoreJob -> recoveryPoint).
+                # AWS Backup authorizes restores and copies on the recovery point (an Aurora one is an RDS cluster
+                # snapshot), not on its vault (Service Authorization Reference, AWS Backup: StartRestoreJob and
+                # StartCopyJob -> recoveryPoint).
                 sid="RestoreRecoveryPoints",
-                actions=["backup:StartRestoreJob", "backup:GetRecoveryPointRestoreMetadata"],
+                actions=["backup:StartRestoreJob", "backup:GetRecoveryPointRestoreMetadata", "backup:StartCopyJob"],
                 resources=[arn for r in regions for arn in (
                     f"arn:aws:backup:{r.region}:{account}:recovery-point:*",
                     f"arn:aws:rds:{r.region}:{account}:cluster-snapshot:awsbackup:*")],
@@ -162,7 +165,7 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
             iam.PolicyStatement(
                 # No resource-level permission exists for these (Service Authorization Reference, AWS Backup).
                 sid="FollowBackupJobs",
-                actions=["backup:DescribeRestoreJob"],
+                actions=["backup:DescribeRestoreJob", "backup:DescribeBackupJob", "backup:DescribeCopyJob"],
                 resources=["*"],
             ),
             iam.PolicyStatement(

@@ -162,15 +162,17 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
         "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, Route 53 ListHostedZonesByName and "
-        "TestDNSAnswer, and AWS Backup DescribeRestoreJob have no resource-level permissions; PutMetricData is "
-        "limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+        "TestDNSAnswer, and AWS Backup DescribeRestoreJob, DescribeBackupJob and DescribeCopyJob (drctl backup "
+        "follows its jobs) have no resource-level permissions; PutMetricData is limited to the traffic-gate "
+        "namespace by the cloudwatch:namespace condition.",
     ),
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:{resource}]", "DrOperatorPolicy/Resource",
-            "AWS Backup authorizes StartRestoreJob and GetRecoveryPointRestoreMetadata on the recovery point, whose "
-            "name AWS Backup chooses (an Aurora one is a cluster snapshot named awsbackup:job-...); the operator "
-            "restores only what it finds with ListRecoveryPointsByBackupVault in the estate's vaults.",
+            "AWS Backup authorizes StartRestoreJob, GetRecoveryPointRestoreMetadata and StartCopyJob on the recovery "
+            "point, whose name AWS Backup chooses (an Aurora one is a cluster snapshot named awsbackup:job-...); the "
+            "operator restores what it finds with ListRecoveryPointsByBackupVault in the estate's vaults, and copies "
+            "(drctl backup) only the recovery points its own StartBackupJob just made there.",
         )
         for region in ("region", "partner_region")
         for resource in (f"backup:{{{region}}}:{{account}}:recovery-point:*",

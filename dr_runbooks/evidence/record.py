@@ -26,6 +26,7 @@ RunbookKind = Literal[
     "failover-drill",
     "verify-replication",
     "verify-charts",
+    "backup",
 ]
 
 #: 45 CFR 164.308(a)(7)(ii): the contingency-plan implementation specifications a record can be evidence for.
@@ -41,7 +42,8 @@ HIPAA_PARAGRAPHS: dict[HipaaParagraph, str] = {
 #: What a run of each kind demonstrates when its producer does not say otherwise. A drill is a test (D) of the plan it
 #: exercises; runs that measure recovery against the RTO/RPO targets set per data set speak to the criticality
 #: analysis (E) those targets come from; checking the replica is evidence that the backup copy exists (A), checking
-#: both copies against the records database that they are exact copies (A).
+#: both copies against the records database that they are exact copies (A), and so is an on-demand backup copied to
+#: the other region (A).
 DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "switchover": ("B", "C"),
     "failover": ("B", "C"),
@@ -50,6 +52,7 @@ DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "failover-drill": ("B", "C", "D", "E"),
     "verify-replication": ("A",),
     "verify-charts": ("A",),
+    "backup": ("A",),
 }
 
 Outcome = Literal["succeeded", "failed", "skipped", "aborted"]

@@ -242,6 +242,14 @@ def test_a_backup_of_an_unknown_cluster_is_refused(sandbox: Sandbox, estate: dic
                       IamRoleArn=ROLE) == "ResourceNotFoundException"
 
 
+def test_a_backup_of_another_regions_resource_is_refused(sandbox: Sandbox, estate: dict[str, Any]) -> None:
+    """A backup job backs up its own region's resources; only a copy job crosses regions."""
+    backup = estate["backup"][estate["dr"].region]
+    for resource in (estate["cluster_arn"], f"arn:aws:s3:::{estate['primary'].chart_bucket}"):
+        assert error_code(backup.start_backup_job, BackupVaultName=estate["dr"].backup_vault, ResourceArn=resource,
+                          IamRoleArn=ROLE) == "ResourceNotFoundException"
+
+
 def test_a_backup_of_an_unsupported_resource_is_an_invalid_parameter(sandbox: Sandbox,
                                                                      estate: dict[str, Any]) -> None:
     backup = estate["backup"][estate["primary"].region]
@@ -311,3 +319,9 @@ def test_jobs_and_recovery_points_are_regional(sandbox: Sandbox, estate: dict[st
 def test_an_unknown_copy_job_is_not_found(sandbox: Sandbox, estate: dict[str, Any]) -> None:
     backup = estate["backup"][estate["primary"].region]
     assert error_code(backup.describe_copy_job, CopyJobId="nope") == "ResourceNotFoundException"
+
+
+def test_the_backup_plans_do_not_run_unless_the_sandbox_is_told_to(sandbox: Sandbox) -> None:
+    """Tests start sandboxes without the plans' schedule (they stay fast); `drctl sandbox up` turns it on."""
+    assert sandbox.status()["backup_plans"]["interval_seconds"] is None
+    assert sandbox.status()["backup_plans"]["hours_played"] == 0

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -65,6 +68,13 @@ def test_status_shows_what_runs(running):
     assert report["regions"] == ["us-east-1", "us-west-1"]
     assert report["replication"]["paused"] is False
     assert report["rss_mb"] > 0
+
+
+def test_up_runs_the_backup_plans_on_an_accelerated_schedule(running):
+    """Five minutes of `up`'s sandbox stand for an hour of the plans' cron (tests' sandboxes run none)."""
+    cwd, _ = running
+    report = json.loads(drctl(cwd, "status", "--json").stdout)
+    assert report["backup_plans"]["interval_seconds"] == 300.0
 
 
 def test_a_second_up_is_refused_while_one_runs(running):
@@ -178,3 +188,71 @@ def test_down_after_the_server_was_killed_stops_what_it_left_running(tmp_path):
     assert not state_dir.exists() and not postgres_home.exists()
     survivors = [p for p in psutil.process_iter(["cmdline"]) if str(postgres_home) in " ".join(p.info["cmdline"] or [])]
     assert survivors == []
+
+
+class _JobsStarted:
+    """Stands in for the (slow) main job: records the config it was started with, and fails it."""
+
+    def __init__(self) -> None:
+        self.configs: list[Path] = []
+
+    def __call__(self, cdk_json: Path, *args: object) -> object:
+        from ehr_dr_sandbox.main_job import MainJob
+
+        self.configs.append(cdk_json)
+        return MainJob(errors=["stopped by the test"])
+
+
+@pytest.fixture
+def job_started(monkeypatch: pytest.MonkeyPatch) -> _JobsStarted:
+    from ehr_dr_sandbox import main_job
+
+    started = _JobsStarted()
+    monkeypatch.setattr(main_job, "run_main_job", started)
+    return started
+
+
+def drill_all(cwd: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from dr_runbooks.cli import cli
+
+    monkeypatch.chdir(cwd)
+    return CliRunner().invoke(cli, ["drill", "all", "--sandbox", *args])
+
+
+def test_drill_all_outside_a_checkout_rehearses_the_packaged_demo_config_and_says_so(tmp_path, monkeypatch,
+                                                                                     job_started):
+    from ehr_dr_sandbox.main_job import DEMO_CONFIG
+
+    ran = drill_all(tmp_path, monkeypatch)
+
+    assert job_started.configs == [DEMO_CONFIG]
+    assert "no cdk.json here: rehearsing the demo deployment config shipped with ehr-dr" in " ".join(
+        ran.stderr.split())
+    assert "stopped by the test" in ran.stderr and ran.exit_code == 1
+
+
+def test_drill_all_in_a_checkout_rehearses_its_cdk_json(tmp_path, monkeypatch, job_started):
+    shutil.copy(REPO / "cdk.json", tmp_path / "cdk.json")
+
+    ran = drill_all(tmp_path, monkeypatch)
+
+    assert job_started.configs == [Path("cdk.json")]
+    assert "demo deployment config" not in ran.stderr
+
+
+def test_drill_all_with_cdk_json_rehearses_that_one_even_outside_a_checkout(tmp_path, monkeypatch, job_started):
+    ran = drill_all(tmp_path, monkeypatch, "--cdk-json", str(REPO / "cdk.json"))
+
+    assert job_started.configs == [REPO / "cdk.json"]
+    assert "demo deployment config" not in ran.stderr
+
+
+def test_the_packaged_demo_config_is_the_checkouts_and_is_package_data():
+    from ehr_dr_sandbox.main_job import DEMO_CONFIG
+
+    assert json.loads(DEMO_CONFIG.read_text()) == json.loads((REPO / "cdk.json").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]["ehr_dr_sandbox"]
+    assert str(DEMO_CONFIG.relative_to(REPO / "ehr_dr_sandbox")) in package_data

@@ -8,8 +8,9 @@ import re
 
 import pytest
 
+from dr_runbooks.runbooks import canary
 from ehr_dr_sandbox.api import Sandbox
-from ehr_dr_sandbox.seed import GIVEN_NAMES, synthesize
+from ehr_dr_sandbox.seed import GIVEN_NAMES, seed, synthesize
 
 EAST, WEST = "us-east-1", "us-west-1"
 
@@ -78,3 +79,31 @@ def test_synthetic_data_is_deterministic_and_not_real_people():
 def test_seed_refuses_a_bad_size(sandbox):
     with pytest.raises(ValueError, match="patients >= 1"):
         sandbox.seed(patients=0)
+
+
+def scan_rows_against_their_charts(sandbox: Sandbox) -> tuple[int, list[str]]:
+    """How many scan rows the writer holds, and those whose SHA-256 is not that of their chart's current bytes."""
+    port = sandbox.status()["database"]["ports"][EAST]
+    endpoint = canary.DbEndpoint(host="127.0.0.1", port=port, database=sandbox.topology.database_name,
+                                 username="postgres", password="")
+    with canary.connect(endpoint) as connection:
+        rows = connection.execute("SELECT object_key, sha256 FROM scans").fetchall()
+    s3, bucket = sandbox.client("s3", EAST), sandbox.topology.regions[EAST].chart_bucket
+    wrong = [key for key, sha256 in rows
+             if hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() != sha256]
+    return len(rows), wrong
+
+
+def test_seeding_again_at_another_size_leaves_every_scan_rows_sha256_that_of_its_chart(seeded, sandbox):
+    sandbox.seed(patients=15, files_per_patient=2)  # the first 12 patients' first 2 files again, and new ones
+
+    rows, wrong = scan_rows_against_their_charts(sandbox)
+    assert rows == 36 + 3 * 2 and wrong == []
+
+
+def test_a_seed_with_another_seed_value_updates_the_scan_rows_of_the_charts_it_rewrote(seeded, sandbox):
+    result = seed(sandbox, patients=2, files_per_patient=1, seed_value=4)
+
+    assert "'scans': 2" in result.database
+    rows, wrong = scan_rows_against_their_charts(sandbox)
+    assert rows == 42 and wrong == []

@@ -77,3 +77,25 @@ def test_dr_operator_encrypts_kept_snapshots_with_the_data_keys_through_rds_only
     assert sorted(statement["Action"]) == ["kms:CreateGrant", "kms:DescribeKey"]
     assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/ehr-dr-demo-data"]},
                                       "StringLike": {"kms:ViaService": "rds.*.amazonaws.com"}}
+
+
+def test_dr_operator_backs_up_and_copies_where_aws_backup_authorizes_it(estate: Estate) -> None:
+    """drctl backup: StartBackupJob on the vault, StartCopyJob on the recovery point, the jobs followed on `*`, the
+    backup role passed to AWS Backup only (Service Authorization Reference, AWS Backup)."""
+    statements = _operator_statements(estate)
+    account, regions = estate.config.account, sorted(estate.topology.regions)
+
+    def allowed(action: str) -> set[str]:
+        return {resource for statement in statements.values() if action in statement["Action"]
+                for resource in ([statement["Resource"]] if isinstance(statement["Resource"], str)
+                                 else statement["Resource"])}
+
+    assert allowed("backup:StartBackupJob") == {
+        f"arn:aws:backup:{region}:{account}:backup-vault:{estate.topology.in_region(region).backup_vault}"
+        for region in regions}
+    assert {f"arn:aws:backup:{region}:{account}:recovery-point:*" for region in regions} <= allowed(
+        "backup:StartCopyJob")
+    assert allowed("backup:DescribeBackupJob") == allowed("backup:DescribeCopyJob") == {"*"}
+    pass_role = statements["PassTheBackupRoleToBackupOnly"]
+    assert set(pass_role["Resource"]) == {estate.topology.in_region(region).backup_role_arn for region in regions}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}
