@@ -9,6 +9,7 @@ database that does not answer), nothing changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -144,6 +145,19 @@ def _print_text(report: ReplicationReport) -> None:
             console.print(f"  [red]re-drive failed[/] {repair.key}: {repair.error}", highlight=False)
 
 
+def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--profile, --endpoint-url and --output, as every drctl command takes them (--env is optional here: ad hoc
+    buckets need none)."""
+    for option in reversed((
+        click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile (or AWS_PROFILE)"),
+        click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+                     help="one endpoint for every service, e.g. the sandbox's (or AWS_ENDPOINT_URL)"),
+        click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True),
+    )):
+        command = option(command)
+    return command
+
+
 @click.group("verify")
 def verify() -> None:
     """Integrity checks of the estate."""
@@ -168,10 +182,7 @@ def verify() -> None:
 @click.option("--repair", is_flag=True, help="re-drive replication of missing or different versions (copy in place)")
 @click.option("--remote", is_flag=True, help="run the scheduled comparison of --env in AWS: start its state machine in "
                                              "the DR region and follow it (writer archive vs replica)")
-@click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile (or AWS_PROFILE)")
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
-              help="one endpoint for every service, e.g. the sandbox's (or AWS_ENDPOINT_URL)")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@connection_options
 @refusals
 def replication(
     env_name: str | None, from_region: str | None, source_bucket: str | None, replica_bucket: str | None,
@@ -276,10 +287,7 @@ class ChartProgress(chart_check.Progress):
 @click.option("--db-region", help="read the scan rows from this region's reader (default: the writer's partner)")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=chart_check.DEFAULT_CONCURRENCY, show_default=True)
 @evidence_dir_option
-@click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile (or AWS_PROFILE)")
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
-              help="one endpoint for every service, e.g. the sandbox's (or AWS_ENDPOINT_URL)")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@connection_options
 @refusals
 def charts(
     env_name: str | None, sample: int | None, sample_seed: str | None, check_all: bool, read_bytes: bool,
