@@ -29,6 +29,9 @@ TRAFFIC_GATE_DIMENSION = "Region"
 #: The failover records' TTL: how long a resolver may keep answering the old region after Route 53 changed (RTO).
 TRAFFIC_RECORD_TTL_SECONDS = 60
 
+#: The runbook table items that record the gate states the runbooks set: pk `traffic-gate#<env>`, sk the region.
+GATE_RECORD_PREFIX = "traffic-gate#"
+
 #: The tag every scratch resource of a restore drill carries (value: the run id), so the next run finds leftovers.
 DRILL_TAG_KEY = "ehr-dr:restore-drill"
 #: The instance class the database stack gives the records cluster's instance. A restore drill's scratch instance

@@ -233,8 +233,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy/Resource",
-        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*) and X-Ray "
-        "segments.",
+        "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*), X-Ray "
+        "segments and CloudWatch PutMetricData (the heartbeat's traffic gate), which the cloudwatch:namespace "
+        "condition limits to the traffic-gate namespace.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "StateMachinePolicy/Resource",

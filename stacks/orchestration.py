@@ -37,6 +37,7 @@ from dr_runbooks.orchestration.catalog import deployed_in
 from dr_runbooks.orchestration.definition import LAMBDA_MAX_SECONDS, definition
 from dr_runbooks.topology import (
     FUNCTION_ENV_VARIABLE,
+    GATE_RECORD_PREFIX,
     TRAFFIC_GATE_NAMESPACE,
     alarm_name,
     database_function_name,
@@ -101,7 +102,8 @@ class OrchestrationStack(cdk.Stack):
         group = ec2.SecurityGroup(self, "EndpointSecurityGroup", vpc=vpc, allow_all_outbound=False,
                                   description="HTTPS from the VPC to the AWS API endpoints the database function calls")
         group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from the VPC")
-        for service in INTERFACE_ENDPOINTS:
+        # The writer's heartbeat reads and sets the traffic gate kept here (CloudWatch), when traffic is managed.
+        for service in (*INTERFACE_ENDPOINTS, *(("monitoring",) if self.site.topology.traffic else ())):
             ec2.InterfaceVpcEndpoint(self, f"{service.capitalize()}Endpoint", vpc=vpc, open=False,
                                      service=ec2.InterfaceVpcEndpointAwsService(service), private_dns_enabled=True,
                                      subnets=isolated[0], security_groups=[group])
@@ -394,10 +396,31 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
             f"{site.bucket_arn(here.chart_bucket)}/dr-heartbeat/*"]),
         iam.PolicyStatement(sid="HeartbeatObjectKey", actions=["kms:GenerateDataKey"], resources=[key.key_arn],
                             conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}),
+        *_heartbeat_gate(site),
         *_function_basics(site, function_name),
         iam.PolicyStatement(sid="VpcNetworkInterfaces", actions=[
             "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
             "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], resources=["*"]),
+    ]
+
+
+def _heartbeat_gate(site: Site) -> list[iam.PolicyStatement]:
+    """The writer's heartbeat keeps the partner's traffic gate, kept here, in line with the gate rule: read its alarm,
+    put its metric (the traffic-gate namespace only), record the state in this region's runbook table (gate records
+    only). Nothing when the environment manages no traffic."""
+    traffic = site.topology.traffic
+    if traffic is None:
+        return []
+    gate = traffic.gates[site.partner_region]
+    return [
+        iam.PolicyStatement(sid="HeartbeatGateAlarm", actions=["cloudwatch:DescribeAlarms"], resources=[
+            f"arn:aws:cloudwatch:{site.region}:{site.config.account}:alarm:{gate.alarm_name}"]),
+        iam.PolicyStatement(sid="HeartbeatGateMetric", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                            conditions={"StringEquals": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}}),
+        iam.PolicyStatement(sid="HeartbeatGateRecord", actions=["dynamodb:PutItem"],
+                            resources=[site.table_arn(site.region)],
+                            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [
+                                f"{GATE_RECORD_PREFIX}{site.config.env_name}"]}}),
     ]
 
 

@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 from dr_runbooks.observe import probes
 from dr_runbooks.session import AwsSession
-from dr_runbooks.topology import Topology
+from dr_runbooks.topology import GATE_RECORD_PREFIX, Topology
 
 GateState = Literal["open", "closed"]
 #: Route 53's API (GetHealthCheckStatus, TestDNSAnswer) is global and signs in us-east-1: it answers only while
@@ -49,8 +49,6 @@ ROUTE53_REGION = "us-east-1"
 #: How long Route 53 may take to carry a gate alarm's new state into its health check and its answers; added to an
 #: unconfirmed DNS change (the RTO budget's figure, docs/runbooks.md "RTO budget on AWS").
 ROUTE53_EVALUATION_SECONDS = 30
-#: The runbook table items that record the gate states the runbooks set: pk `traffic-gate#<env>`, sk the region.
-GATE_RECORD_PREFIX = "traffic-gate#"
 
 
 def desired_gates(topology: Topology, writer: str, answering: Iterable[str]) -> dict[str, GateState]:

@@ -17,7 +17,7 @@ from dr_runbooks.topology import TRAFFIC_RECORD_TTL_SECONDS
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
-from .conftest import MFA, report_lag
+from .conftest import MFA, report_lag, wait_connected
 
 PRIMARY, DR = "us-east-1", "us-west-1"
 
@@ -152,3 +152,26 @@ def test_a_failover_back_to_the_primary_with_the_dr_region_dark_lets_dns_answer_
     assert record.dns is not None and (record.dns.answer_region, record.dns.confirmed) == (PRIMARY, True)
     assert record.rto is not None and record.rto.measured_seconds >= TRAFFIC_RECORD_TTL_SECONDS  # resolvers' caches
     assert status(drctl)["traffic_region"] == PRIMARY
+
+
+def test_a_dr_region_back_after_a_failover_to_the_primary_is_let_into_dns_again_before_anyone_fails_back(
+        drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
+    """A failover to the primary with the DR region dark closes the DR region's gate (kept in the primary); once the
+    DR region is back and rebuilt, the writer's heartbeat opens it again, so that if the primary dies before anyone
+    ran a failback, the failover to DR still reaches DNS (found by the model-based test)."""
+    wait_connected(sandbox)  # an estate at rest: an earlier test's failover may still be rebuilding
+    if writer(sandbox) == PRIMARY:
+        sandbox_faults.region_down(PRIMARY)
+        failover(drctl, sandbox, DR)
+        sandbox_faults.region_up(PRIMARY)
+        wait_connected(sandbox)
+    sandbox_faults.region_down(DR)
+    failover(drctl, sandbox, PRIMARY)
+    sandbox_faults.region_up(DR)  # back, rebuilt by Aurora; nobody runs `drctl failback`
+    wait_connected(sandbox)
+    beat = sandbox.action("heartbeat-now")
+    sandbox_faults.region_down(PRIMARY)
+
+    failover(drctl, sandbox, DR)
+
+    assert resolved(sandbox) == DR, beat
