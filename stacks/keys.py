@@ -66,7 +66,7 @@ def _key_policy(site: Site) -> iam.PolicyDocument:
             iam.PolicyStatement(
                 sid="CloudTrailEncryptsLogs",
                 principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
-                actions=["kms:GenerateDataKey*", "kms:DescribeKey"],
+                actions=["kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={
                     "StringLike": {
@@ -74,6 +74,15 @@ def _key_policy(site: Site) -> iam.PolicyDocument:
                     },
                     "StringEquals": {"aws:SourceAccount": account},
                 },
+            ),
+            iam.PolicyStatement(
+                # DescribeKey carries no encryption context, so under the statement above it would never be allowed:
+                # AWS's CloudTrail guide ("Configure AWS KMS key policies for CloudTrail") gives it its own statement.
+                sid="CloudTrailDescribesKey",
+                principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+                actions=["kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
             ),
             iam.PolicyStatement(
                 sid="CloudWatchLogsEncryptsLogGroups",

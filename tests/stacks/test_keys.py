@@ -42,3 +42,16 @@ def test_account_principals_use_the_key_only_through_this_regions_services(estat
 def test_key_administration_grants_no_cryptography(estate: Estate, region: str) -> None:
     (admin,) = [s for s in _statements(estate, region) if s.get("Sid") == "KeyAdministration"]
     assert not any(action.startswith(CRYPTO) for action in _actions(admin))
+
+
+def test_cloudtrail_may_describe_the_key_without_an_encryption_context_condition_it_could_never_meet(
+        estate: Estate, region: str) -> None:
+    """DescribeKey carries no encryption context: put under the GenerateDataKey statement's context condition it is
+    never allowed, and CloudTrail's delivery fails (AWS's CloudTrail guide gives it a statement of its own)."""
+    cloudtrail = [s for s in _statements(estate, region) if s["Principal"].get("Service") == "cloudtrail.amazonaws.com"]
+    describe = [s for s in cloudtrail if "kms:DescribeKey" in _actions(s)]
+    assert describe and all("kms:EncryptionContext:aws:cloudtrail:arn" not in str(s.get("Condition", {}))
+                            for s in describe)
+    generate = [s for s in cloudtrail if any(a.startswith("kms:GenerateDataKey") for a in _actions(s))]
+    assert generate and all("kms:EncryptionContext:aws:cloudtrail:arn" in s["Condition"]["StringLike"]
+                            for s in generate)
