@@ -150,7 +150,9 @@ class AuditStack(cdk.Stack):
                 )
             ],
         )
-        charts = [f"arn:aws:s3:::{resources.chart_bucket}/" for resources in site.topology.regions.values()]
+        # Data events of the charts (who read which chart) and of the evidence (who wrote or read an auditor's record).
+        watched = [f"arn:aws:s3:::{bucket}/" for resources in site.topology.regions.values()
+                   for bucket in (resources.chart_bucket, resources.evidence_bucket)]
         trail = cloudtrail.CfnTrail(
             self,
             "Trail",
@@ -167,7 +169,7 @@ class AuditStack(cdk.Stack):
                 cloudtrail.CfnTrail.EventSelectorProperty(
                     read_write_type="All",
                     include_management_events=True,
-                    data_resources=[cloudtrail.CfnTrail.DataResourceProperty(type="AWS::S3::Object", values=charts)],
+                    data_resources=[cloudtrail.CfnTrail.DataResourceProperty(type="AWS::S3::Object", values=watched)],
                 )
             ],
         )

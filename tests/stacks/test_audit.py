@@ -25,12 +25,13 @@ def test_trail_is_encrypted_and_delivers_to_cloudwatch_logs(estate: Estate) -> N
     assert "CloudWatchLogsLogGroupArn" in trail and "CloudWatchLogsRoleArn" in trail
 
 
-def test_trail_logs_every_read_and_write_of_both_chart_buckets(estate: Estate) -> None:
+def test_trail_logs_every_read_and_write_of_both_chart_and_evidence_buckets(estate: Estate) -> None:
     (selector,) = _trail(estate)["EventSelectors"]
     assert selector["ReadWriteType"] == "All"
     (data,) = selector["DataResources"]
     assert data["Type"] == "AWS::S3::Object"
-    assert set(data["Values"]) == {f"arn:aws:s3:::{r.chart_bucket}/" for r in estate.topology.regions.values()}
+    assert set(data["Values"]) == {f"arn:aws:s3:::{bucket}/" for r in estate.topology.regions.values()
+                                   for bucket in (r.chart_bucket, r.evidence_bucket)}
 
 
 def test_trail_bucket_has_object_lock_in_compliance_mode(estate: Estate) -> None:
