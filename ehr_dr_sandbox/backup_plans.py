@@ -38,6 +38,7 @@ from ehr_dr_sandbox.backup_jobs import BackupJobs
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import Registry
 from ehr_dr_sandbox.emulated_api import ApiError
+from ehr_dr_sandbox.periodic import Periodic
 from ehr_dr_sandbox.postgres_pair import PostgresError
 
 ACTION = "backup-plan-now"
@@ -73,13 +74,11 @@ class BackupPlanSchedule:
     def __init__(self, context: SandboxContext, jobs: BackupJobs) -> None:
         self.context = context
         self.jobs = jobs
-        self.interval = context.backup_plan_seconds
         self.clock = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         self.hours = 0
         self.last: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.periodic = Periodic("sandbox-backup-plans", context.backup_plan_seconds, self.tick, context.log)
 
     def tick(self) -> dict[str, Any]:
         """The next hour of the plans' clock: the writer's rules due in it, their backups and then their copies."""
@@ -139,33 +138,15 @@ class BackupPlanSchedule:
             copied.append(self.jobs.copy_jobs[copy["CopyJobId"]].destination_recovery_point_arn)
         return copied
 
-    def start(self) -> None:
-        if self.interval and self._thread is None:
-            self._thread = threading.Thread(target=self._run_forever, name="sandbox-backup-plans", daemon=True)
-            self._thread.start()
-
-    def _run_forever(self) -> None:
-        assert self.interval
-        while not self._stopped.wait(self.interval):
-            try:
-                self.tick()
-            except Exception:  # a fault mid-run (a node killed): the schedule keeps going, as AWS's would
-                self.context.log.exception("backup plan: an hour's run failed")
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
     def report(self) -> dict[str, Any]:
-        return {"interval_seconds": self.interval, "hours_played": self.hours, "clock": self.clock.isoformat(),
+        return {"interval_seconds": self.periodic.interval, "hours_played": self.hours, "clock": self.clock.isoformat(),
                 "last": self.last}
 
 
 def install(registry: Registry, context: SandboxContext, jobs: BackupJobs) -> BackupPlanSchedule:
     """Called by the records database's install (the jobs run over its PostgreSQL pair); starts once provisioned."""
     schedule = BackupPlanSchedule(context, jobs)
-    context.on_stop(schedule.stop)
+    context.on_stop(schedule.periodic.stop)
 
     @registry.action(ACTION)
     def now(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -174,5 +155,5 @@ def install(registry: Registry, context: SandboxContext, jobs: BackupJobs) -> Ba
         return played
 
     registry.report("backup_plans")(schedule.report)
-    context.on_ready(schedule.start)
+    context.on_ready(schedule.periodic.start)
     return schedule

@@ -30,6 +30,7 @@ from dr_runbooks.runbooks import heartbeat
 from dr_runbooks.session import AwsSession, boto_session
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import Registry
+from ehr_dr_sandbox.periodic import Periodic
 
 ACTION = "heartbeat-now"
 
@@ -39,14 +40,12 @@ class HeartbeatSchedule:
 
     def __init__(self, context: SandboxContext) -> None:
         self.context = context
-        self.interval = context.heartbeat_seconds
         self.beats = 0
         self.last: dict[str, dict[str, Any]] = {}
         self.last_at: str | None = None
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
         self._session: AwsSession | None = None
+        self.periodic = Periodic("sandbox-heartbeat", context.heartbeat_seconds, self.beat, context.log)
 
     def _aws(self) -> AwsSession:
         """The function's clients, made once: the endpoint is known from the moment the server listens."""
@@ -74,28 +73,14 @@ class HeartbeatSchedule:
             self.last, self.last_at = results, datetime.now(UTC).isoformat()
         return results
 
-    def start(self) -> None:
-        if self.interval and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sandbox-heartbeat", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        assert self.interval
-        while not self._stopped.wait(self.interval):
-            self.beat()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
     def report(self) -> dict[str, Any]:
-        return {"interval_seconds": self.interval, "beats": self.beats, "last_at": self.last_at, "last": self.last}
+        return {"interval_seconds": self.periodic.interval, "beats": self.beats, "last_at": self.last_at,
+                "last": self.last}
 
 
 def install(registry: Registry, context: SandboxContext) -> None:
     schedule = HeartbeatSchedule(context)
-    context.on_stop(schedule.stop)
+    context.on_stop(schedule.periodic.stop)
 
     @registry.action(ACTION)
     def now(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +90,6 @@ def install(registry: Registry, context: SandboxContext) -> None:
 
     def first_beat_then_schedule() -> None:
         schedule.beat()
-        schedule.start()
+        schedule.periodic.start()
 
     context.on_ready(first_beat_then_schedule)
