@@ -45,6 +45,8 @@ DRCTL = [sys.executable, "-c", "from dr_runbooks.cli import main; main()"]
 ACKNOWLEDGE = ["--yes", "--accept-data-loss", "--accept-loss-beyond-rpo"]
 #: The runbook lease, short so that a killed run is seen dead (and resumable) within seconds, as the e2e tests do.
 LEASE_SECONDS = 2
+#: How long the model waits for one drctl command before killing it as an impatient operator would.
+PATIENCE_SECONDS = 90
 #: The steps after which a kill leaves a run half-done in an interesting place.
 KILL_AFTER = {"switchover": ("canary-row", "aurora-switchover"), "failover": ("find-last-canaries", "aurora-failover")}
 
@@ -79,12 +81,33 @@ class World:
         variables.pop("AWS_PROFILE", None)
         return variables
 
-    def drctl(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*DRCTL, *args], env=self.env(), cwd=self.workdir, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    def drctl(self, *args: str, patience: float = PATIENCE_SECONDS) -> subprocess.CompletedProcess[str]:
+        """Run drctl; one still waiting after `patience` (a switchover waiting for a canary while replication is
+        paused waits up to its step's 15 minutes, saying so) is killed, as an operator would, and abandoned the way
+        its refusal says: the printed `drctl unlock` must work."""
+        try:
+            done = subprocess.run([*DRCTL, *args], env=self.env(), cwd=self.workdir, capture_output=True, text=True,
+                                  timeout=patience, stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired:
+            self.log.append(f"drctl {' '.join(args)} still waiting after {patience:.0f} s: killed")
+            self.abandon_dead_run()
+            return subprocess.CompletedProcess(args, -9, "", "")
         self.log.append(f"drctl {' '.join(args)} -> {done.returncode}: {_last_line(done.stderr)}")
         assert "Traceback" not in done.stderr, done.stderr
         return done
+
+    def abandon_dead_run(self) -> None:
+        """Once the killed run's lease ran out, abandon it with `drctl unlock` (which must work), the run named by the
+        lock item a refusal would name."""
+        time.sleep(LEASE_SECONDS + 0.5)
+        region = self.live_region()
+        item = self.sandbox.client("dynamodb", region).get_item(
+            TableName=self.sandbox.topology.in_region(region).runbook_table,
+            Key={"pk": {"S": f"lock#{self.sandbox.topology.env_name}"}, "sk": {"S": "lock"}}).get("Item")
+        if item is None:
+            return
+        done = self.drctl("unlock", "--run-id", item["run_id"]["S"], *MFA)
+        assert done.returncode == 0, f"unlocking the dead run {item['run_id']['S']} failed: {done.stderr}"
 
     def live_region(self) -> str:
         return next(region for region in self.sandbox.topology.regions if region not in self.dark)
