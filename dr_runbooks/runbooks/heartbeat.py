@@ -12,7 +12,7 @@ its own timer (`ehr_dr_sandbox/heartbeat.py`).
 The writer's beat also keeps the traffic gate it holds in line with the gate rule (`observe.traffic.desired_gates`)
 once its partner is back as a connected secondary: a failover to the primary with the DR region dark must close the
 DR region's gate (it lives in the primary), and nothing else would open it again until someone ran a failback; if the
-primary died meanwhile, a failover to the DR region could not let it into DNS (found by the model-based test). The
+primary died meanwhile, a failover to the DR region could not let it into DNS. The
 beat sets only that one gate, in its own region, and records it as the runbooks do.
 """
 

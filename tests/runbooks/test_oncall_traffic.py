@@ -158,7 +158,7 @@ def test_a_dr_region_back_after_a_failover_to_the_primary_is_let_into_dns_again_
         drctl: Callable[..., Result], sandbox: Sandbox, sandbox_faults: FaultsClient) -> None:
     """A failover to the primary with the DR region dark closes the DR region's gate (kept in the primary); once the
     DR region is back and rebuilt, the writer's heartbeat opens it again, so that if the primary dies before anyone
-    ran a failback, the failover to DR still reaches DNS (found by the model-based test)."""
+    ran a failback, the failover to DR still reaches DNS."""
     wait_connected(sandbox)  # an estate at rest: an earlier test's failover may still be rebuilding
     if writer(sandbox) == PRIMARY:
         sandbox_faults.region_down(PRIMARY)
