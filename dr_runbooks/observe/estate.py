@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import wait
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -207,13 +207,11 @@ def _where(answers: set[str], gates: dict[str, GateReading]) -> str:
 
 def _freshness(report: RegionReport, now: float) -> dict[str, Any]:
     """The target's newest row and object, and since when a failover to it now would lose writes (the older)."""
-    row, obj = report.value("newest_row"), report.value("newest_object")
-    bound = canary.loss_bound(*(datetime.fromisoformat(found) if found else None for found in (row, obj)))
+    row, obj = (datetime.fromisoformat(found) if (found := report.value(name)) else None
+                for name in ("newest_row", "newest_object"))
     errors = {name: report.probes[name].error for name in ("newest_row", "newest_object")
               if name in report.probes and report.probes[name].error}
-    return {"region": report.region, "newest_row_at": row, "newest_object_at": obj,
-            "loss_bound_at": bound.isoformat() if bound else None,
-            "expected_data_loss_seconds": None if bound is None else round(max(now - bound.timestamp(), 0), 1),
+    return {"region": report.region, **canary.freshness_of(row, obj, datetime.fromtimestamp(now, UTC)),
             "errors": errors}
 
 

@@ -287,9 +287,13 @@ def loss_bound(newest_row: datetime | None, newest_object: datetime | None) -> d
 def freshness(db: DbCanary, reader: DbEndpoint, s3: Any, bucket: str, now: datetime | None = None) -> dict[str, Any]:
     """How fresh one region's copy is: its newest canary/heartbeat row (from `reader`) and object (in `bucket`), since
     when writes may be lost, and how long ago that was (None: no bound, a side holds no canary nor heartbeat)."""
-    now = now or datetime.now(UTC)
-    row, obj = db.newest(reader), newest_object(s3, bucket)
-    bound = loss_bound(row, obj)
-    return {"newest_row_at": row.isoformat() if row else None, "newest_object_at": obj.isoformat() if obj else None,
+    return freshness_of(db.newest(reader), newest_object(s3, bucket), now or datetime.now(UTC))
+
+
+def freshness_of(newest_row: datetime | None, newest_object: datetime | None, now: datetime) -> dict[str, Any]:
+    """`freshness` of a newest row and object already read (`drctl status` reads them side by side)."""
+    bound = loss_bound(newest_row, newest_object)
+    return {"newest_row_at": newest_row.isoformat() if newest_row else None,
+            "newest_object_at": newest_object.isoformat() if newest_object else None,
             "loss_bound_at": bound.isoformat() if bound else None,
             "expected_data_loss_seconds": None if bound is None else round(max((now - bound).total_seconds(), 0), 3)}
