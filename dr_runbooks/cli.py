@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from dr_runbooks.commands.backup import backup
+from dr_runbooks.commands.evaluate import evaluate_command
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.drills.commands import drill
 from dr_runbooks.evidence.commands import report
@@ -37,6 +38,7 @@ cli.add_command(unlock)
 cli.add_command(drill)
 cli.add_command(runs)
 cli.add_command(backup)
+cli.add_command(evaluate_command)
 
 
 def _add_sandbox_commands() -> None:

@@ -225,6 +225,11 @@ def heartbeat_schedule_name(env_name: str) -> str:
     return f"ehr-dr-{env_name}-heartbeat"
 
 
+def evaluation_schedule_name(env_name: str) -> str:
+    """The EventBridge Scheduler schedule, the same name in both regions, that runs the readiness evaluation hourly."""
+    return f"ehr-dr-{env_name}-evaluate"
+
+
 def state_machine_name(env_name: str, runbook: str) -> str:
     """A runbook's Step Functions state machine, the same name in both regions (`drctl <runbook> --remote`)."""
     return f"ehr-dr-{env_name}-{runbook}"

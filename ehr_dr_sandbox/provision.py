@@ -39,6 +39,7 @@ from dr_runbooks.topology import (
     name_prefix,
     parameter_name,
 )
+from ehr_dr_sandbox import orchestration
 from ehr_dr_sandbox.context import SandboxContext
 
 #: moto's default account: the sandbox always uses it, whatever cdk.json says (no real account is ever involved).
@@ -110,6 +111,8 @@ def provision(context: SandboxContext) -> None:
     _database(aws, context.config, topology, keys)
     if topology.traffic:
         _traffic(aws, topology)
+    for region in context.config.regions:
+        orchestration.provision(aws, context.config, topology, region)
 
 
 class _Clients:

@@ -33,7 +33,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dr_runbooks.orchestration.catalog import deployed_in
+from dr_runbooks.orchestration.catalog import SCHEDULED, deployed_in
 from dr_runbooks.orchestration.definition import LAMBDA_MAX_SECONDS, definition
 from dr_runbooks.topology import (
     FUNCTION_ENV_VARIABLE,
@@ -52,9 +52,6 @@ from stacks.lambda_asset import RDS_CA_BUNDLE
 from stacks.lambda_zip import asset_hash, asset_zip
 from stacks.site import Site
 
-#: Scheduled runs in the DR region: (runbook, config key prefix).
-SCHEDULED = (("restore-drill", "restore_drill"), ("verify-replication", "verify_replication"),
-             ("game-day", "game_day"))
 #: How often the heartbeat beats (EventBridge Scheduler rate expression): the freshness a failover can be sure of.
 HEARTBEAT_RATE = "rate(1 minute)"
 #: Interface endpoints the database function needs in the isolated subnets (Secrets Manager's is the database stack's).

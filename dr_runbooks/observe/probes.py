@@ -59,6 +59,8 @@ class Replication(BaseModel):
     rule_id: str
     destination_bucket: str
     status: str
+    #: S3 Replication Time Control on (`Destination.ReplicationTime.Status`): the 15-minute promise and its metrics.
+    time_control: bool = False
     latency_seconds: float | None
     pending_operations: float | None
     failed_operations: float | None
@@ -120,6 +122,7 @@ def s3_replication(s3: Any, cloudwatch: Any, source_bucket: str) -> list[Replica
                 rule_id=rule["ID"],
                 destination_bucket=destination,
                 status=rule["Status"],
+                time_control=rule["Destination"].get("ReplicationTime", {}).get("Status") == "Enabled",
                 latency_seconds=_newest(cloudwatch, "AWS/S3", "ReplicationLatency", dimensions, "Maximum"),
                 pending_operations=_newest(cloudwatch, "AWS/S3", "OperationsPendingReplication", dimensions, "Maximum"),
                 failed_operations=_newest(cloudwatch, "AWS/S3", "OperationsFailedReplication", dimensions, "Sum"),

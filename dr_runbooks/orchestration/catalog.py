@@ -76,6 +76,14 @@ RUNBOOKS: dict[str, Orchestrated] = {
 }
 
 
+#: The runbooks EventBridge Scheduler starts in the DR region, with the config keys of their schedules:
+#: (runbook, prefix of `<prefix>_schedule` and `<prefix>_enabled`).
+SCHEDULED = (("restore-drill", "restore_drill"), ("verify-replication", "verify_replication"),
+             ("game-day", "game_day"))
+#: How often each region evaluates its readiness (EventBridge Scheduler rate expression; `drctl evaluate` on AWS).
+EVALUATION_RATE = "rate(1 hour)"
+
+
 def deployed_in(region: str, dr_region: str) -> dict[str, Orchestrated]:
     """The runbooks whose state machines `region` has."""
     return {name: runbook for name, runbook in RUNBOOKS.items() if runbook.deployed == "both" or region == dr_region}

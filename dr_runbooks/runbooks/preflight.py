@@ -30,7 +30,7 @@ def _first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
 
 
-def _observe(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
+def observe_database(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
     here = topology.in_region(region)
     try:
         cluster = probes.global_cluster(aws.client("rds", region), topology.global_cluster_id)
@@ -47,7 +47,7 @@ def _observe(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]
             "target_synchronization": member.synchronization_status, "failover_state": cluster.failover_status}
 
 
-def _healthy_secondary(topology: Topology, region: str, seen: dict[str, Any]) -> None:
+def healthy_secondary(topology: Topology, region: str, seen: dict[str, Any]) -> None:
     if seen["target_is_writer"]:
         raise Refused(f"{region} already writes: nothing to move")
     if seen["target_cluster_status"] != "available":
@@ -61,7 +61,7 @@ def _healthy_secondary(topology: Topology, region: str, seen: dict[str, Any]) ->
                       "waits for that)")
 
 
-def _lag_within_rpo(topology: Topology, region: str, seen: dict[str, Any]) -> None:
+def lag_within_rpo(topology: Topology, region: str, seen: dict[str, Any]) -> None:
     lag, rpo = seen["observed_lag_seconds"], topology.rpo_minutes * 60
     if lag is None:
         raise Refused(f"no AuroraGlobalDBReplicationLag reported in {region} for 10 min: cannot bound the data loss")
@@ -84,16 +84,10 @@ def _s3_backlog(aws: AwsSession, topology: Topology, target: str) -> dict[str, A
         target_beat = canary.newest_heartbeat_object(s3_target, here.chart_bucket)
     except (ClientError, BotoCoreError) as error:
         raise Refused(f"cannot observe S3 replication to {target}: {_first_line(error)}") from None
-    towards = f"{source.chart_bucket} -> {here.chart_bucket}"
-    if not rules or rules[0].status != "Enabled":
-        raise Refused(f"S3 replication {towards} is not enabled: {target} would miss charts")
+    problem = replication_problem(rules[0] if rules else None, source.chart_bucket, here.chart_bucket, target)
+    if problem:
+        raise Refused(problem)
     rule = rules[0]
-    if rule.failed_operations:
-        raise Refused(f"S3 replication {towards} has {rule.failed_operations:.0f} failed operations: "
-                      "redrive them first (drctl verify replication --repair)")
-    if rule.pending_operations and (rule.latency_seconds or 0) > S3_IN_FLIGHT.total_seconds():
-        raise Refused(f"S3 replication {towards} has {rule.pending_operations:.0f} pending operations, the oldest "
-                      f"{rule.latency_seconds:.0f} s old: wait until {target} has caught up")
     stale = source_beat is not None and (target_beat is None or target_beat < source_beat) and \
         datetime.now(UTC) - source_beat > S3_IN_FLIGHT
     if stale:
@@ -102,6 +96,23 @@ def _s3_backlog(aws: AwsSession, topology: Topology, target: str) -> dict[str, A
     return {"s3_rule": rule.rule_id, "s3_pending_operations": rule.pending_operations,
             "source_heartbeat_object_at": source_beat.isoformat() if source_beat else None,
             "target_heartbeat_object_at": target_beat.isoformat() if target_beat else None}
+
+
+def replication_problem(rule: probes.Replication | None, source_bucket: str, target_bucket: str,
+                        target: str) -> str | None:
+    """Why S3 replication from `source_bucket` to `target_bucket` (in `target`) would leave it short, or None: the
+    rule is missing or not enabled, operations failed, or the oldest pending operation waits longer than
+    `S3_IN_FLIGHT`."""
+    towards = f"{source_bucket} -> {target_bucket}"
+    if rule is None or rule.status != "Enabled":
+        return f"S3 replication {towards} is not enabled: {target} would miss charts"
+    if rule.failed_operations:
+        return (f"S3 replication {towards} has {rule.failed_operations:.0f} failed operations: "
+                "redrive them first (drctl verify replication --repair)")
+    if rule.pending_operations and (rule.latency_seconds or 0) > S3_IN_FLIGHT.total_seconds():
+        return (f"S3 replication {towards} has {rule.pending_operations:.0f} pending operations, the oldest "
+                f"{rule.latency_seconds:.0f} s old: wait until {target} has caught up")
+    return None
 
 
 def target_freshness(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
@@ -119,23 +130,23 @@ def target_freshness(aws: AwsSession, topology: Topology, region: str) -> dict[s
 
 
 def switchover(aws: AwsSession, topology: Topology, target: str) -> dict[str, Any]:
-    seen = _observe(aws, topology, target)
-    _healthy_secondary(topology, target, seen)
-    _lag_within_rpo(topology, target, seen)
+    seen = observe_database(aws, topology, target)
+    healthy_secondary(topology, target, seen)
+    lag_within_rpo(topology, target, seen)
     return {**seen, **_s3_backlog(aws, topology, target)}
 
 
 def failover(aws: AwsSession, topology: Topology, target: str) -> dict[str, Any]:
     """Never refuses for the lag metric (AWS may publish none while the primary region is gone): the expected loss is
     measured from the heartbeats the target holds, and the command asks for it to be acknowledged."""
-    seen = _observe(aws, topology, target)
-    _healthy_secondary(topology, target, seen)
+    seen = observe_database(aws, topology, target)
+    healthy_secondary(topology, target, seen)
     return {**seen, **target_freshness(aws, topology, target), "rpo_seconds": topology.rpo_minutes * 60,
             **traffic.failover_dns_preflight(aws, topology, target)}
 
 
 def failback(aws: AwsSession, topology: Topology, target: str) -> dict[str, Any]:
-    seen = _observe(aws, topology, target)
+    seen = observe_database(aws, topology, target)
     if seen["target_is_writer"]:
         raise Refused(f"{target} writes: fail back re-protects the region that does not")
     return seen
