@@ -12,6 +12,7 @@ from rich.table import Table
 from dr_runbooks.engine.journal import RunRecord, StepRecord
 from dr_runbooks.engine.plan import Step
 from dr_runbooks.observe.estate import EstateReport
+from dr_runbooks.readiness.scheduled import LAST_EVALUATION_WINDOW
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -130,6 +131,7 @@ def print_status(report: EstateReport, as_json: bool) -> None:
         "last backup": lambda s: _backups(s, "last_backup"),
         "last cross-region copy": lambda s: _backups(s, "last_copy"),
         "alarms firing": lambda s: _alarms(s),
+        "last evaluation": lambda s: _evaluation(s),
     }
     for label, cell in rows.items():
         table.add_row(label, *(cell(state) if state.reachable else "-" for state in report.regions.values()))
@@ -203,3 +205,14 @@ def _alarms(state: Any) -> str:
     if probe is None or probe.error:
         return _probe(state, "alarms")
     return ", ".join(sorted(name for name, value in probe.value.items() if value == "ALARM")) or "none"
+
+
+def _evaluation(state: Any) -> str:
+    """The hourly readiness evaluation this region last published (`drctl evaluate` on AWS): verdict and age."""
+    probe = state.probes.get("last_evaluation")
+    if probe is None or probe.error:
+        return _probe(state, "last_evaluation")
+    if probe.value is None:
+        return f"none in {LAST_EVALUATION_WINDOW.total_seconds() / 3600:.0f} h"
+    verdict = "READY" if probe.value["ready"] else "NOT READY"
+    return f"{verdict}, {probe.value['age_seconds'] / 60:.0f} min ago"

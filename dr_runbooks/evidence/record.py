@@ -27,6 +27,7 @@ RunbookKind = Literal[
     "verify-replication",
     "verify-charts",
     "backup",
+    "readiness",
 ]
 
 #: 45 CFR 164.308(a)(7)(ii): the contingency-plan implementation specifications a record can be evidence for.
@@ -43,7 +44,7 @@ HIPAA_PARAGRAPHS: dict[HipaaParagraph, str] = {
 #: exercises; runs that measure recovery against the RTO/RPO targets set per data set speak to the criticality
 #: analysis (E) those targets come from; checking the replica is evidence that the backup copy exists (A), checking
 #: both copies against the records database that they are exact copies (A), and so is an on-demand backup copied to
-#: the other region (A).
+#: the other region (A). An hourly readiness evaluation tests the recovery plan against the live estate (B, D).
 DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "switchover": ("B", "C"),
     "failover": ("B", "C"),
@@ -53,6 +54,7 @@ DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "verify-replication": ("A",),
     "verify-charts": ("A",),
     "backup": ("A",),
+    "readiness": ("B", "D"),
 }
 
 Outcome = Literal["succeeded", "failed", "skipped", "aborted"]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from dr_runbooks.observe import probes, race, traffic
 from dr_runbooks.observe.traffic import GateReading
+from dr_runbooks.readiness import scheduled
 from dr_runbooks.runbooks import canary, steps
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology
@@ -106,6 +107,7 @@ def _probes(aws: AwsSession, topology: Topology, region: str) -> dict[str, Calla
         "gate_records": lambda: traffic.gate_records(client("dynamodb"), here.runbook_table, topology.env_name),
         "newest_row": newest_row,
         "newest_object": newest_object,
+        "last_evaluation": lambda: scheduled.last_evaluation(client("cloudwatch"), region),
     }
 
 

@@ -13,7 +13,9 @@ crashed laptop run):
 - `finish`: the run's outcome in the journal, the lock released, the evidence appended in the target region's evidence
   bucket, a line to the on-call topic;
 - `heartbeat` (no run: EventBridge Scheduler invokes the database function with it every minute): this minute's
-  heartbeat row and object, if this region writes (`runbooks.heartbeat`).
+  heartbeat row and object, if this region writes (`runbooks.heartbeat`);
+- `evaluate` (no run: EventBridge Scheduler invokes the runbook function with it every hour): the readiness
+  evaluation, its metrics and evidence record in this region (`readiness.scheduled`).
 
 Two functions in each region run this code. The *runbook* function, outside any VPC, runs every task: it reaches the
 APIs of both regions through their public endpoints (TLS, SigV4), as a planned switchover must (Step Functions cannot
@@ -51,6 +53,7 @@ from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import run_step
 from dr_runbooks.orchestration.catalog import RUNBOOKS, Orchestrated
 from dr_runbooks.orchestration.definition import HANDBACK_SECONDS, LAMBDA_MAX_SECONDS, WAITING, child_key
+from dr_runbooks.readiness import scheduled
 from dr_runbooks.runbooks import driver, heartbeat
 from dr_runbooks.runbooks.estate import load_topology
 from dr_runbooks.session import AwsSession
@@ -118,8 +121,10 @@ def handle(event: dict[str, Any], aws: AwsSession, env_name: str, region: str, s
         return _finish(event, driver.resume_context(aws, topology, event["run_id"], scratch / "runs"), scratch)
     if action == "heartbeat":
         return heartbeat.beat(aws, topology, region)
-    raise ValueError(f"unknown action {action!r}: expected start, step, database-step, child-ended, finish or "
-                     "heartbeat")
+    if action == "evaluate":
+        return scheduled.run(aws, topology, region)
+    raise ValueError(f"unknown action {action!r}: expected start, step, database-step, child-ended, finish, "
+                     "heartbeat or evaluate")
 
 
 def _runbook(name: str) -> tuple[Orchestrated, Plan]:

@@ -1,0 +1,64 @@
+"""The hourly evaluation as AWS runs it (the runbook function's `evaluate` action): CloudWatch metrics, an evidence
+record in its region, and `drctl status` showing the last verdict and its age."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from click.testing import Result
+
+from dr_runbooks.evidence.record import EvidenceRecord
+from dr_runbooks.evidence.store import S3EvidenceBucket
+from dr_runbooks.orchestration.handler import handle
+from dr_runbooks.readiness.scheduled import CHECK_METRIC, READINESS_NAMESPACE, READY_METRIC
+from dr_runbooks.session import AwsSession
+from ehr_dr_sandbox.api import Sandbox
+
+
+def _points(sandbox: Sandbox, region: str, metric: str, **dimensions: str) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return sandbox.client("cloudwatch", region).get_metric_statistics(
+        Namespace=READINESS_NAMESPACE, MetricName=metric, StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=["Minimum"],
+        Dimensions=[{"Name": name, "Value": value} for name, value in dimensions.items()])["Datapoints"]
+
+
+def test_the_hourly_evaluation_publishes_its_verdict_and_a_metric_per_check(
+    estate: Sandbox, sandbox_env: dict[str, str], tmp_path: Any
+) -> None:
+    region = estate.topology.dr_region
+    answer = handle({"action": "evaluate"}, AwsSession.from_options(endpoint_url=estate.endpoint_url),
+                    estate.config.env_name, region, scratch=tmp_path)
+    [ready] = _points(estate, region, READY_METRIC, EvaluatedIn=region)
+    assert ready["Minimum"] == float(answer["ready"])
+    [lock] = _points(estate, region, CHECK_METRIC, EvaluatedIn=region, Check="lock", Region="both")
+    assert lock["Minimum"] == 1.0
+
+
+def test_the_hourly_evaluation_appends_a_readiness_record_to_its_regions_evidence(
+    estate: Sandbox, sandbox_env: dict[str, str], tmp_path: Any
+) -> None:
+    region = estate.topology.primary_region
+    answer = handle({"action": "evaluate"}, AwsSession.from_options(endpoint_url=estate.endpoint_url),
+                    estate.config.env_name, region, scratch=tmp_path)
+    bucket = S3EvidenceBucket(estate.client("s3", region), estate.topology.in_region(region).evidence_bucket)
+    [name] = [name for name in bucket.names(estate.config.env_name) if answer["run_id"] in name]
+    record = EvidenceRecord.model_validate_json(bucket.get(name))
+    assert (record.kind, record.outcome) == ("readiness", "succeeded" if answer["ready"] else "failed")
+    assert {verification.what for verification in record.verifications} >= {"lock", f"keys ({region})"}
+
+
+def test_status_shows_the_last_evaluation_and_its_age(
+    drctl: Callable[..., Result], estate: Sandbox, sandbox_env: dict[str, str], tmp_path: Any
+) -> None:
+    region = estate.topology.dr_region
+    answer = handle({"action": "evaluate"}, AwsSession.from_options(endpoint_url=estate.endpoint_url),
+                    estate.config.env_name, region, scratch=tmp_path)
+    result = drctl("status", "--output", "json")
+    seen = json.loads(result.stdout)["regions"][region]["probes"]["last_evaluation"]["value"]
+    assert seen["ready"] is answer["ready"]
+    assert 0 <= seen["age_seconds"] < 120
+    assert "last evaluation" in drctl("status").stdout
