@@ -29,6 +29,10 @@ TRAFFIC_GATE_DIMENSION = "Region"
 #: The failover records' TTL: how long a resolver may keep answering the old region after Route 53 changed (RTO).
 TRAFFIC_RECORD_TTL_SECONDS = 60
 
+#: Where the hourly readiness evaluation puts its verdict (`dr_runbooks.readiness.scheduled`): `Ready` 1/0 per region.
+READINESS_NAMESPACE = "EhrDr/Readiness"
+READY_METRIC = "Ready"
+
 #: The runbook table items that record the gate states the runbooks set: pk `traffic-gate#<env>`, sk the region.
 GATE_RECORD_PREFIX = "traffic-gate#"
 

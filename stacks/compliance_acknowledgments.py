@@ -228,8 +228,21 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
         "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
         "Route 53 ListHostedZonesByName and TestDNSAnswer (confirming DNS), AWS Backup DescribeRestoreJob, and "
-        "listing clusters and buckets to find an interrupted drill's leftovers; "
-        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
+        "listing clusters and buckets to find an interrupted drill's leftovers, AWS Backup ListBackupPlans and "
+        "ListCopyJobs (the readiness evaluation); PutMetricData is limited to the traffic-gate and readiness "
+        "namespaces by the cloudwatch:namespace condition.",
+    ),
+    # The readiness evaluation (stacks/orchestration.py, _evaluation_permissions): reads by name in both regions.
+    *(
+        Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy/Resource", reason)
+        for region in ("region", "partner_region")
+        for resource, reason in (
+            (f"arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*",
+             "DescribeSecret only (is it there, is its replica in sync): Secrets Manager appends a random suffix to "
+             "a secret's ARN; the wildcard matches only that suffix."),
+            (f"arn:aws:backup:{{{region}}}:{{account}}:backup-plan:*",
+             "GetBackupPlan only (what the backup rules promise): AWS Backup gives plans random ids."),
+        )
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy/Resource",

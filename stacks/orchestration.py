@@ -14,6 +14,10 @@ region only when its own cluster writes (`dr_runbooks/runbooks/heartbeat.py`). T
 must reach the writer's database, which only the records VPC reaches; everything else it calls (DescribeGlobalClusters,
 DescribeDBClusters, the secret, PutObject into its own chart bucket) is its own region's, through the VPC endpoints
 it already has. The runbook function could write the object but never the row.
+
+The *readiness evaluation*: in each region, EventBridge Scheduler invokes the runbook function every hour with
+`{"action": "evaluate"}` (`dr_runbooks/readiness/scheduled.py`): the checks of `drctl evaluate` from that region, its
+`Ready` metric here and an alarm to on-call when it is 0 or missing, a readiness record in this region's evidence.
 """
 
 from __future__ import annotations
@@ -33,15 +37,18 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dr_runbooks.orchestration.catalog import SCHEDULED, deployed_in
+from dr_runbooks.orchestration.catalog import EVALUATION_RATE, SCHEDULED, deployed_in
 from dr_runbooks.orchestration.definition import LAMBDA_MAX_SECONDS, definition
 from dr_runbooks.topology import (
     FUNCTION_ENV_VARIABLE,
     GATE_RECORD_PREFIX,
+    READINESS_NAMESPACE,
+    READY_METRIC,
     TRAFFIC_GATE_NAMESPACE,
     alarm_name,
     database_function_name,
     drill_scratch_prefix,
+    evaluation_schedule_name,
     heartbeat_schedule_name,
     parameter_name,
     runbook_function_name,
@@ -90,6 +97,7 @@ class OrchestrationStack(cdk.Stack):
         self.state_machines = {runbook: self._state_machine(runbook) for runbook in self.runbooks}
         self.schedules = self._schedules() if not site.is_primary else {}
         self.heartbeat = self._heartbeat_schedule()
+        self.evaluation, self.not_ready = self._evaluation()
 
     def _endpoints(self, vpc: ec2.IVpc, cidr: str) -> None:
         isolated = [ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)]
@@ -250,6 +258,39 @@ class OrchestrationStack(cdk.Stack):
         )
 
 
+    def _evaluation(self) -> tuple[scheduler.CfnSchedule, cloudwatch.Alarm]:
+        """Every hour, in each region: the runbook function evaluates readiness (`drctl evaluate` on AWS) and puts
+        `Ready` into CloudWatch here; the alarm tells on-call when it is 0, or when no evaluation reported for an
+        hour (missing data breaches: an evaluation that stopped is no proof of readiness)."""
+        site, config = self.site, self.site.config
+        role = iam.Role(self, "EvaluationSchedulerRole", assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": config.account}}),
+            description="EventBridge Scheduler invokes the runbook function for the readiness evaluation, nothing else")
+        iam.ManagedPolicy(self, "EvaluationSchedulerPolicy", roles=[role], statements=[
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])])
+        schedule = scheduler.CfnSchedule(
+            self, "EvaluationSchedule", name=evaluation_schedule_name(config.env_name),
+            schedule_expression=EVALUATION_RATE,
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"), state="ENABLED",
+            description=f"the readiness evaluation from {site.region}",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.function.function_arn, role_arn=role.role_arn, input=json.dumps({"action": "evaluate"}),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=0)),
+        )
+        alarm = cloudwatch.Alarm(
+            self, "NotReady", alarm_name=alarm_name(config, "not-ready"),
+            alarm_description="the hourly readiness evaluation found a failover would not work (or did not run): "
+                              "drctl evaluate says which check and why",
+            metric=cloudwatch.Metric(namespace=READINESS_NAMESPACE, metric_name=READY_METRIC,
+                                     dimensions_map={"EvaluatedIn": site.region}, statistic="Minimum",
+                                     period=cdk.Duration.hours(1)),
+            threshold=1, evaluation_periods=1, comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        return schedule, alarm
+
+
 def _code() -> lambda_.Code:
     """One zip of the asset for both functions, named after the hash of its content: synth stages one file, and CDK
     need not fingerprint 10 MB again each synth."""
@@ -314,10 +355,59 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
                             resources=["*"]),
         iam.PolicyStatement(sid="OnCall", actions=["sns:Publish"], resources=[r.oncall_topic_arn for r in both]),
         *_function_basics(site, function_name),
+        *_evaluation_permissions(site),
     ]
     if not site.is_primary:
         statements += _drill_permissions(site, key)
     return statements
+
+
+def _evaluation_permissions(site: Site) -> list[iam.PolicyStatement]:
+    """The hourly readiness evaluation (`dr_runbooks.readiness`): reads of both regions' resources by name, the
+    simulation of the plans' calls for the roles that make them, and its own metrics."""
+    topology, account, env_name = site.topology, site.config.account, site.config.env_name
+    regions = site.config.regions
+    both = [topology.in_region(r) for r in regions]
+    roles = [topology.role_arns["dr-operator"], *(
+        f"arn:aws:iam::{account}:role/{name}-{r}" for r in regions
+        for name in (runbook_function_name(env_name), database_function_name(env_name)))]
+    return [
+        iam.PolicyStatement(sid="EvaluateTopology", actions=["ssm:GetParameter"], resources=[
+            f"arn:aws:ssm:{r}:{account}:parameter{parameter_name(env_name)}" for r in regions]),
+        iam.PolicyStatement(sid="EvaluateBuckets", actions=["s3:GetBucketVersioning"], resources=[
+            site.bucket_arn(bucket) for r in both for bucket in (r.chart_bucket, r.evidence_bucket)]),
+        iam.PolicyStatement(sid="EvaluateVaults", actions=["backup:DescribeBackupVault",
+                                                           "backup:ListRecoveryPointsByBackupVault"],
+                            resources=[site.vault_arn(r) for r in regions]),
+        iam.PolicyStatement(sid="EvaluateBackupPlans", actions=["backup:GetBackupPlan"], resources=[
+            f"arn:aws:backup:{r}:{account}:backup-plan:*" for r in regions]),
+        # ListBackupPlans and ListCopyJobs have no resource-level permissions.
+        iam.PolicyStatement(sid="EvaluateBackupJobs", actions=["backup:ListBackupPlans", "backup:ListCopyJobs"],
+                            resources=["*"]),
+        iam.PolicyStatement(sid="EvaluateTables", actions=["dynamodb:DescribeTable"],
+                            resources=[site.table_arn(r) for r in regions]),
+        iam.PolicyStatement(sid="EvaluateTopics", actions=["sns:GetTopicAttributes"],
+                            resources=[r.oncall_topic_arn for r in both]),
+        iam.PolicyStatement(sid="EvaluateKeys", actions=["kms:DescribeKey"],
+                            resources=[f"arn:aws:kms:{r}:{account}:key/*" for r in regions],
+                            conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(
+                                {r.kms_key_alias for r in both})}}),
+        iam.PolicyStatement(sid="EvaluateSecrets", actions=["secretsmanager:DescribeSecret"], resources=[
+            f"arn:aws:secretsmanager:{r}:{account}:secret:{topology.db_secret_name}-*" for r in regions]),
+        iam.PolicyStatement(sid="EvaluateOrchestration", actions=["states:DescribeStateMachine"], resources=[
+            state_machine_arn(topology, r, runbook) for r in regions
+            for runbook in deployed_in(r, site.config.dr_region)]),
+        iam.PolicyStatement(sid="EvaluateFunctions", actions=["lambda:GetFunction"], resources=[
+            f"arn:aws:lambda:{r}:{account}:function:{name}" for r in regions
+            for name in (runbook_function_name(env_name), database_function_name(env_name))]),
+        # The drills' schedules, in the DR region: "passed within their schedules".
+        iam.PolicyStatement(sid="EvaluateSchedules", actions=["scheduler:GetSchedule"], resources=[
+            f"arn:aws:scheduler:{site.config.dr_region}:{account}:schedule/default/{state_machine_name(env_name, name)}"
+            for name, _ in SCHEDULED]),
+        iam.PolicyStatement(sid="EvaluatePermissions", actions=["iam:SimulatePrincipalPolicy"], resources=roles),
+        iam.PolicyStatement(sid="ReadinessMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                            conditions={"StringEquals": {"cloudwatch:namespace": READINESS_NAMESPACE}}),
+    ]
 
 
 def _drill_permissions(site: Site, key: kms.IKey) -> list[iam.PolicyStatement]:

@@ -19,10 +19,8 @@ from dr_runbooks.evidence.record import EvidenceRecord, Identity, Verification
 from dr_runbooks.evidence.store import EvidenceLog, S3EvidenceBucket
 from dr_runbooks.readiness.evaluate import Evaluation, evaluate
 from dr_runbooks.session import AwsSession
-from dr_runbooks.topology import Topology
+from dr_runbooks.topology import READINESS_NAMESPACE, READY_METRIC, Topology
 
-READINESS_NAMESPACE = "EhrDr/Readiness"
-READY_METRIC = "Ready"
 CHECK_METRIC = "CheckPassed"
 #: The run id label of a readiness record (lowercase letters: `engine.journal.RUN_ID_PATTERN`).
 READINESS_LABEL = "readiness"

@@ -27,6 +27,7 @@ from dr_runbooks.topology import (
     Topology,
     build_topology,
     database_function_name,
+    evaluation_schedule_name,
     heartbeat_schedule_name,
     runbook_function_name,
     state_machine_arn,
@@ -169,8 +170,9 @@ def test_the_runbook_function_keeps_only_the_estates_failover_snapshots_encrypte
 
 @REGIONS
 def test_the_runbook_function_reads_no_database_secret_and_no_chart(synth: Synth, region: str) -> None:
-    policy = json.dumps(statements(synth, region, "FunctionPolicy"))
-    assert "secretsmanager" not in policy
+    secrets = {action for s in statements(synth, region, "FunctionPolicy") for action in
+               ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) if action.startswith("secretsmanager:")}
+    assert secrets <= {"secretsmanager:DescribeSecret"}  # the readiness evaluation: is it there (no value)
     chart_objects = [resource for s in statements(synth, region, "FunctionPolicy") if "s3:GetObject" in s["Action"]
                      for resource in s["Resource"] if "-charts-" in str(resource) and "/" in str(resource)]
     assert chart_objects and all(str(resource).endswith("/dr-canary/*") for resource in chart_objects)
@@ -228,7 +230,8 @@ def test_no_statement_allows_every_action_of_a_service(synth: Synth, region: str
 
 @REGIONS
 def test_a_failed_execution_of_any_runbook_alarms_the_on_call_topic(synth: Synth, region: str) -> None:
-    alarms = [res["Properties"] for res in synth.resources(region, "AWS::CloudWatch::Alarm").values()]
+    alarms = [res["Properties"] for res in synth.resources(region, "AWS::CloudWatch::Alarm").values()
+              if res["Properties"]["AlarmName"] != "ehr-dr-demo-not-ready"]
     assert sorted(alarm["AlarmName"] for alarm in alarms) == sorted(
         f"ehr-dr-demo-runbook-failed-{runbook}" for runbook in synth.runbooks_in(region))
     for alarm in alarms:
@@ -237,9 +240,9 @@ def test_a_failed_execution_of_any_runbook_alarms_the_on_call_topic(synth: Synth
 
 
 def drill_schedules(synth: Synth, region: str) -> dict[str, dict[str, Any]]:
-    heartbeat = heartbeat_schedule_name(synth.config.env_name)
+    every_region = (heartbeat_schedule_name(synth.config.env_name), evaluation_schedule_name(synth.config.env_name))
     return {lid: res for lid, res in synth.resources(region, "AWS::Scheduler::Schedule").items()
-            if res["Properties"]["Name"] != heartbeat}
+            if res["Properties"]["Name"] not in every_region}
 
 
 def test_drill_schedules_exist_only_in_the_dr_region(synth: Synth) -> None:
@@ -264,6 +267,35 @@ def test_the_heartbeat_schedulers_role_may_only_invoke_the_database_function(syn
     (statement,) = statements(synth, region, "HeartbeatSchedulerPolicy")
     assert statement["Action"] == "lambda:InvokeFunction"
     assert statement["Resource"] == {"Fn::GetAtt": [database_function_id, "Arn"]}
+
+
+@REGIONS
+def test_each_region_evaluates_readiness_every_hour_with_the_runbook_function(synth: Synth, region: str) -> None:
+    (schedule,) = [res["Properties"] for res in synth.resources(region, "AWS::Scheduler::Schedule").values()
+                   if res["Properties"]["Name"] == evaluation_schedule_name(synth.config.env_name)]
+    function_id, _ = synth.function(region, runbook_function_name(synth.config.env_name))
+    assert (schedule["ScheduleExpression"], schedule["State"]) == ("rate(1 hour)", "ENABLED")
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert json.loads(schedule["Target"]["Input"]) == {"action": "evaluate"}
+
+
+@REGIONS
+def test_not_ready_or_no_evaluation_for_an_hour_alarms_the_on_call_topic(synth: Synth, region: str) -> None:
+    (alarm,) = [res["Properties"] for res in synth.resources(region, "AWS::CloudWatch::Alarm").values()
+                if res["Properties"]["AlarmName"] == f"ehr-dr-{synth.config.env_name}-not-ready"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == (
+        "EhrDr/Readiness", "Ready", "Minimum", 3600)
+    assert alarm["Dimensions"] == [{"Name": "EvaluatedIn", "Value": region}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == (
+        "LessThanThreshold", 1, "breaching")
+    assert alarm["AlarmActions"] == [synth.topology.in_region(region).oncall_topic_arn]
+
+
+@REGIONS
+def test_the_runbook_function_may_simulate_only_the_roles_that_run_the_plans(synth: Synth, region: str) -> None:
+    (statement,) = [s for s in statements(synth, region, "FunctionPolicy") if s.get("Sid") == "EvaluatePermissions"]
+    assert statement["Action"] == "iam:SimulatePrincipalPolicy"
+    assert len(statement["Resource"]) == 5
 
 
 def test_schedules_take_times_and_enablement_from_the_config(synth: Synth) -> None:

@@ -13,8 +13,9 @@ from click.testing import Result
 from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import S3EvidenceBucket
 from dr_runbooks.orchestration.handler import handle
-from dr_runbooks.readiness.scheduled import CHECK_METRIC, READINESS_NAMESPACE, READY_METRIC
+from dr_runbooks.readiness.scheduled import CHECK_METRIC
 from dr_runbooks.session import AwsSession
+from dr_runbooks.topology import READINESS_NAMESPACE, READY_METRIC
 from ehr_dr_sandbox.api import Sandbox
 
 
