@@ -19,6 +19,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from dr_runbooks.evidence.budget import AvailabilityBudget, availability_budget
+from dr_runbooks.evidence.readiness import ReadinessPeriod, readiness_periods
 from dr_runbooks.evidence.record import DEFAULT_HIPAA, HIPAA_PARAGRAPHS, AwsCall, EvidenceRecord, HipaaParagraph
 from dr_runbooks.evidence.timeline import Timeline, build_timeline
 
@@ -51,6 +52,8 @@ class Report:
     chain_problems: tuple[str, ...]
     budget: AvailabilityBudget
     hipaa: tuple[HipaaSection, ...]
+    #: Hours of each period the hourly readiness evaluation found the estate ready (`evidence.readiness`).
+    readiness: tuple[ReadinessPeriod, ...] = ()
 
     @property
     def sandbox(self) -> bool:
@@ -92,6 +95,7 @@ def build_report(
         chain_problems=tuple(chain_problems),
         budget=availability_budget(chain, availability_target, as_of),
         hipaa=hipaa,
+        readiness=readiness_periods(chain, as_of),
     )
 
 
@@ -149,6 +153,8 @@ def render_json(report: Report) -> str:
         "chain": {"length": report.chain_length, "intact": not report.chain_problems,
                   "problems": list(report.chain_problems)},
         "availability_budget": report.budget.model_dump(mode="json"),
+        "readiness": [{**period.model_dump(mode="json"), "not_evaluated_hours": period.not_evaluated_hours}
+                      for period in report.readiness],
         "records": [view.record.model_dump(mode="json") for view in report.runs],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
