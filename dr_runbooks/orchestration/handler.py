@@ -15,7 +15,8 @@ crashed laptop run):
 - `heartbeat` (no run: EventBridge Scheduler invokes the database function with it every minute): this minute's
   heartbeat row and object, if this region writes (`runbooks.heartbeat`);
 - `evaluate` (no run: EventBridge Scheduler invokes the runbook function with it every hour): the readiness
-  evaluation, its metrics and evidence record in this region (`readiness.scheduled`).
+  evaluation, its metrics and evidence record in this region (`readiness.scheduled`); the heartbeat row it needs is
+  read by the database function of the target region (`newest-row`).
 
 Two functions in each region run this code. The *runbook* function, outside any VPC, runs every task: it reaches the
 APIs of both regions through their public endpoints (TLS, SigV4), as a planned switchover must (Step Functions cannot
@@ -33,6 +34,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +124,20 @@ def handle(event: dict[str, Any], aws: AwsSession, env_name: str, region: str, s
     if action == "heartbeat":
         return heartbeat.beat(aws, topology, region)
     if action == "evaluate":
-        return scheduled.run(aws, topology, region)
+        return scheduled.run(aws, topology, region, _newest_row(invoke_database or lambda_invoker(aws, env_name)))
+    if action == "newest-row":
+        return scheduled.newest_row_of(aws, topology, region)
     raise ValueError(f"unknown action {action!r}: expected start, step, database-step, child-ended, finish, "
-                     "heartbeat or evaluate")
+                     "heartbeat, evaluate or newest-row")
+
+
+def _newest_row(invoke_database: DatabaseInvoker) -> Callable[[str], datetime | None]:
+    """The evaluation's heartbeat-row reads, relayed to the database function of the region read."""
+    def newest(region: str) -> datetime | None:
+        found = invoke_database(region, {"action": "newest-row"})["newest_row_at"]
+        return datetime.fromisoformat(found) if found else None
+
+    return newest
 
 
 def _runbook(name: str) -> tuple[Orchestrated, Plan]:

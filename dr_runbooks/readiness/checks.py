@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,7 +24,7 @@ from dr_runbooks.evidence.store import S3EvidenceBucket
 from dr_runbooks.observe import probes, traffic
 from dr_runbooks.orchestration.catalog import deployed_in
 from dr_runbooks.readiness.schedule import longest_gap
-from dr_runbooks.runbooks import preflight
+from dr_runbooks.runbooks import canary, preflight
 from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import (
@@ -61,6 +61,9 @@ class Scope:
     target: str
     runbooks: tuple[str, ...]
     now: datetime
+    #: How the newest heartbeat/canary row of a region's database is read when not by connecting from here: on AWS
+    #: the runbook function is outside the records VPC and asks the database function of that region.
+    newest_row: Callable[[str], datetime | None] | None = None
 
     @property
     def source(self) -> str:
@@ -214,7 +217,11 @@ def aurora(scope: Scope) -> str:
     resyncing = [member.cluster_id for member in cluster.members if not member.connected]
     if resyncing:
         raise NotReady(f"members not connected: {', '.join(resyncing)}")
-    fresh = preflight.target_freshness(scope.aws, scope.topology, target)
+    if scope.newest_row is None:
+        fresh = preflight.target_freshness(scope.aws, scope.topology, target)
+    else:
+        newest = canary.newest_object(scope.client("s3", target), scope.topology.in_region(target).chart_bucket)
+        fresh = canary.freshness_of(scope.newest_row(target), newest, datetime.now(UTC))
     loss = fresh["expected_data_loss_seconds"]
     if loss is None:
         raise NotReady(f"nothing bounds a failover's loss in {target}: newest heartbeat row "

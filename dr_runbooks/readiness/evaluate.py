@@ -135,14 +135,16 @@ def _run(check: Callable[[], str]) -> tuple[Verdict, str, float, Recorder]:
 
 
 def evaluate(aws: AwsSession, topology: Topology, runbooks: tuple[str, ...] = tuple(RUNBOOKS),
-             budget_seconds: float = EVALUATE_BUDGET_SECONDS, now: datetime | None = None) -> Evaluation:
-    """Every check, `runbooks` being the plans whose permissions and state machines are evaluated."""
+             budget_seconds: float = EVALUATE_BUDGET_SECONDS, now: datetime | None = None,
+             newest_row: Callable[[str], datetime | None] | None = None) -> Evaluation:
+    """Every check, `runbooks` being the plans whose permissions and state machines are evaluated; `newest_row`
+    reads a region's newest heartbeat row another way than connecting from here (`Scope.newest_row`)."""
     started = time.monotonic()
     aws = _Probing(aws)
     writer, dark = _writer(aws, topology)
     target = topology.partner(writer) if writer else topology.dr_region
     scope = Scope(aws=aws, topology=topology, writer=writer, target=target, runbooks=runbooks,
-                  now=now or datetime.now(UTC))
+                  now=now or datetime.now(UTC), newest_row=newest_row)
     work: dict[tuple[str, str | None], Callable[[], str]] = {
         (name, None): (lambda check=check: check(scope)) for name, check in ESTATE_CHECKS.items()}
     work |= {(name, region): (lambda check=check, region=region: check(scope, region))

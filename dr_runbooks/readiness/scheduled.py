@@ -11,6 +11,7 @@ region watches `Ready` and treats missing data as breaching: an evaluation that 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from dr_runbooks.engine.journal import new_run_id
 from dr_runbooks.evidence.record import EvidenceRecord, Identity, Verification
 from dr_runbooks.evidence.store import EvidenceLog, S3EvidenceBucket
 from dr_runbooks.readiness.evaluate import Evaluation, evaluate
+from dr_runbooks.runbooks import canary, steps
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import READINESS_NAMESPACE, READY_METRIC, Topology
 
@@ -54,9 +56,11 @@ def evidence_record(evaluation: Evaluation, region: str, caller_arn: str, sandbo
                             for check in evaluation.checks))
 
 
-def run(aws: AwsSession, topology: Topology, region: str, sandbox: bool = False) -> dict[str, Any]:
-    """Evaluate, publish the metrics in `region`, append the evidence record to `region`'s evidence bucket."""
-    evaluation = evaluate(aws, topology)
+def run(aws: AwsSession, topology: Topology, region: str,
+        newest_row: Callable[[str], datetime | None] | None = None, sandbox: bool = False) -> dict[str, Any]:
+    """Evaluate, publish the metrics in `region`, append the evidence record to `region`'s evidence bucket.
+    `newest_row`: how the heartbeat row of a region is read (on AWS: its database function, `newest_row_of`)."""
+    evaluation = evaluate(aws, topology, newest_row=newest_row)
     aws.client("cloudwatch", region).put_metric_data(Namespace=READINESS_NAMESPACE,
                                                      MetricData=metric_data(evaluation, region))
     record = evidence_record(evaluation, region, aws.identity(region).arn, sandbox)
@@ -64,6 +68,16 @@ def run(aws: AwsSession, topology: Topology, region: str, sandbox: bool = False)
     sealed = EvidenceLog(topology.env_name, [bucket]).append(record)
     return {"ready": evaluation.ready, "verdict": evaluation.verdict, "run_id": sealed.run_id,
             "failed": [check.name for check in evaluation.checks if check.verdict != "pass"]}
+
+
+def newest_row_of(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
+    """What the database function of `region` answers to `{"action": "newest-row"}`: the newest heartbeat or canary
+    row its cluster's reader holds (it alone reaches the database, in the records VPC)."""
+    here = topology.in_region(region)
+    reader = canary.db_endpoint(aws.client("rds", region), aws.client("secretsmanager", region), here.db_cluster_id,
+                                topology.db_secret_name, topology.database_name, reader=True)
+    found = steps.DB_CANARY.newest(reader)
+    return {"newest_row_at": found.isoformat() if found else None}
 
 
 def last_evaluation(cloudwatch: Any, region: str, now: datetime | None = None) -> dict[str, Any] | None:
