@@ -84,22 +84,41 @@ def _refusal(check: Callable[[], Any]) -> Any:
 # --- region checks -------------------------------------------------------------------------------------------
 
 
+#: The error codes AWS answers a read of a resource that does not exist with, by service.
+_NOT_FOUND = frozenset({"NoSuchBucket", "404", "DBClusterNotFoundFault", "ResourceNotFoundException", "NotFound"})
+
+
 def resources(scope: Scope, region: str) -> str:
     """The topology's names exist here, in the states the runbooks need."""
     here, client = scope.topology.in_region(region), scope.client
     problems = []
+
+    def read(what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in _NOT_FOUND:
+                raise
+            problems.append(f"{what} does not exist")
+            return None
+
     for bucket in (here.chart_bucket, here.evidence_bucket):
-        versioning = client("s3", region).get_bucket_versioning(Bucket=bucket).get("Status")
-        if versioning != "Enabled":
-            problems.append(f"bucket {bucket} versioning is {versioning or 'off'}")
-    status = probes.db_cluster(client("rds", region), here.db_cluster_id)["Status"]
-    if status != "available":
-        problems.append(f"cluster {here.db_cluster_id} is {status}")
-    client("backup", region).describe_backup_vault(BackupVaultName=here.backup_vault)
-    table = client("dynamodb", region).describe_table(TableName=here.runbook_table)["Table"]["TableStatus"]
-    if table != "ACTIVE":
-        problems.append(f"table {here.runbook_table} is {table}")
-    client("sns", region).get_topic_attributes(TopicArn=here.oncall_topic_arn)
+        found = read(f"bucket {bucket}",
+                     lambda bucket=bucket: client("s3", region).get_bucket_versioning(Bucket=bucket))
+        if found is not None and found.get("Status") != "Enabled":
+            problems.append(f"bucket {bucket} versioning is {found.get('Status') or 'off'}")
+    cluster = read(f"cluster {here.db_cluster_id}", lambda: probes.db_cluster(client("rds", region),
+                                                                               here.db_cluster_id))
+    if cluster is not None and cluster["Status"] != "available":
+        problems.append(f"cluster {here.db_cluster_id} is {cluster['Status']}")
+    read(f"vault {here.backup_vault}", lambda: client("backup", region).describe_backup_vault(
+        BackupVaultName=here.backup_vault))
+    table = read(f"table {here.runbook_table}", lambda: client("dynamodb", region).describe_table(
+        TableName=here.runbook_table))
+    if table is not None and table["Table"]["TableStatus"] != "ACTIVE":
+        problems.append(f"table {here.runbook_table} is {table['Table']['TableStatus']}")
+    read(f"topic {here.oncall_topic_arn}", lambda: client("sns", region).get_topic_attributes(
+        TopicArn=here.oncall_topic_arn))
     if problems:
         raise NotReady("; ".join(problems))
     return "buckets, cluster, vault, runbook table and on-call topic exist as the topology names them"

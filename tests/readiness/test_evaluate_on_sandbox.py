@@ -175,3 +175,72 @@ def test_a_dark_region_is_reported_within_ten_seconds_not_fatal(
                                                    "reason": f"{primary} does not answer"}
     assert checks(result)[f"keys ({estate.topology.dr_region})"]["verdict"] == "pass"
     assert seconds < 10
+
+
+def test_a_disabled_key_fails_that_regions_keys_check(drctl: Drctl, estate: Sandbox) -> None:
+    region = estate.topology.primary_region
+    kms, alias = estate.client("kms", region), estate.topology.in_region(region).kms_key_alias
+    key_id = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
+    kms.disable_key(KeyId=key_id)
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        kms.enable_key(KeyId=key_id)
+    assert failing(result) == {f"keys ({region})": f"key {alias} is Disabled: nothing encrypted with it can be read"}
+
+
+def test_an_alarm_no_longer_notifying_on_call_fails_that_regions_alarms_check(drctl: Drctl, estate: Sandbox) -> None:
+    region = estate.topology.dr_region
+    here = estate.topology.in_region(region)
+    cloudwatch, name = estate.client("cloudwatch", region), here.alarm_names[0]
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    kept = {key: alarm[key] for key in ("AlarmName", "Namespace", "MetricName", "Statistic", "Period", "Threshold",
+                                        "ComparisonOperator", "EvaluationPeriods", "Dimensions", "TreatMissingData",
+                                        "AlarmActions", "OKActions")}
+    cloudwatch.put_metric_alarm(**{**kept, "AlarmActions": [], "OKActions": []})
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        cloudwatch.put_metric_alarm(**kept)
+    assert failing(result) == {f"alarms ({region})": f"not wired to {here.oncall_topic_arn}: {name}"}
+
+
+def test_a_secret_scheduled_for_deletion_fails_that_regions_secrets_check(drctl: Drctl, estate: Sandbox) -> None:
+    region = estate.topology.primary_region
+    secrets, name = estate.client("secretsmanager", region), estate.topology.db_secret_name
+    secrets.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        secrets.restore_secret(SecretId=name)
+    assert failing(result) == {f"secrets ({region})": f"secret {name} is scheduled for deletion"}
+
+
+def test_a_missing_on_call_topic_fails_that_regions_resources_check(drctl: Drctl, estate: Sandbox) -> None:
+    region = estate.topology.dr_region
+    here = estate.topology.in_region(region)
+    sns = estate.client("sns", region)
+    attributes = sns.get_topic_attributes(TopicArn=here.oncall_topic_arn)["Attributes"]
+    sns.delete_topic(TopicArn=here.oncall_topic_arn)
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        sns.create_topic(Name=here.oncall_topic_arn.rpartition(":")[2],
+                         Attributes={"KmsMasterKeyId": attributes["KmsMasterKeyId"]})
+    assert failing(result) == {f"resources ({region})": f"topic {here.oncall_topic_arn} does not exist"}
+
+
+def test_replication_without_rtc_fails_that_regions_replication_check(drctl: Drctl, estate: Sandbox) -> None:
+    dr = estate.topology.in_region(estate.topology.dr_region)
+    s3 = estate.client("s3", dr.region)
+    configuration = s3.get_bucket_replication(Bucket=dr.chart_bucket)["ReplicationConfiguration"]
+    without = {**configuration, "Rules": [
+        {**rule, "Destination": {key: value for key, value in rule["Destination"].items()
+                                 if key not in ("ReplicationTime", "Metrics")}} for rule in configuration["Rules"]]}
+    s3.put_bucket_replication(Bucket=dr.chart_bucket, ReplicationConfiguration=without)
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        s3.put_bucket_replication(Bucket=dr.chart_bucket, ReplicationConfiguration=configuration)
+    assert list(failing(result)) == [f"s3-replication ({dr.region})"]
+    assert "Replication Time Control off" in failing(result)[f"s3-replication ({dr.region})"]
