@@ -5,8 +5,8 @@ instead of a drill in a real account. They come from the synthesized templates r
 so CDK's own additions (grants, generated names) are what the sandbox enforces, as CloudFormation would deploy them.
 
 A synth costs seconds, so its result is cached per config and per source of `stacks/` and `dr_runbooks/` (a changed
-policy, or a change here, is a new cache entry) under `$XDG_CACHE_HOME/ehr-dr` (or `~/.cache/ehr-dr`). The functions' code is a stub in
-this synth: their permissions do not depend on their package.
+policy, or a change here, is a new cache entry) under `$XDG_CACHE_HOME/ehr-dr` (or `~/.cache/ehr-dr`). The functions'
+code is a stub in this synth: their permissions do not depend on their package.
 
 CloudFormation's intrinsics are resolved as a deployment would: `Ref` and `Fn::GetAtt ... Arn` of the roles, buckets,
 tables and topics the stacks name; `Fn::ImportValue` through the region's exports; `Fn::Join`, `Fn::Select`,
@@ -22,9 +22,9 @@ import json
 import os
 import re
 import tempfile
-from importlib.metadata import version
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 

@@ -63,7 +63,7 @@ def without_statement(sandbox: Sandbox) -> Iterator[Callable[[str], None]]:
 
 
 def test_the_operator_role_is_refused_without_mfa(sandbox: Sandbox) -> None:
-    with pytest.raises(ClientError, match="AccessDenied.*requires MFA"):
+    with pytest.raises(ClientError, match=r"AccessDenied.*requires MFA"):
         sandbox.client("sts").assume_role(RoleArn=operator_arn(sandbox), RoleSessionName="oncall")
 
 
