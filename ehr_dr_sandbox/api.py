@@ -86,6 +86,11 @@ class Sandbox:
     def status(self) -> dict[str, Any]:
         return control_request(self.endpoint_url, "status")
 
+    def role_credentials(self, role: str, service: str = "lambda.amazonaws.com") -> dict[str, str]:
+        """Credentials of one of the stacks' roles as `service` gets them (Lambda runs a function under its execution
+        role): every call with them is authorized against the role's policies."""
+        return self.action("assume-service-role", role=role, service=service)
+
     def action(self, name: str, **arguments: Any) -> Any:
         return control_request(self.endpoint_url, f"actions/{name}", arguments)
 

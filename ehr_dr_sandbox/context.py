@@ -41,6 +41,13 @@ class SandboxContext:
     def topology(self) -> Topology:
         return build_topology(self.config)
 
+    @property
+    def cdk_context(self) -> dict[str, Any]:
+        """The CDK context that deploys this sandbox's config (the stacks' IAM is read from its synth)."""
+        from ehr_dr_sandbox.deployed_iam import synth_context
+
+        return synth_context(self.config)
+
     def backend(self, service: str, region: str) -> Any:
         """moto's backend of `service` in `region` for the sandbox account, e.g. `backend("s3", "us-east-1")`.
 

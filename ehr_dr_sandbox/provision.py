@@ -111,6 +111,8 @@ def provision(context: SandboxContext) -> None:
     _database(aws, context.config, topology, keys)
     if topology.traffic:
         _traffic(aws, topology)
+    _iam(aws, context, keys)
+    # After the stacks' roles: the functions take theirs (created only if the stacks deployed none by that name).
     for region in context.config.regions:
         orchestration.provision(aws, context.config, topology, region)
 
@@ -243,6 +245,27 @@ def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> No
     s3.create_bucket(**arguments)
     if object_lock:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _iam(aws: _Clients, context: SandboxContext, keys: dict[str, str]) -> None:
+    """The stacks' roles and their policies (`deployed_iam`), as CloudFormation creates them: each role with its
+    trust policy, each of the stacks' policies a customer managed policy attached to it, AWS managed policies attached
+    by ARN. The keys' placeholders become the ARNs of the keys created above."""
+    from ehr_dr_sandbox.deployed_iam import KEY_ALIAS, deployed_roles
+
+    by_alias = {f"{KEY_ALIAS}{region}:{context.topology.in_region(region).kms_key_alias}": arn
+                for region, arn in keys.items()}
+    iam = aws("iam", context.config.primary_region)
+    for role in deployed_roles(context.cdk_context):
+        iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust))
+        for name, document in role.policies.items():
+            text = json.dumps(document)
+            for placeholder, arn in by_alias.items():
+                text = text.replace(placeholder, arn)
+            arn = iam.create_policy(PolicyName=name, PolicyDocument=text)["Policy"]["Arn"]
+            iam.attach_role_policy(RoleName=role.name, PolicyArn=arn)
+        for name in role.aws_managed:
+            iam.attach_role_policy(RoleName=role.name, PolicyArn=f"arn:aws:iam::aws:policy/{name}")
 
 
 def _replication(aws: _Clients, config: DeploymentConfig, topology: Topology, region: str) -> None:

@@ -42,6 +42,7 @@ from ehr_dr_sandbox.state import SandboxState, read_state, state_file, write_sta
 #: `remove_leftovers(state_dir) -> bool` for what outlives a killed server). Guards run in this order, faults first.
 EMULATIONS = (
     "ehr_dr_sandbox.faults",
+    "ehr_dr_sandbox.iam_enforcement",
     "ehr_dr_sandbox.s3_replication",
     "ehr_dr_sandbox.traffic",
     "ehr_dr_sandbox.records_db",
@@ -50,6 +51,9 @@ EMULATIONS = (
 )
 
 _one_per_process = threading.Lock()
+#: The stacks attach AWS managed policies (AWS Backup's service role policies, AdministratorAccess): moto knows them
+#: only when asked to load them.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 #: The endpoint's request log is werkzeug's INFO; keep it out of test output and the server log.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
 
 from dr_runbooks.config import CONFIG_KEYS, ConfigError, DeploymentConfig
@@ -42,11 +43,13 @@ def archive_bootstrap(context: Mapping[str, Any]) -> bool:
     raise ConfigError([f"{ARCHIVE_BOOTSTRAP_KEY}: must be true or false (got {value!r})"])
 
 
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None,
+              function_code: lambda_.Code | None = None) -> cdk.App:
     """The whole estate as a CDK App, with the HIPAA Security and AWS Solutions packs registered.
 
     `context=None` reads the context the CDK CLI passes (cdk.json plus `-c`). Raises `ConfigError` before any
-    stack is made.
+    stack is made. `function_code` replaces the runbook functions' asset: the sandbox reads the stacks' IAM from a
+    synth and needs no Lambda package for it (stacks/lambda_asset.py builds one only with npm and PyPI at hand).
     """
     app = cdk.App(
         context=dict(context) if context is not None else None,
@@ -67,7 +70,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     if problems:
         raise ConfigError(problems)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), HIPAASecurityChecks(app))
-    build_estate(app, config, archive_bootstrap=bootstrap)
+    build_estate(app, config, archive_bootstrap=bootstrap, function_code=function_code)
     return app
 
 

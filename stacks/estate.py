@@ -7,6 +7,7 @@ Within a region, stacks share the region's data key through CloudFormation expor
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
 
 from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.topology import build_topology
@@ -24,8 +25,10 @@ from stacks.site import Site
 from stacks.traffic import TrafficGateStack, TrafficStack
 
 
-def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: bool) -> list[Site]:
-    """Both regions' stacks under `app`; returns the two sites, primary first."""
+def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: bool,
+                 function_code: lambda_.Code | None = None) -> list[Site]:
+    """Both regions' stacks under `app`; returns the two sites, primary first. `function_code`: the runbook
+    functions' code instead of their asset (see `stacks.app.build_app`)."""
     topology = build_topology(config)
     primary, dr = sites = [Site(config, topology, region) for region in config.regions]
     keys = {site.region: KeysStack(app, site) for site in sites}
@@ -46,7 +49,7 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
         audit.add_stack_dependency(monitoring)
         for data in (archive, runbooks, database):
             backup.add_stack_dependency(data)
-        orchestration = OrchestrationStack(app, site, key, database.vpc, database.cidr)
+        orchestration = OrchestrationStack(app, site, key, database.vpc, database.cidr, function_code)
         for needed in (runbooks, monitoring):  # its steps use the table, topology and topic by name
             orchestration.add_stack_dependency(needed)
         stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring}

@@ -74,7 +74,8 @@ LAMBDA_TASK_ROOT = "/var/task"
 class OrchestrationStack(cdk.Stack):
     """`function`, `database_function`, `state_machines` (runbook -> state machine), in the DR region `schedules`."""
 
-    def __init__(self, scope: Construct, site: Site, key: kms.IKey, vpc: ec2.IVpc, vpc_cidr: str) -> None:
+    def __init__(self, scope: Construct, site: Site, key: kms.IKey, vpc: ec2.IVpc, vpc_cidr: str,
+                 code: lambda_.Code | None = None) -> None:
         super().__init__(scope, site.stack_name("orchestration"), env=site.env,
                          description=f"{site.prefix} runbooks on Step Functions and Lambda")
         self.site = site
@@ -82,7 +83,7 @@ class OrchestrationStack(cdk.Stack):
         self.topic = sns.Topic.from_topic_arn(self, "OnCall", site.here.oncall_topic_arn)
         self.runbooks = deployed_in(site.region, site.config.dr_region)
         self._endpoints(vpc, vpc_cidr)
-        code = _code()
+        code = code or _code()
         name = runbook_function_name(site.config.env_name)
         self.function = self._function("Function", name, code, _runbook_permissions(site, key, name),
                                        "every task of the runbook state machines, outside any VPC")

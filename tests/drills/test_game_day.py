@@ -18,7 +18,8 @@ from ehr_dr_sandbox.api import Sandbox
 
 from .test_budget import charge
 
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456", "--assume-operator"]
 
 
 def _writer(sandbox: Sandbox) -> str | None:

@@ -157,7 +157,8 @@ def test_an_interrupted_teardown_is_cleaned_up_by_the_next_drill(
     assert scratch_left(seeded, aws) == []
 
 
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456", "--assume-operator"]
 
 
 class Killed(BaseException):

@@ -18,7 +18,8 @@ from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
 DRCTL = [sys.executable, "-c", "from dr_runbooks.cli import main; main()"]
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456", "--assume-operator"]
 
 
 def drctl(sandbox: Sandbox, cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

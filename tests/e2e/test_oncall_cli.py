@@ -16,7 +16,8 @@ from pathlib import Path
 from dr_runbooks.observe import probes
 from ehr_dr_sandbox.api import Sandbox
 
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456", "--assume-operator"]
 DRCTL = [sys.executable, "-c", "from dr_runbooks.cli import main; main()"]
 
 

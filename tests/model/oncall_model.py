@@ -39,7 +39,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from dr_runbooks.observe import probes
 from ehr_dr_sandbox.api import Sandbox
 
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456", "--assume-operator"]
 DRCTL = [sys.executable, "-c", "from dr_runbooks.cli import main; main()"]
 #: Acknowledgments a failover or its resume asks for (a loss beyond the RPO is possible after a pause).
 ACKNOWLEDGE = ["--yes", "--accept-data-loss", "--accept-loss-beyond-rpo"]

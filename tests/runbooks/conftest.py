@@ -18,7 +18,8 @@ from dr_runbooks.runbooks.canary import HEARTBEAT_PREFIX, DbEndpoint, db_endpoin
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.aurora_global import Timings
 
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/oncall", "--mfa-code", "123456", "--assume-operator"]
 
 
 @pytest.fixture

@@ -1,0 +1,120 @@
+"""The sandbox enforces the stacks' IAM: the on-call engineer's runbooks work under the dr-operator role, and what the
+role does not grant is denied, as AWS would, naming the action and the resource."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from click.testing import Result
+
+from dr_runbooks.observe import probes
+from dr_runbooks.topology import role_name
+from ehr_dr_sandbox.api import Sandbox
+
+from .conftest import MFA, report_lag
+
+SERIAL = "arn:aws:iam::123456789012:mfa/oncall"
+
+
+def operator_arn(sandbox: Sandbox) -> str:
+    return f"arn:aws:iam::{sandbox.config.account}:role/{role_name(sandbox.config, 'dr-operator')}"
+
+
+def session_of(sandbox: Sandbox, credentials: dict[str, str]) -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"],
+                                 aws_secret_access_key=credentials["SecretAccessKey"],
+                                 aws_session_token=credentials["SessionToken"])
+
+
+def operator(sandbox: Sandbox) -> boto3.session.Session:
+    credentials = sandbox.client("sts").assume_role(RoleArn=operator_arn(sandbox), RoleSessionName="oncall",
+                                                    SerialNumber=SERIAL, TokenCode="123456")["Credentials"]
+    return session_of(sandbox, credentials)
+
+
+def denials(sandbox: Sandbox) -> list[dict[str, str]]:
+    return sandbox.status()["iam"]["denials"]
+
+
+@pytest.fixture
+def without_statement(sandbox: Sandbox) -> Iterator[Callable[[str], None]]:
+    """Remove one statement (by Sid) from the operator's policy, as a drifted account would; put it back after."""
+    iam = sandbox.client("iam")
+    [attached] = iam.list_attached_role_policies(RoleName=role_name(sandbox.config, "dr-operator"))[
+        "AttachedPolicies"]
+    arn = attached["PolicyArn"]
+    original = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+
+    def remove(sid: str) -> None:
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=original)["PolicyVersion"]["Document"]
+        document = json.loads(document) if isinstance(document, str) else document
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != sid]
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+
+    yield remove
+    iam.set_default_policy_version(PolicyArn=arn, VersionId=original)
+    for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+        if not version["IsDefaultVersion"]:
+            iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+
+
+def test_the_operator_role_is_refused_without_mfa(sandbox: Sandbox) -> None:
+    with pytest.raises(ClientError, match=r"AccessDenied.*requires MFA"):
+        sandbox.client("sts").assume_role(RoleArn=operator_arn(sandbox), RoleSessionName="oncall")
+
+
+def test_a_call_the_operator_is_not_granted_is_denied_naming_action_and_resource(sandbox: Sandbox) -> None:
+    s3 = operator(sandbox).client("s3", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    with pytest.raises(ClientError) as denied:
+        s3.delete_bucket(Bucket=sandbox.topology.in_region("us-west-1").chart_bucket)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert "is not authorized to perform: s3:DeleteBucket on resource: arn:aws:s3:::" in str(denied.value)
+    assert denials(sandbox)[-1]["action"] == "s3:DeleteBucket"
+
+
+def test_the_operator_reads_the_topology_it_is_granted(sandbox: Sandbox) -> None:
+    ssm = operator(sandbox).client("ssm", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    assert ssm.get_parameter(Name=f"/ehr-dr/{sandbox.config.env_name}/topology")["Parameter"]["Value"]
+
+
+def test_a_gate_metric_outside_the_traffic_namespace_is_denied_by_its_condition(sandbox: Sandbox) -> None:
+    cloudwatch = operator(sandbox).client("cloudwatch", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    with pytest.raises(ClientError, match="cloudwatch:PutMetricData"):
+        cloudwatch.put_metric_data(Namespace="Elsewhere", MetricData=[{"MetricName": "x", "Value": 1.0}])
+
+
+def test_the_policy_simulator_answers_as_the_enforcement_does(sandbox: Sandbox) -> None:
+    results = sandbox.client("iam").simulate_principal_policy(
+        PolicySourceArn=operator_arn(sandbox), ActionNames=["s3:DeleteBucket", "ssm:GetParameter"],
+        ResourceArns=[f"arn:aws:ssm:us-west-1:{sandbox.config.account}:parameter/ehr-dr/"
+                      f"{sandbox.config.env_name}/topology"])["EvaluationResults"]
+    assert {r["EvalActionName"]: r["EvalDecision"] for r in results} == {
+        "s3:DeleteBucket": "implicitDeny", "ssm:GetParameter": "allowed"}
+
+
+def test_a_function_role_is_assumed_by_its_service_only(sandbox: Sandbox) -> None:
+    role = f"ehr-dr-{sandbox.config.env_name}-runbooks-us-west-1"
+    with pytest.raises(Exception, match="cannot assume"):
+        sandbox.role_credentials(role, service="states.amazonaws.com")
+    function = session_of(sandbox, sandbox.role_credentials(role))
+    rds = function.client("rds", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    assert probes.global_cluster(rds, sandbox.topology.global_cluster_id).writer() is not None
+
+
+def test_a_switchover_fails_naming_the_permission_the_operator_lost(
+    drctl: Callable[..., Result], sandbox: Sandbox, without_statement: Callable[[str], None]
+) -> None:
+    rds = sandbox.client("rds", "us-west-1")
+    writer = probes.global_cluster(rds, sandbox.topology.global_cluster_id).writer()
+    assert writer is not None
+    for region in sandbox.topology.regions:
+        report_lag(sandbox, region, 1.0)
+    without_statement("FailOverTheGlobalDatabase")
+    result = drctl("switchover", "--to", sandbox.topology.partner(writer.region), "--yes", *MFA)
+    assert result.exit_code != 0
+    assert "rds:" in result.output and "not authorized" in result.output
+    assert probes.global_cluster(rds, sandbox.topology.global_cluster_id).writer().region == writer.region
