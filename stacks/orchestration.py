@@ -474,6 +474,11 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
             f"arn:aws:secretsmanager:{region}:{account}:secret:{topology.db_secret_name}-*"]),
         iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
         iam.PolicyStatement(sid="Fingerprints", actions=["dynamodb:GetItem"], resources=[site.table_arn(region)]),
+        # A failover's first step finds the newest canary and heartbeat objects the target holds (listing only
+        # those prefixes: no chart key is listed).
+        iam.PolicyStatement(sid="FindCanaries", actions=["s3:ListBucket"],
+                            resources=[site.bucket_arn(here.chart_bucket)],
+                            conditions={"StringLike": {"s3:prefix": ["dr-canary/*", "dr-heartbeat/*"]}}),
         iam.PolicyStatement(sid="ReadCharts", actions=["s3:GetObject"], resources=[
             f"{site.bucket_arn(here.chart_bucket)}/*", *(f"arn:aws:s3:::{prefix}*/*" for prefix in scratch)]),
         # The heartbeat: find the writer, and when it is this region, write its object (SSE-KMS with the region's key,

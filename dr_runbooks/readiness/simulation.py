@@ -15,7 +15,14 @@ from collections import defaultdict
 from botocore.exceptions import ClientError
 
 from dr_runbooks.readiness.checks import NotReady, Scope
-from dr_runbooks.runbooks.permissions import PERMISSIONS, RUN, Permission, function_role_arn, resources_for
+from dr_runbooks.runbooks.permissions import (
+    ON_AWS,
+    PERMISSIONS,
+    RUN,
+    Permission,
+    function_role_arn,
+    resources_for,
+)
 from dr_runbooks.runbooks.plans import PLANS
 
 #: How many denials the reason lists before it counts the rest.
@@ -48,9 +55,11 @@ def _wanted(scope: Scope) -> dict[_Key, dict[str, list[str]]]:
             function = function_role_arn(topology, region, database=step.database is not None)
             for permission in declared[step.name]:
                 need(permission, (operator, function), f"{runbook} step {step.name}")
+        function = function_role_arn(topology, target, database=False)
         for permission in RUN:
-            need(permission, (operator, function_role_arn(topology, target, database=False)),
-                 f"{runbook} (journal, lock, evidence)")
+            need(permission, (operator, function), f"{runbook} (journal, lock, evidence)")
+        for permission in ON_AWS:
+            need(permission, (function,), f"{runbook} (on-call line)")
     return wanted
 
 

@@ -3,10 +3,11 @@ simulates against the roles that run the steps, so a role that lost a permission
 
 Beside the plans (`plans.py`) because they describe the same steps: a step's `calls` say what it does for people, its
 permissions here say what IAM must allow for it. `RUN` holds what every run does besides its steps (journal, lock,
-evidence, the line to on-call). Resources are templates filled from the topology (`resources_for`): concrete ARNs,
-as `iam:SimulatePrincipalPolicy` evaluates statements against the ARN a request would carry. A run id in an object key
-is a placeholder (`readiness-check`): the policies scope objects by prefix. Context keys the policies' conditions test
-(`cloudwatch:namespace`) are given as the call would give them.
+evidence), `ON_AWS` what the runbook function adds (the line to on-call). Resources are templates filled from the
+topology (`resources_for`): concrete ARNs, as `iam:SimulatePrincipalPolicy` evaluates statements against the ARN a
+request would carry. A run id in an object key is a placeholder (`readiness-check`): the policies scope objects by
+prefix. Context keys the policies' conditions test (`cloudwatch:namespace`, `s3:prefix`) are given as the call would
+give them.
 
 Who calls: `drctl` runs every step as the dr-operator role; on AWS the runbook function of the target region runs the
 steps, except those that connect to a records database (`Step.database`), which the database function of that
@@ -59,13 +60,17 @@ _ARCHIVE_WRITABLE = (_p("s3:GetReplicationConfiguration", "{target_bucket_arn}")
                      _p("s3:PutObject", f"{{target_bucket_arn}}/dr-probe/{RUN_ID_PLACEHOLDER}"))
 _GLOBAL_CLUSTER = (_p("rds:DescribeGlobalClusters", "{global_cluster_arn}"),)
 
-#: What every run does outside its steps, in the target region: journal and lock, evidence, on-call.
+#: What every run does outside its steps, in the target region: journal and lock, evidence.
 RUN: tuple[Permission, ...] = (
     *(_p(f"dynamodb:{action}", "{target_table_arn}") for action in ("GetItem", "PutItem", "UpdateItem",
                                                                      "DeleteItem", "Query")),
     _p("s3:PutObject", f"{{target_evidence_arn}}/{RUN_ID_PLACEHOLDER}.json"),
-    _p("sns:Publish", "{target_topic_arn}"),
 )
+#: What a run on Step Functions does besides: the runbook function's line to on-call when it finishes.
+ON_AWS: tuple[Permission, ...] = (_p("sns:Publish", "{target_topic_arn}"),)
+#: Finding the newest canary and heartbeat objects: a listing of each prefix (`canary.newest_object`).
+_NEWEST_OBJECTS = tuple(_p("s3:ListBucket", "{target_bucket_arn}", s3__prefix=prefix)
+                        for prefix in ("dr-canary/", "dr-heartbeat/"))
 
 #: runbook -> step -> the permissions it needs.
 PERMISSIONS: dict[str, dict[str, tuple[Permission, ...]]] = {
@@ -82,7 +87,7 @@ PERMISSIONS: dict[str, dict[str, tuple[Permission, ...]]] = {
         "record-objectives": (),
     },
     "failover": {
-        "find-last-canaries": (*_database("target"), _p("s3:ListBucket", "{target_bucket_arn}")),
+        "find-last-canaries": (*_database("target"), *_NEWEST_OBJECTS),
         "aurora-failover": (_p("rds:FailoverGlobalCluster", "{global_cluster_arn}"),
                             _p("rds:FailoverGlobalCluster", "{target_cluster_arn}"), *_GLOBAL_CLUSTER),
         "archive-writable": _ARCHIVE_WRITABLE,

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -244,3 +245,42 @@ def test_replication_without_rtc_fails_that_regions_replication_check(drctl: Drc
         s3.put_bucket_replication(Bucket=dr.chart_bucket, ReplicationConfiguration=configuration)
     assert list(failing(result)) == [f"s3-replication ({dr.region})"]
     assert "Replication Time Control off" in failing(result)[f"s3-replication ({dr.region})"]
+
+
+def test_a_permission_removed_from_the_operator_role_fails_the_permissions_check_naming_the_step(
+    drctl: Drctl, estate: Sandbox
+) -> None:
+    """The sandbox's IAM holds the stacks' policies and simulates them (moto lacks iam:SimulatePrincipalPolicy)."""
+    iam, role = estate.client("iam"), "ehr-dr-demo-dr-operator"
+    action = "rds:FailoverGlobalCluster"
+    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+        document = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])[
+            "PolicyVersion"]["Document"]
+        document = json.loads(document) if isinstance(document, str) else document
+        if any(action in json.dumps(statement) for statement in document["Statement"]):
+            break
+    else:
+        raise AssertionError(f"no policy of {role} allows {action}")
+
+    def without(statement: dict[str, Any]) -> dict[str, Any]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        return {**statement, "Action": [name for name in actions if name != action]}
+
+    narrowed = {**document, "Statement": [without(statement) for statement in document["Statement"]
+                                          if without(statement)["Action"]]}
+    new = iam.create_policy_version(PolicyArn=policy["Arn"], PolicyDocument=json.dumps(narrowed),
+                                    SetAsDefault=True)["PolicyVersion"]["VersionId"]
+    try:
+        result = drctl("evaluate", "--runbook", "failover", "--output", "json")
+    finally:
+        iam.set_default_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+        iam.delete_policy_version(PolicyArn=policy["Arn"], VersionId=new)
+    cluster = estate.topology.in_region(estate.topology.dr_region).db_cluster_id
+    assert result.exit_code == 1
+    assert list(failing(result)) == ["permissions"]
+    denials = failing(result)["permissions"].split("; ")
+    assert sorted(denials) == sorted(
+        f"failover step aurora-failover: {action} on {resource} denied to {role} (implicitDeny)"
+        for resource in (f"arn:aws:rds::123456789012:global-cluster:{estate.topology.global_cluster_id}",
+                         f"arn:aws:rds:us-west-1:123456789012:cluster:{cluster}"))
