@@ -210,6 +210,8 @@ def _backup(mapping: Mapping, params: dict[str, Any]) -> str | None:
         return None
     if point := params.get("RecoveryPointArn") or params.get("recoveryPointArn"):
         return point
+    if plan := params.get("backupPlanId"):  # GetBackupPlan and the plan's other calls: the plan (`backupPlan`)
+        return mapping.arn("backup", f"backup-plan:{plan}")
     vault = params.get("BackupVaultName") or params.get("backupVaultName") or params.get("SourceBackupVaultName")
     return mapping.arn("backup", f"backup-vault:{vault}") if vault else None
 
@@ -255,7 +257,10 @@ _RESOURCES: dict[str, Callable[[Mapping, dict[str, Any]], str | None]] = {
     "sns": _named("arn:aws:sns:{region}:{account}:{name}", "TopicArn"),
     "lambda": _named("arn:aws:lambda:{region}:{account}:function:{name}", "FunctionName"),
     "states": _named("{name}", "executionArn", "stateMachineArn"),
-    "iam": _named("arn:aws:iam::{account}:role/{name}", "RoleName"),
+    # SimulatePrincipalPolicy is authorized on the principal it simulates (`PolicySourceArn`).
+    "iam": _named("arn:aws:iam::{account}:role/{name}", "RoleName", "PolicySourceArn"),
+    # EventBridge Scheduler: a schedule, in the default group unless named (`schedule`).
+    "scheduler": _named("arn:aws:scheduler:{region}:{account}:schedule/default/{name}", "Name"),
 }
 
 _SPECIAL: dict[tuple[str, str], Callable[[Mapping], list[Request]]] = {

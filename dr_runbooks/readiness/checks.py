@@ -148,8 +148,10 @@ def secrets(scope: Scope, region: str) -> str:
 def alarms(scope: Scope, region: str) -> str:
     """Every alarm of the region exists and notifies the region's on-call topic."""
     here = scope.topology.in_region(region)
-    found = {alarm["AlarmName"]: alarm for alarm in scope.client("cloudwatch", region).describe_alarms(
-        AlarmNames=list(here.alarm_names))["MetricAlarms"]}
+    cloudwatch = scope.client("cloudwatch", region)
+    # One alarm a call: DescribeAlarms naming several is authorized on every alarm (`alarm:*`), one on that alarm.
+    found = {alarm["AlarmName"]: alarm for name in here.alarm_names
+             for alarm in cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]}
     missing = [name for name in here.alarm_names if name not in found]
     unwired = [name for name, alarm in found.items() if here.oncall_topic_arn not in alarm.get("AlarmActions", ())]
     if missing or unwired:

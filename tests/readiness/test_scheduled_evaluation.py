@@ -14,17 +14,37 @@ from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import S3EvidenceBucket
 from dr_runbooks.orchestration.handler import handle
 from dr_runbooks.readiness.scheduled import CHECK_METRIC
-from dr_runbooks.session import AwsSession
-from dr_runbooks.topology import READINESS_NAMESPACE, READY_METRIC
+from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.topology import (
+    READINESS_NAMESPACE,
+    READY_METRIC,
+    database_function_name,
+    runbook_function_name,
+)
 from ehr_dr_sandbox.api import Sandbox
 
 
+def _as_role(sandbox: Sandbox, role: str) -> AwsSession:
+    """An AwsSession with the credentials Lambda gives a function of the stacks' role `role` (enforced by the
+    sandbox's IAM against the policies the stacks deploy)."""
+    credentials = sandbox.role_credentials(role)
+    return AwsSession(boto_session(aws_access_key_id=credentials["AccessKeyId"],
+                                   aws_secret_access_key=credentials["SecretAccessKey"],
+                                   aws_session_token=credentials["SessionToken"]), endpoint_url=sandbox.endpoint_url)
+
+
 def evaluate_as_scheduled(sandbox: Sandbox, region: str, scratch: Any) -> dict[str, Any]:
-    """The runbook function of `region` invoked as the schedule invokes it; its calls to a database function are
-    that function's handler, run here (moto cannot invoke Lambda without Docker)."""
-    aws, env_name = AwsSession.from_options(endpoint_url=sandbox.endpoint_url), sandbox.config.env_name
-    return handle({"action": "evaluate"}, aws, env_name, region, scratch=scratch,
-                  invoke_database=lambda where, payload: handle(payload, aws, env_name, where, scratch=scratch))
+    """The runbook function of `region` invoked as the schedule invokes it, under its own role; its calls to a
+    database function are that function's handler under that function's role, run here (moto cannot invoke Lambda
+    without Docker)."""
+    env_name = sandbox.config.env_name
+
+    def invoke_database(where: str, payload: dict[str, Any]) -> dict[str, Any]:
+        database = _as_role(sandbox, f"{database_function_name(env_name)}-{where}")
+        return handle(payload, database, env_name, where, scratch=scratch)
+
+    return handle({"action": "evaluate"}, _as_role(sandbox, f"{runbook_function_name(env_name)}-{region}"), env_name,
+                  region, scratch=scratch, invoke_database=invoke_database)
 
 
 def _points(sandbox: Sandbox, region: str, metric: str, **dimensions: str) -> list[dict[str, Any]]:
@@ -58,6 +78,13 @@ def test_the_hourly_evaluation_appends_a_readiness_record_to_its_regions_evidenc
     results = {verification.what: verification.result for verification in record.verifications}
     assert {"lock", f"keys ({region})"} <= set(results)
     assert results["aurora"] == "passed"  # the heartbeat row read through the target's database function
+
+
+def test_the_runbook_functions_role_allows_every_read_of_the_evaluation(estate: Sandbox, tmp_path: Any) -> None:
+    """Under the function's own role, as deployed: the estate evaluates ready, so no check was denied a read."""
+    answer = evaluate_as_scheduled(estate, estate.topology.primary_region, tmp_path)
+    assert answer["failed"] == []
+    assert answer["ready"] is True
 
 
 def test_status_shows_the_last_evaluation_and_its_age(

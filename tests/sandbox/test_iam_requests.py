@@ -100,3 +100,19 @@ def test_a_dynamodb_item_write_carries_its_partition_key_as_leading_keys() -> No
 def test_a_secret_named_by_name_is_authorized_on_its_arn() -> None:
     assert requests(call("secretsmanager", "GetSecretValue", "json", body=b'{"SecretId": "db"}')) == [
         ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:us-west-1:{ACCOUNT}:secret:db-AbCdEf")]
+
+
+def test_reading_a_backup_plan_is_authorized_on_the_plan() -> None:
+    assert requests(call("backup", "GetBackupPlan", "rest-json", uri={"backupPlanId": "p-1"})) == [
+        ("backup:GetBackupPlan", f"arn:aws:backup:us-west-1:{ACCOUNT}:backup-plan:p-1")]
+
+
+def test_reading_a_schedule_is_authorized_on_the_schedule_of_the_default_group() -> None:
+    assert requests(call("scheduler", "GetSchedule", "rest-json", uri={"Name": "ehr-dr-demo-restore-drill"})) == [
+        ("scheduler:GetSchedule", f"arn:aws:scheduler:us-west-1:{ACCOUNT}:schedule/default/ehr-dr-demo-restore-drill")]
+
+
+def test_simulating_a_principals_policies_is_authorized_on_that_principal() -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/ehr-dr-demo-dr-operator"
+    assert requests(call("iam", "SimulatePrincipalPolicy", "query", query={
+        "Action": ["SimulatePrincipalPolicy"], "PolicySourceArn": [role]})) == [("iam:SimulatePrincipalPolicy", role)]
