@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from runbooks.conftest import drctl  # noqa: F401 (the fixture, for this package's tests)
+from runbooks.conftest import aurora_timings, drctl  # noqa: F401 (fixtures, for this package's tests)
 
 from dr_runbooks.drills.plans import RESTORE_LABEL
 from dr_runbooks.engine.journal import new_run_id

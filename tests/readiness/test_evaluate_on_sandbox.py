@@ -15,9 +15,19 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from dr_runbooks.orchestration.catalog import RUNBOOKS
+from dr_runbooks.orchestration.definition import definition
 from dr_runbooks.readiness.evaluate import evaluate
 from dr_runbooks.session import AwsSession
-from dr_runbooks.topology import TRAFFIC_GATE_DIMENSION, TRAFFIC_GATE_METRIC, TRAFFIC_GATE_NAMESPACE, parameter_name
+from dr_runbooks.topology import (
+    TRAFFIC_GATE_DIMENSION,
+    TRAFFIC_GATE_METRIC,
+    TRAFFIC_GATE_NAMESPACE,
+    parameter_name,
+    runbook_function_name,
+    state_machine_arn,
+    state_machine_name,
+)
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.faults import FaultsClient
 
@@ -142,10 +152,6 @@ def test_copies_older_than_the_backup_rules_promise_fail_the_recovery_points_che
 
 
 def test_a_missing_state_machine_fails_that_regions_orchestration_check(drctl: Drctl, estate: Sandbox) -> None:
-    from dr_runbooks.orchestration.catalog import RUNBOOKS
-    from dr_runbooks.orchestration.definition import definition
-    from dr_runbooks.topology import runbook_function_name, state_machine_arn, state_machine_name
-
     topology, region = estate.topology, estate.topology.primary_region
     sfn = estate.client("stepfunctions", region)
     arn = state_machine_arn(topology, region, "failover")
@@ -284,3 +290,40 @@ def test_a_permission_removed_from_the_operator_role_fails_the_permissions_check
         f"failover step aurora-failover: {action} on {resource} denied to {role} (implicitDeny)"
         for resource in (f"arn:aws:rds::123456789012:global-cluster:{estate.topology.global_cluster_id}",
                          f"arn:aws:rds:us-west-1:123456789012:cluster:{cluster}"))
+
+
+def test_a_switchover_in_flight_fails_the_aurora_check(
+    drctl: Drctl, estate: Sandbox, aurora_timings: Callable[..., Any]
+) -> None:
+    """A switchover held `pending` (then cancelled, the writer unchanged): Aurora is already moving the writer."""
+    topology = estate.topology
+    aurora_timings(pending_seconds=5.0)
+    estate.action("aurora-cancel")
+    target = topology.in_region(topology.dr_region)
+    estate.client("rds", topology.primary_region).switchover_global_cluster(
+        GlobalClusterIdentifier=topology.global_cluster_id,
+        TargetDbClusterIdentifier=f"arn:aws:rds:{target.region}:{topology.account}:cluster:{target.db_cluster_id}")
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        rds, deadline = estate.client("rds", topology.dr_region), time.monotonic() + 30
+        while rds.describe_global_clusters(GlobalClusterIdentifier=topology.global_cluster_id)["GlobalClusters"][0].get(
+                "FailoverState", {}).get("Status") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert list(failing(result)) == ["aurora"]
+    assert failing(result)["aurora"].startswith("Aurora is already moving the writer (FailoverState pending)")
+
+
+def test_a_game_day_scheduled_but_never_passed_fails_the_drills_check(drctl: Drctl, estate: Sandbox) -> None:
+    topology = estate.topology
+    scheduler = estate.client("scheduler", topology.dr_region)
+    name = state_machine_name(topology.env_name, "game-day")
+    schedule = scheduler.get_schedule(Name=name)
+    kept = {key: schedule[key] for key in ("Name", "ScheduleExpression", "ScheduleExpressionTimezone",
+                                           "FlexibleTimeWindow", "Target", "State")}
+    scheduler.update_schedule(**{**kept, "State": "ENABLED"})
+    try:
+        result = drctl("evaluate", "--output", "json")
+    finally:
+        scheduler.update_schedule(**kept)
+    assert failing(result) == {"drills": f"game-day: no passed run, schedule {schedule['ScheduleExpression']}"}
