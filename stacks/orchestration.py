@@ -342,9 +342,7 @@ def _drill_permissions(site: Site, key: kms.IKey) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(sid="PassBackupRole", actions=["iam:PassRole"], resources=[here.backup_role_arn],
                             conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}),
         iam.PolicyStatement(sid="ScratchClusters", actions=[
-            "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource",
-            # a fresh master password for the restored cluster, which keeps the (since rotated) one of backup time
-            "rds:ModifyDBCluster"],
+            "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource"],
             resources=[f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
         # AWS Backup restores an Aurora cluster without instances: the drill adds one to read the restored data.
         iam.PolicyStatement(sid="ScratchInstances", actions=[
@@ -382,7 +380,12 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
         iam.PolicyStatement(sid="FindClusters", actions=["rds:DescribeDBClusters"], resources=[
             site.cluster_arn(region), *(f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch)]),
         *([iam.PolicyStatement(sid="FindInstances", actions=["rds:DescribeDBInstances"],
-                               resources=[f"arn:aws:rds:{region}:{account}:db:*"])] if scratch else []),
+                               resources=[f"arn:aws:rds:{region}:{account}:db:*"]),
+           # The validations log in to the restored cluster with a fresh master password they set (it keeps the
+           # since-rotated one of backup time): the database steps do it, so this function holds it.
+           iam.PolicyStatement(sid="ScratchMasterPassword", actions=["rds:ModifyDBCluster"],
+                               resources=[f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch])]
+          if scratch else []),
         iam.PolicyStatement(sid="DatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[
             f"arn:aws:secretsmanager:{region}:{account}:secret:{topology.db_secret_name}-*"]),
         iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
