@@ -52,8 +52,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "TrailBucket/Resource",
-        "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) "
-        "and integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
+        "The DR region's trail bucket is itself the cross-region copy: the primary trail bucket replicates into it "
+        "(stacks/audit.py). Replicating it back would put the DR trail's record of a failover in the region that "
+        "failed; it is Object-Lock protected (compliance mode) and checked by CloudTrail digest files.",
     ),
     *(
         Acknowledgment(
@@ -128,13 +129,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "ConfigDeliveryPolicy/Resource",
         "AWS Config names its history and snapshot objects itself, under this one prefix of the evidence bucket.",
     ),
-    # --- Replication role ---
+    # --- Replication roles (charts both ways, trail primary to DR) ---
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
             "ReplicationPolicy/Resource",
-            "Replication reads and writes every object version of the chart bucket pair, and only of that pair.",
+            f"Replication reads and writes every object version of the {bucket} bucket pair, and only of that pair.",
         )
+        for bucket in ("charts", "trail")
         for region in ("region", "partner_region")
     ),
     *(

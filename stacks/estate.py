@@ -49,9 +49,11 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
         orchestration = OrchestrationStack(app, site, key, database.vpc, database.cidr)
         for needed in (runbooks, monitoring):  # its steps use the table, topology and topic by name
             orchestration.add_stack_dependency(needed)
-        stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring}
+        stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring, "audit": audit}
     # S3 checks that a replication destination exists: the DR bucket first (see stacks/archive.py).
     stacks[primary.region]["archive"].add_stack_dependency(stacks[dr.region]["archive"])
+    # The primary's trail bucket replicates into the DR trail bucket (see stacks/audit.py).
+    stacks[primary.region]["audit"].add_stack_dependency(stacks[dr.region]["audit"])
     # The secondary joins the global cluster; the primary's secret replicates with the DR key.
     stacks[dr.region]["database"].add_stack_dependency(stacks[primary.region]["database"])
     stacks[primary.region]["database"].add_stack_dependency(keys[dr.region])

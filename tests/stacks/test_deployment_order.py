@@ -40,3 +40,8 @@ def test_secret_replica_key_exists_before_the_secret(estate: Estate) -> None:
 def test_health_checks_come_after_both_gate_alarms(estate: Estate) -> None:
     dependencies = _dependencies(estate)[estate.stack_name("traffic", estate.config.primary_region)]
     assert {estate.stack_name("traffic-gate", region) for region in estate.regions} <= dependencies
+
+
+def test_dr_trail_bucket_exists_before_the_primary_trail_bucket_replicates_to_it(estate: Estate) -> None:
+    primary, dr = estate.regions
+    assert estate.stack_name("audit", dr) in _dependencies(estate)[estate.stack_name("audit", primary)]
