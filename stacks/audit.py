@@ -1,5 +1,5 @@
-"""Audit in one region: GuardDuty, an AWS Config recorder with the HIPAA Security conformance pack, and a CloudTrail
-trail delivering to an Object Lock bucket of this region.
+"""Audit in one region: GuardDuty, Security Hub, Amazon Inspector for the Lambda functions, an AWS Config recorder with
+the HIPAA Security conformance pack, and a CloudTrail trail delivering to an Object Lock bucket of this region.
 
 The primary region's trail is multi-region: it records every region's management events and the S3 data events of
 all four chart and evidence buckets, and its bucket replicates (RTC, Object Lock retention kept, DR key) into the DR
@@ -21,7 +21,9 @@ from aws_cdk import aws_guardduty as guardduty
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_securityhub as securityhub
 from aws_cdk import aws_sns as sns
+from aws_cdk import custom_resources
 from constructs import Construct
 
 from dr_runbooks.topology import alarm_name, bucket_name
@@ -68,6 +70,55 @@ class AuditStack(cdk.Stack):
         )
         self._config_recorder(site, key)
         self._trail(site, key)
+        self._security_hub(site)
+        self._inspector_for_lambda(site, key)
+
+    def _security_hub(self, site: Site) -> None:
+        """Security Hub with AWS's default standards in each region; the DR region aggregates both regions' findings,
+        so they are read in us-west-1 while us-east-1 is dark (an account has one aggregation region)."""
+        hub = securityhub.CfnHub(self, "SecurityHub", enable_default_standards=True, auto_enable_controls=True)
+        if not site.is_primary:
+            aggregator = securityhub.CfnFindingAggregator(
+                self, "FindingAggregator", region_linking_mode="SPECIFIED_REGIONS", regions=[site.partner_region]
+            )
+            aggregator.add_dependency(hub)
+
+    def _inspector_for_lambda(self, site: Site, key: kms.IKey) -> None:
+        """Amazon Inspector scanning of this region's Lambda functions (standard scanning: packages, on every new
+        version and whenever a new CVE is published). CloudFormation has no resource that enables Inspector, so one
+        SDK call does (inspector2:Enable, which creates Inspector's service-linked role), made by CDK's
+        AwsCustomResource function under a role of our own that may do nothing else."""
+        account = site.config.account
+        call = {"accountIds": [account], "resourceTypes": ["LAMBDA"]}
+        log_group = logs.LogGroup(self, "InspectorEnablerLogs", encryption_key=key,
+                                  retention=logs.RetentionDays.SIX_YEARS, removal_policy=cdk.RemovalPolicy.RETAIN)
+        role = iam.Role(
+            self,
+            "InspectorEnablerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy(self, "InspectorEnablerPolicy", statements=[
+                iam.PolicyStatement(actions=["inspector2:Enable", "inspector2:Disable"], resources=["*"]),
+                iam.PolicyStatement(
+                    actions=["iam:CreateServiceLinkedRole"],
+                    resources=[f"arn:aws:iam::{account}:role/aws-service-role/inspector2.amazonaws.com/"
+                               "AWSServiceRoleForAmazonInspector2"],
+                    conditions={"StringEquals": {"iam:AWSServiceName": "inspector2.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                    resources=[log_group.log_group_arn]),
+            ])],
+        )
+        enabled = custom_resources.PhysicalResourceId.of(f"inspector2-lambda-{account}-{site.region}")
+        custom_resources.AwsCustomResource(
+            self,
+            "InspectorLambdaScanning",
+            on_create=custom_resources.AwsSdkCall(service="Inspector2", action="enable", parameters=call,
+                                                  physical_resource_id=enabled),
+            on_delete=custom_resources.AwsSdkCall(service="Inspector2", action="disable", parameters=call),
+            role=role,
+            log_group=log_group,
+            install_latest_aws_sdk=False,
+        )
 
     def _config_recorder(self, site: Site, key: kms.IKey) -> None:
         evidence = site.bucket_arn(site.here.evidence_bucket)

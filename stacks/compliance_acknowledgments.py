@@ -64,6 +64,26 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for bucket in ("EvidenceBucket", "TrailBucket")
     ),
+    # --- CDK's AwsCustomResource function: one SDK call at deploy time (Inspector's enabler) ---
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "InspectorEnablerPolicy/Resource",
+        "inspector2:Enable and inspector2:Disable have no resource-level permissions (the account is the resource); "
+        "the role may do nothing else but create Inspector's own service-linked role and write its log group.",
+    ),
+    *(
+        Acknowledgment(
+            rule, "AWS679f53fac002430cb0da5b7982bd2287/Resource",
+            "CDK's AwsCustomResource provider runs only while CloudFormation deploys this stack, one SDK call per "
+            f"change, and reports its result to CloudFormation; {why}",
+        )
+        for rule, why in (
+            ("HIPAA.Security-LambdaConcurrency", "a reserved concurrency would only take capacity from the runbooks."),
+            ("HIPAA.Security-LambdaDLQ", "it is invoked synchronously by CloudFormation, which fails the deploy on "
+                                         "an error: there is no asynchronous event to lose."),
+            ("HIPAA.Security-LambdaInsideVPC", "it calls AWS APIs only and touches no data, so a VPC (with endpoints "
+                                               "for each API) would add cost and no protection."),
+        )
+    ),
     # --- Database ---
     Acknowledgment(
         "HIPAA.Security-RDSInBackupPlan", "Records/writer/Resource",

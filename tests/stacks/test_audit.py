@@ -155,3 +155,21 @@ def test_break_glass_use_raises_an_alarm_that_pages_on_call(estate: Estate) -> N
     alarm = estate.only("audit", primary, "AWS::CloudWatch::Alarm")
     assert alarm["AlarmName"].endswith("break-glass-assumed")
     assert alarm["AlarmActions"] == [estate.topology.in_region(primary).oncall_topic_arn]
+
+
+def test_security_hub_is_on_in_each_region_with_the_default_standards(estate: Estate, region: str) -> None:
+    assert estate.only("audit", region, "AWS::SecurityHub::Hub")["EnableDefaultStandards"] is True
+
+
+def test_security_hub_aggregates_the_primary_regions_findings_into_the_dr_region(estate: Estate) -> None:
+    primary, dr = estate.regions
+    aggregator = estate.only("audit", dr, "AWS::SecurityHub::FindingAggregator")
+    assert aggregator == {"RegionLinkingMode": "SPECIFIED_REGIONS", "Regions": [primary]}
+    assert not estate.resources("audit", primary, "AWS::SecurityHub::FindingAggregator")
+
+
+def test_inspector_scans_lambda_functions_in_each_region(estate: Estate, region: str) -> None:
+    (enabler,) = estate.resources("audit", region, "Custom::AWS").values()
+    create = json.loads(enabler["Properties"]["Create"])
+    assert (create["service"], create["action"]) == ("Inspector2", "enable")
+    assert create["parameters"] == {"accountIds": [estate.config.account], "resourceTypes": ["LAMBDA"]}
