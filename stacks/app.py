@@ -18,6 +18,7 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
 
 from dr_runbooks.config import CONFIG_KEYS, ConfigError, DeploymentConfig
 from stacks.estate import build_estate
+from stacks.lambda_asset import AssetNotBuilt
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
@@ -79,6 +80,9 @@ def main(context: Mapping[str, Any] | None = None, outdir: str | None = None) ->
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
+    except AssetNotBuilt as error:  # `python -m stacks.app` run without the CLI's build step, offline
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     app.synth()
 
 
