@@ -32,6 +32,7 @@ from stacks.buckets import access_log_bucket, locked_bucket
 from stacks.hipaa_conformance_pack import conformance_pack_template
 from stacks.replication import replicate_to_partner
 from stacks.runbook_support import CONFIG_PREFIX, EVIDENCE_RETENTION_YEARS
+from stacks.sdk_call import sdk_call
 from stacks.site import Site
 
 BREAK_GLASS_METRIC_NAMESPACE = "EhrDr/Access"
@@ -86,17 +87,15 @@ class AuditStack(cdk.Stack):
     def _inspector_for_lambda(self, site: Site, key: kms.IKey) -> None:
         """Amazon Inspector scanning of this region's Lambda functions (standard scanning: packages, on every new
         version and whenever a new CVE is published). CloudFormation has no resource that enables Inspector, so one
-        SDK call does (inspector2:Enable, which creates Inspector's service-linked role), made by CDK's
-        AwsCustomResource function under a role of our own that may do nothing else."""
+        SDK call does (inspector2:Enable, which creates Inspector's service-linked role)."""
         account = site.config.account
         call = {"accountIds": [account], "resourceTypes": ["LAMBDA"]}
-        log_group = logs.LogGroup(self, "InspectorEnablerLogs", encryption_key=key,
-                                  retention=logs.RetentionDays.SIX_YEARS, removal_policy=cdk.RemovalPolicy.RETAIN)
-        role = iam.Role(
+        enabled = custom_resources.PhysicalResourceId.of(f"inspector2-lambda-{account}-{site.region}")
+        sdk_call(
             self,
-            "InspectorEnablerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            managed_policies=[iam.ManagedPolicy(self, "InspectorEnablerPolicy", statements=[
+            "InspectorLambdaScanning",
+            key=key,
+            statements=[
                 iam.PolicyStatement(actions=["inspector2:Enable", "inspector2:Disable"], resources=["*"]),
                 iam.PolicyStatement(
                     actions=["iam:CreateServiceLinkedRole"],
@@ -104,20 +103,10 @@ class AuditStack(cdk.Stack):
                                "AWSServiceRoleForAmazonInspector2"],
                     conditions={"StringEquals": {"iam:AWSServiceName": "inspector2.amazonaws.com"}},
                 ),
-                iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                    resources=[log_group.log_group_arn]),
-            ])],
-        )
-        enabled = custom_resources.PhysicalResourceId.of(f"inspector2-lambda-{account}-{site.region}")
-        custom_resources.AwsCustomResource(
-            self,
-            "InspectorLambdaScanning",
+            ],
             on_create=custom_resources.AwsSdkCall(service="Inspector2", action="enable", parameters=call,
                                                   physical_resource_id=enabled),
             on_delete=custom_resources.AwsSdkCall(service="Inspector2", action="disable", parameters=call),
-            role=role,
-            log_group=log_group,
-            install_latest_aws_sdk=False,
         )
 
     def _config_recorder(self, site: Site, key: kms.IKey) -> None:

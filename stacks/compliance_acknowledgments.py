@@ -64,9 +64,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for bucket in ("EvidenceBucket", "TrailBucket")
     ),
-    # --- CDK's AwsCustomResource function: one SDK call at deploy time (Inspector's enabler) ---
+    # --- CDK's AwsCustomResource function: one SDK call at deploy time (stacks/sdk_call.py) ---
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "InspectorEnablerPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "InspectorLambdaScanningPolicy/Resource",
         "inspector2:Enable and inspector2:Disable have no resource-level permissions (the account is the resource); "
         "the role may do nothing else but create Inspector's own service-linked role and write its log group.",
     ),
