@@ -6,8 +6,8 @@ Time Control (15 minutes, with metrics) and replicates delete markers; replicas 
 region's key, named by alias (no cross-region reference).
 
 S3 refuses a replication rule whose destination bucket does not exist, and each chart bucket is the other's
-destination. So the first deployment of an environment runs twice: with `-c archive_bootstrap=true` the DR bucket
-is created without its way-back rule (the DR archive stack deploys before the primary one), then a plain deploy adds it.
+destination. So only the primary's bucket carries its rule here (the DR archive stack deploys first); the DR bucket's
+way-back rule is put by `ArchiveReturnStack` (stacks/archive_return.py) once both buckets exist: one pass.
 """
 
 from __future__ import annotations

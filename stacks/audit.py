@@ -82,7 +82,7 @@ class AuditStack(cdk.Stack):
             aggregator = securityhub.CfnFindingAggregator(
                 self, "FindingAggregator", region_linking_mode="SPECIFIED_REGIONS", regions=[site.partner_region]
             )
-            aggregator.add_dependency(hub)
+            aggregator.node.add_dependency(hub)
 
     def _inspector_for_lambda(self, site: Site, key: kms.IKey) -> None:
         """Amazon Inspector scanning of this region's Lambda functions (standard scanning: packages, on every new

@@ -22,16 +22,14 @@ class Acknowledgment:
     rule: str
     path: str
     reason: str
-    #: Applies only to the first pass of a new environment's first deploy (`-c archive_bootstrap=true`).
-    bootstrap_only: bool = False
 
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "ChartBucket/Resource",
-        "First pass of a new environment only: S3 refuses a replication rule to a bucket that does not exist yet, "
-        "so the DR chart bucket gets its way-back rule in the second, plain deploy (stacks/archive.py).",
-        bootstrap_only=True,
+        "The DR chart bucket's way-back rule is put by the DR region's archive-return stack once both chart buckets "
+        "exist (S3 refuses a rule to a bucket that does not exist yet; stacks/archive_return.py); cdk-nag only reads "
+        "the bucket's own property.",
     ),
     # --- Archive: the access-log bucket ---
     Acknowledgment(
@@ -402,7 +400,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
 _Pending = tuple[tuple[str, ...], str, str]
 
 
-def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: bool) -> None:
+def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
     """Attach each acknowledgment to the constructs it names (a path glob below the stack), in every stack.
 
     The paths are followed down from each stack, one segment at a time, rather than matched against every construct
@@ -420,7 +418,6 @@ def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: 
         _place(stack, [
             (tuple(entry.path.format(**fields).split("/")), entry.rule.format(**fields), entry.reason)
             for entry in ACKNOWLEDGMENTS
-            if archive_bootstrap or not entry.bootstrap_only
         ])
 
 
