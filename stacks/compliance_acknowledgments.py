@@ -22,16 +22,14 @@ class Acknowledgment:
     rule: str
     path: str
     reason: str
-    #: Applies only to the first pass of a new environment's first deploy (`-c archive_bootstrap=true`).
-    bootstrap_only: bool = False
 
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "ChartBucket/Resource",
-        "First pass of a new environment only: S3 refuses a replication rule to a bucket that does not exist yet, "
-        "so the DR chart bucket gets its way-back rule in the second, plain deploy (stacks/archive.py).",
-        bootstrap_only=True,
+        "The DR chart bucket's way-back rule is put by the DR region's archive-return stack once both chart buckets "
+        "exist (S3 refuses a rule to a bucket that does not exist yet; stacks/archive_return.py); cdk-nag only reads "
+        "the bucket's own property.",
     ),
     # --- Archive: the access-log bucket ---
     Acknowledgment(
@@ -52,8 +50,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "TrailBucket/Resource",
-        "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) "
-        "and integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
+        "The DR region's trail bucket is itself the cross-region copy: the primary trail bucket replicates into it "
+        "(stacks/audit.py). Replicating it back would put the DR trail's record of a failover in the region that "
+        "failed; it is Object-Lock protected (compliance mode) and checked by CloudTrail digest files.",
     ),
     *(
         Acknowledgment(
@@ -62,6 +61,26 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "logging (logging.s3.amazonaws.com) from any bucket of this account; nothing needs adding here.",
         )
         for bucket in ("EvidenceBucket", "TrailBucket")
+    ),
+    # --- CDK's AwsCustomResource function: one SDK call at deploy time (stacks/sdk_call.py) ---
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "InspectorLambdaScanningPolicy/Resource",
+        "inspector2:Enable and inspector2:Disable have no resource-level permissions (the account is the resource); "
+        "the role may do nothing else but create Inspector's own service-linked role and write its log group.",
+    ),
+    *(
+        Acknowledgment(
+            rule, "AWS679f53fac002430cb0da5b7982bd2287/Resource",
+            "CDK's AwsCustomResource provider runs only while CloudFormation deploys this stack, one SDK call per "
+            f"change, and reports its result to CloudFormation; {why}",
+        )
+        for rule, why in (
+            ("HIPAA.Security-LambdaConcurrency", "a reserved concurrency would only take capacity from the runbooks."),
+            ("HIPAA.Security-LambdaDLQ", "it is invoked synchronously by CloudFormation, which fails the deploy on "
+                                         "an error: there is no asynchronous event to lose."),
+            ("HIPAA.Security-LambdaInsideVPC", "it calls AWS APIs only and touches no data, so a VPC (with endpoints "
+                                               "for each API) would add cost and no protection."),
+        )
     ),
     # --- Database ---
     Acknowledgment(
@@ -128,13 +147,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "ConfigDeliveryPolicy/Resource",
         "AWS Config names its history and snapshot objects itself, under this one prefix of the evidence bucket.",
     ),
-    # --- Replication role ---
+    # --- Replication roles (charts both ways, trail primary to DR) ---
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
             "ReplicationPolicy/Resource",
-            "Replication reads and writes every object version of the chart bucket pair, and only of that pair.",
+            f"Replication reads and writes every object version of the {bucket} bucket pair, and only of that pair.",
         )
+        for bucket in ("charts", "trail")
         for region in ("region", "partner_region")
     ),
     *(
@@ -380,7 +400,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
 _Pending = tuple[tuple[str, ...], str, str]
 
 
-def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: bool) -> None:
+def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
     """Attach each acknowledgment to the constructs it names (a path glob below the stack), in every stack.
 
     The paths are followed down from each stack, one segment at a time, rather than matched against every construct
@@ -398,7 +418,6 @@ def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: 
         _place(stack, [
             (tuple(entry.path.format(**fields).split("/")), entry.rule.format(**fields), entry.reason)
             for entry in ACKNOWLEDGMENTS
-            if archive_bootstrap or not entry.bootstrap_only
         ])
 
 
