@@ -13,6 +13,8 @@ policies, as they are in the sandbox's IAM (provisioned from the stacks by `prov
   `aws:MultiFactorAuthAge` counts from the call only when it carries `SerialNumber` and `TokenCode` ("AWS global
   condition context keys").
 - `sts:GetCallerIdentity` needs no permission (AWS STS API Reference).
+- A managed policy document over 6,144 characters (white space not counted) is refused with `LimitExceeded`, as
+  IAM does ("IAM and AWS STS quotas"); moto accepts any size.
 - `iam:SimulatePrincipalPolicy` (which moto lacks) answers from the same evaluation, so a readiness check and the
   enforcement can never disagree.
 """
@@ -37,6 +39,8 @@ from ehr_dr_sandbox.emulated_api import answer
 from ehr_dr_sandbox.iam_policy import Decision, PolicyError, Request, evaluate
 from ehr_dr_sandbox.iam_requests import Mapping
 
+#: IAM's quota for a managed policy document ("IAM and AWS STS quotas"), in characters without white space.
+MANAGED_POLICY_MAX_CHARACTERS = 6144
 _ACCESS_KEY = re.compile(r"Credential=(?P<key>[^/&]+)/")
 #: Denials kept for the status report (the newest).
 KEPT_DENIALS = 50
@@ -254,6 +258,11 @@ def _names(principal: Any, account_principal: str | None, service: str | None) -
     return account_principal is not None and account_principal in listed.get("AWS", [])
 
 
+def policy_characters(document: str) -> int:
+    """A policy's size as IAM counts it against its quota: white space is not counted."""
+    return len(re.sub(r"\s", "", document))
+
+
 def _default_document(policy: Any) -> str:
     return next(version.document for version in policy.versions if version.is_default_version)
 
@@ -278,6 +287,16 @@ def install(registry: Registry, context: SandboxContext) -> None:
     registry.guard(enforcement.guard)
     registry.intercept("sts", "AssumeRole")(enforcement.assume_role)
     registry.report("iam")(enforcement.report)
+
+    def policy_size(call: Call, forward: Forward) -> Reply:
+        size = policy_characters(call.param("PolicyDocument") or "")
+        if size > MANAGED_POLICY_MAX_CHARACTERS:
+            return Reply.error(call, "LimitExceeded", f"Cannot exceed quota for PolicySize: "
+                                                      f"{MANAGED_POLICY_MAX_CHARACTERS} (this one: {size})", 409)
+        return forward()
+
+    for operation in ("CreatePolicy", "CreatePolicyVersion"):
+        registry.intercept("iam", operation)(policy_size)
 
     @registry.intercept("iam", "SimulatePrincipalPolicy")
     def simulate(call: Call, forward: Forward) -> Reply:

@@ -180,7 +180,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "AWS's read-only audit policy (configuration metadata, no data reads), kept current by AWS for new services.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy*/Resource",
         "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, Route 53 ListHostedZonesByName and "
         "TestDNSAnswer, and AWS Backup DescribeRestoreJob, DescribeBackupJob and DescribeCopyJob (drctl backup "
         "follows its jobs) have no resource-level permissions; PutMetricData is limited to the traffic-gate "
@@ -188,7 +188,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:{resource}]", "DrOperatorPolicy/Resource",
+            f"AwsSolutions-IAM5[Resource::arn:aws:{resource}]", "DrOperatorPolicy*/Resource",
             "AWS Backup authorizes StartRestoreJob, GetRecoveryPointRestoreMetadata and StartCopyJob on the recovery "
             "point, whose name AWS Backup chooses (an Aurora one is a cluster snapshot named awsbackup:job-...); the "
             "operator restores what it finds with ListRecoveryPointsByBackupVault in the estate's vaults, and copies "
@@ -201,7 +201,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
-            "DrOperatorPolicy/Resource",
+            "DrOperatorPolicy*/Resource",
             "Runbooks write canary charts and evidence reports under run-specific keys and verify them afterwards; "
             "the policy is limited to the estate's chart and evidence buckets.",
         )
@@ -211,7 +211,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
-            "DrOperatorPolicy/Resource",
+            "DrOperatorPolicy*/Resource",
             "Narrowed by conditions to the estate's data keys (kms:ResourceAliases) used through S3, DynamoDB, "
             "Secrets Manager or RDS (kms:ViaService); key ids are random, the aliases are the deterministic names.",
         )
@@ -220,7 +220,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
-            "DrOperatorPolicy/Resource",
+            "DrOperatorPolicy*/Resource",
             "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
         )
         for region in ("region", "partner_region")
@@ -245,14 +245,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "records database run in the database function, which is in the records VPC's isolated subnets.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy*/Resource",
         "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
         "Route 53 ListHostedZonesByName and TestDNSAnswer (confirming DNS), AWS Backup DescribeRestoreJob, and "
         "listing clusters and buckets to find an interrupted drill's leftovers; "
         "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy*/Resource",
         "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*), X-Ray "
         "segments and CloudWatch PutMetricData (the heartbeat's traffic gate), which the cloudwatch:namespace "
         "condition limits to the traffic-gate namespace.",
@@ -267,20 +267,20 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "A game day follows its legs, nested executions of this region's switchover machine named by run id.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy*/Resource",
         "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
         "canaries, journal and evidence are written in the partner region too; a failback toward it encrypts the "
         "kept failover snapshot with it, through RDS only).",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:kms:{region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{region}:{account}:key/*]", "FunctionPolicy*/Resource",
         "A failback toward this region encrypts its copy of AWS's failover snapshot with this region's data key: "
         "CreateGrant and DescribeKey only, through RDS only (kms:ViaService), on the key with the estate's alias.",
     ),
     # --- Failback keeps AWS's failover snapshot of the returned cluster (either region may be the returned one) ---
     *(
         Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", policy, reason)
-        for policy in ("DrOperatorPolicy/Resource", "FunctionPolicy/Resource")
+        for policy in ("DrOperatorPolicy*/Resource", "FunctionPolicy*/Resource")
         for region in ("region", "partner_region")
         for resource, reason in (
             (f"arn:aws:rds:{{{region}}}:{{account}}:cluster-snapshot:rds:unplanned-global-failover-{{prefix}}-records-"
@@ -294,7 +294,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-evidence-{{account}}-{{{region}}}/*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "Evidence records are new objects named by sequence and run id in the evidence bucket of the region a run "
             "targets (Object Lock: nothing is ever overwritten); a game day reads both chains for the downtime budget.",
         )
@@ -303,7 +303,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/dr-canary/*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "Canary objects are named by run id, under the dr-canary/ prefix only: never a chart.",
         )
         for region in ("region", "partner_region")
@@ -311,7 +311,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/dr-probe/*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "A failover's write probe (the target's archive takes writes) is named by run id, under the dr-probe/ "
             "prefix only: never a chart, never listed as a canary.",
         )
@@ -319,25 +319,25 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/dr-heartbeat/*]",
-        "DatabaseFunctionPolicy/Resource",
+        "DatabaseFunctionPolicy*/Resource",
         "The heartbeat writes one object a minute named by its UTC timestamp, under the dr-heartbeat/ prefix of this "
         "region's chart bucket only: never a chart.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/*]",
-        "DatabaseFunctionPolicy/Resource",
+        "DatabaseFunctionPolicy*/Resource",
         "A game day proves the DR region serves by reading one chart and checking it against its scan row's SHA-256; "
         "which chart is known only from the database. Read only, this region's bucket only, from inside the VPC.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{region}:{account}:secret:{secret}-*]",
-        "DatabaseFunctionPolicy/Resource",
+        "DatabaseFunctionPolicy*/Resource",
         "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
     ),
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:cloudwatch:{{{region}}}:{{account}}:alarm:{{prefix}}-*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "DescribeAlarms on the estate's own alarms (every name starts with the estate prefix): the traffic gates.",
         )
         for region in ("region", "partner_region")
@@ -348,8 +348,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             policy,
             "The function writes log streams (random names) in its own log group only.",
         )
-        for name, policy in (("runbooks", "FunctionPolicy/Resource"),
-                             ("runbooks-db", "DatabaseFunctionPolicy/Resource"))
+        for name, policy in (("runbooks", "FunctionPolicy*/Resource"),
+                             ("runbooks-db", "DatabaseFunctionPolicy*/Resource"))
     ),
     # --- Restore drills (DR region): scratch resources named by the drill's prefix and run id ---
     *(
@@ -359,12 +359,12 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "deleted by the drill; the wildcard is that name's run id, never a live resource.",
         )
         for resource, policy in (
-            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "FunctionPolicy/Resource"),
-            ("arn:aws:s3:::{prefix}-rd-*", "FunctionPolicy/Resource"),
-            ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy/Resource"),
-            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy/Resource"),
-            ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy/Resource"),
-            ("arn:aws:rds:{region}:{account}:db:{prefix}-rd-*", "FunctionPolicy/Resource"),
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "FunctionPolicy*/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*", "FunctionPolicy*/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy*/Resource"),
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy*/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy*/Resource"),
+            ("arn:aws:rds:{region}:{account}:db:{prefix}-rd-*", "FunctionPolicy*/Resource"),
         )
     ),
     *(
@@ -373,11 +373,11 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "DescribeDBInstances filtered by cluster: the drill finds the live DR cluster's instance class, its "
             "scratch instance and an interrupted drill's leftovers. Read only, this region only.",
         )
-        for policy in ("FunctionPolicy/Resource", "DatabaseFunctionPolicy/Resource")
+        for policy in ("FunctionPolicy*/Resource", "DatabaseFunctionPolicy*/Resource")
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:rds:{{region}}:{{account}}:{kind}:*]", "FunctionPolicy/Resource",
+            f"AwsSolutions-IAM5[Resource::arn:aws:rds:{{region}}:{{account}}:{kind}:*]", "FunctionPolicy*/Resource",
             "CreateDBInstance is also authorized against the subnet, parameter and option groups the new instance "
             "uses, which are the restored cluster's; the instance itself may only be a drill's scratch instance.",
         )
@@ -385,13 +385,33 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy/Resource",
+            f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy*/Resource",
             "AWS Backup names recovery points itself (an Aurora one is a cluster snapshot named awsbackup:job-...): "
             "restore jobs may start from any recovery point of this region, which ListRecoveryPointsByBackupVault "
             "limits to the DR vault's.",
         )
         for resource in ("arn:aws:backup:{region}:{account}:recovery-point:*",
                          "arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*")
+    ),
+    # --- The same drill run from a terminal by the dr-operator (the access stack is the primary's: DR is its
+    # partner region); the statements are the function's (stacks/drill_permissions.py) ---
+    *(
+        Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", "DrOperatorPolicy*/Resource", reason)
+        for resource, reason in (
+            *((resource, "A restore drill's scratch cluster, instance and bucket are named {prefix}-rd-<run id> "
+                         "(random per run) and deleted by the drill; the wildcard is that run id, never a live "
+                         "resource.")
+              for resource in ("arn:aws:rds:{partner_region}:{account}:cluster:{prefix}-rd-*",
+                               "arn:aws:rds:{partner_region}:{account}:db:{prefix}-rd-*",
+                               "arn:aws:s3:::{prefix}-rd-*", "arn:aws:s3:::{prefix}-rd-*/*")),
+            *((f"arn:aws:rds:{{partner_region}}:{{account}}:{kind}:*",
+               "CreateDBInstance is also authorized against the subnet, parameter and option groups the scratch "
+               "instance uses, which are the restored cluster's; the instance itself may only be a drill's.")
+              for kind in ("subgrp", "pg", "og")),
+            ("arn:aws:rds:{partner_region}:{account}:db:*",
+             "DescribeDBInstances filtered by cluster: the drill finds the live DR cluster's instance class, its "
+             "scratch instance and an interrupted drill's leftovers. Read only, the DR region only."),
+        )
     ),
 )
 
