@@ -264,7 +264,8 @@ def policy_characters(document: str) -> int:
 
 
 def _default_document(policy: Any) -> str:
-    return next(version.document for version in policy.versions if version.is_default_version)
+    """The policy's default version (by the policy's own pointer: moto's per-version flags can disagree with it)."""
+    return next(version.document for version in policy.versions if version.version_id == policy.default_version_id)
 
 
 @lru_cache(maxsize=256)
