@@ -1,5 +1,7 @@
 """The chart archive of one region: the chart bucket, its two-way replication, and the region's access-log bucket.
 
+Chart versions go cold by age but never expire by age: retention follows the patient's records (docs/lifecycle.md).
+
 Replication runs both ways with replica modification sync: charts written in the DR region after a failover flow back
 to the primary when it returns, and Object Lock retention set on either copy follows. Each direction has Replication
 Time Control (15 minutes, with metrics) and replicates delete markers; replicas are encrypted with the destination
@@ -37,6 +39,23 @@ def retention_days(years: int) -> int:
     return math.ceil(years * 365.25)
 
 
+#: The chart bucket's one lifecycle rule; the sandbox provisions the same (the drift test holds them together).
+CHART_LIFECYCLE_RULE_ID = "cold-after-configured-age"
+
+
+def chart_lifecycle_rule(cold: cdk.Duration) -> s3.LifecycleRule:
+    """Charts move to Glacier Instant Retrieval by age (current and noncurrent versions alike); nothing expires."""
+    return s3.LifecycleRule(
+        id=CHART_LIFECYCLE_RULE_ID,
+        transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transition_after=cold)],
+        noncurrent_version_transitions=[
+            s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                                           transition_after=cold)
+        ],
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+    )
+
+
 class ArchiveStack(cdk.Stack):
     """`chart_bucket` and `log_bucket` of the region."""
 
@@ -45,28 +64,17 @@ class ArchiveStack(cdk.Stack):
         self.log_bucket = self._log_bucket(site)
         config = site.config
         cold = cdk.Duration.days(config.archive_cold_after_days)
-        keep = cdk.Duration.days(retention_days(config.retention_years))
+        # No expiration: a chart version is kept as long as its patient's records are (last visit + retention, set
+        # on each version as Object Lock retain-until by `drctl retention sync`), and disposed of only by `drctl
+        # dispose`, which certifies it. The bucket's default retention covers a version until its first sync.
         self.chart_bucket = locked_bucket(
             self,
             "ChartBucket",
             bucket_name=site.here.chart_bucket,
             log_bucket=self.log_bucket,
             key=key,
-            retention=keep,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="cold-after-configured-age-dispose-after-retention",
-                    transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                               transition_after=cold)],
-                    noncurrent_version_transitions=[
-                        s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                                       transition_after=cold)
-                    ],
-                    expiration=keep,
-                    noncurrent_version_expiration=keep,
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-                )
-            ],
+            retention=cdk.Duration.days(retention_days(config.retention_years)),
+            lifecycle_rules=[chart_lifecycle_rule(cold)],
         )
         if replicate:
             self._replicate_to_partner(site)

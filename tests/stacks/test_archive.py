@@ -100,13 +100,18 @@ def test_replication_carries_delete_markers_and_replica_modifications(estate: Es
     assert rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"] == {"Status": "Enabled"}
 
 
-def test_charts_go_cold_after_the_configured_age_and_expire_only_after_retention(estate: Estate, region: str) -> None:
+def test_charts_go_cold_after_the_configured_age(estate: Estate, region: str) -> None:
     (rule,) = _charts(estate, region)["LifecycleConfiguration"]["Rules"]
     cold = estate.config.archive_cold_after_days
     assert rule["Transitions"] == [{"StorageClass": "GLACIER_IR", "TransitionInDays": cold}]
-    keep = _charts(estate, region)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"]
-    assert rule["ExpirationInDays"] >= keep
-    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= keep
+    assert rule["NoncurrentVersionTransitions"] == [{"StorageClass": "GLACIER_IR", "TransitionInDays": cold}]
+
+
+def test_no_chart_version_expires_by_age(estate: Estate, region: str) -> None:
+    """Retention follows the last visit (drctl retention sync); only drctl dispose deletes a chart."""
+    (rule,) = _charts(estate, region)["LifecycleConfiguration"]["Rules"]
+    assert not {"ExpirationInDays", "ExpirationDate", "NoncurrentVersionExpiration",
+                "ExpiredObjectDeleteMarker"} & set(rule)
 
 
 def test_bootstrap_pass_synthesizes_without_only_the_way_back_rule(tmp_path: Path) -> None:
