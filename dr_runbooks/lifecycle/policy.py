@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.topology import RecordsLifecycle
 
 Clock = Callable[[], datetime]
 
@@ -39,8 +40,9 @@ class RetentionPolicy:
     minor_retention_years: int
 
     @classmethod
-    def of(cls, config: DeploymentConfig) -> RetentionPolicy:
-        return cls(config.retention_years, config.minor_age_of_majority, config.minor_retention_years)
+    def of(cls, source: DeploymentConfig | RecordsLifecycle) -> RetentionPolicy:
+        """From the deployment config (the sandbox's seed) or the topology's copy of it (the runbooks)."""
+        return cls(source.retention_years, source.minor_age_of_majority, source.minor_retention_years)
 
     def retain_until(self, birth_date: date, last_visit: date) -> date:
         """The day from which the patient's charts may be disposed of."""
