@@ -84,6 +84,16 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
                            for arn in (site.bucket_arn(r.chart_bucket), f"{site.bucket_arn(r.chart_bucket)}/*")],
             ),
             iam.PolicyStatement(
+                # drctl retention sync, legal-hold and dispose, on each version of a patient's charts in both
+                # regions (Service Authorization Reference, Amazon S3: HeadObject shows a version's lock only with
+                # GetObjectRetention / GetObjectLegalHold; DeleteObject of a version id is DeleteObjectVersion).
+                # No BypassGovernanceRetention: the charts are in compliance mode, which nobody can bypass.
+                sid="RecordsLifecycle",
+                actions=["s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:PutObjectRetention",
+                         "s3:PutObjectLegalHold", "s3:DeleteObjectVersion"],
+                resources=[f"{site.bucket_arn(r.chart_bucket)}/charts/*" for r in regions],
+            ),
+            iam.PolicyStatement(
                 sid="FailOverTheGlobalDatabase",
                 actions=["rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster", "rds:DescribeGlobalClusters",
                          "rds:DescribeDBClusters", "rds:RemoveFromGlobalCluster"],

@@ -190,6 +190,15 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     *(
         Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/charts/*]",
+            "DrOperatorPolicy/Resource",
+            "drctl retention sync, legal-hold and dispose extend, hold and delete the versions of one patient's "
+            "charts at a time, whoever the patient is: only under charts/ of the estate's chart buckets.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
             "DrOperatorPolicy/Resource",
             "Narrowed by conditions to the estate's data keys (kms:ResourceAliases) used through S3, DynamoDB, "
