@@ -43,6 +43,7 @@ from ehr_dr_sandbox.state import SandboxState, read_state, state_file, write_sta
 EMULATIONS = (
     "ehr_dr_sandbox.faults",
     "ehr_dr_sandbox.s3_replication",
+    "ehr_dr_sandbox.object_lock",
     "ehr_dr_sandbox.traffic",
     "ehr_dr_sandbox.records_db",
     "ehr_dr_sandbox.seed",

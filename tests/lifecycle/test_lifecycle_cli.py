@@ -203,3 +203,19 @@ def test_an_interrupted_disposal_resumes_to_completion(drctl, sandbox, records_d
 
 #: Half of the first patient's versions (two files in each of two regions): the crash leaves it half-deleted.
 FILES_BEFORE_CRASH = 2
+
+
+def test_the_sandbox_refuses_to_shorten_a_compliance_retention_as_aws_does(sandbox, seeded):
+    patient = pick(seeded, USED, past=False)
+    region = sandbox.topology.primary_region
+    (first, *_) = versions(sandbox, patient)[region]
+    s3 = sandbox.client("s3", region)
+    where = {"Bucket": sandbox.topology.in_region(region).chart_bucket, "Key": first["Key"],
+             "VersionId": first["VersionId"]}
+    shorter = first["ObjectLockRetainUntilDate"].replace(year=first["ObjectLockRetainUntilDate"].year - 1)
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.put_object_retention(**where, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": shorter})
+    s3.put_object_retention(**where, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": shorter.replace(
+        year=shorter.year + 2)})
+    assert s3.head_object(**where)["ObjectLockRetainUntilDate"].year == shorter.year + 2
