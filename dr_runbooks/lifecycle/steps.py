@@ -55,18 +55,21 @@ def extend_retention(ctx: RunContext) -> dict[str, Any]:
     version of their charts in both regions to it, then record it as synced."""
     policy = policy_of(ctx)
     moved = extended = checked = 0
+    dates: set[date] = set()
     with database(ctx) as db:
         for patient in records.patients(db):
             due = patient.due(policy)
             if patient.retained_until is not None and due <= patient.retained_until:
                 continue
             moved += 1
+            dates.add(due)
             for version in archive.chart_versions(ctx.client, ctx.topology, patient.chart_prefix):
                 checked += not version.delete_marker
                 extended += archive.extend_retention(ctx.client, version, start_of(due))
             records.mark_synced(db, patient.patient_id, due)
             ctx.checkpoint(synced=(ctx.checkpointed("synced") or 0) + 1)
-    return {"patients_moved": moved, "versions_checked": checked, "versions_extended": extended,
+    return {"patients_moved": moved, "retention_dates": len(dates), "versions_checked": checked,
+            "versions_extended": extended,
             "synced_before": ctx.checkpointed("synced") or 0}
 
 
