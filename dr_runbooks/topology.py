@@ -73,6 +73,8 @@ class RegionalResources(_Frozen):
     alarm_names: tuple[str, ...]
     #: The role AWS Backup assumes for this region's backup, copy and restore jobs (restore drills pass it).
     backup_role_arn: str
+    #: The role S3 Batch Operations assumes for `drctl retention sync --batch` (docs/lifecycle.md).
+    retention_batch_role_arn: str | None = None
 
 
 class TrafficGate(_Frozen):
@@ -262,6 +264,7 @@ def _regional(config: DeploymentConfig, region: str) -> RegionalResources:
         runbook_table=f"{prefix}-runbooks",
         alarm_names=tuple(alarm_name(config, what) for what in alarms),
         backup_role_arn=f"arn:aws:iam::{config.account}:role/{prefix}-backup-{region}",
+        retention_batch_role_arn=f"arn:aws:iam::{config.account}:role/{prefix}-retention-batch-{region}",
     )
 
 

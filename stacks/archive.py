@@ -78,6 +78,31 @@ class ArchiveStack(cdk.Stack):
         )
         if replicate:
             self._replicate_to_partner(site)
+        self._retention_batch_role(site, key)
+
+    def _retention_batch_role(self, site: Site, key: kms.IKey) -> None:
+        """The role S3 Batch Operations assumes for `drctl retention sync --batch` (named by the topology, which the
+        operator passes): extend the retention of chart versions listed in a manifest the runbook wrote into the
+        evidence bucket, and write the job's report beside it (S3 User Guide, "Using S3 Object Lock retention with
+        S3 Batch Operations")."""
+        here = site.here
+        charts, evidence = site.bucket_arn(here.chart_bucket), site.bucket_arn(here.evidence_bucket)
+        assert here.retention_batch_role_arn is not None
+        iam.Role(
+            self, "RetentionBatchRole", role_name=here.retention_batch_role_arn.rsplit("/", 1)[1],
+            assumed_by=iam.ServicePrincipal("batchoperations.s3.amazonaws.com", conditions={
+                "StringEquals": {"aws:SourceAccount": site.config.account}}),
+            description=f"S3 Batch Operations extends chart retention in {here.chart_bucket}",
+            managed_policies=[iam.ManagedPolicy(self, "RetentionBatchPolicy", statements=[
+                iam.PolicyStatement(actions=["s3:PutObjectRetention"], resources=[f"{charts}/charts/*"]),
+                iam.PolicyStatement(actions=["s3:GetBucketObjectLockConfiguration"], resources=[charts]),
+                iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"],
+                                    resources=[f"{evidence}/lifecycle/manifests/*"]),
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{evidence}/lifecycle/batch-reports/*"]),
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn],
+                                    conditions={"StringEquals": {"kms:ViaService": f"s3.{site.region}.amazonaws.com"}}),
+            ])],
+        )
 
     def _log_bucket(self, site: Site) -> s3.Bucket:
         """S3 server access logs accept only SSE-S3 on their target; VPC flow logs land here too."""

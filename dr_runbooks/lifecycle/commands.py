@@ -100,19 +100,22 @@ def retention() -> None:
 
 
 @retention.command("sync")
+@click.option("--batch", is_flag=True, help="archive scale: one S3 Batch Operations job per region and retention date "
+                                           "instead of a call per version")
 @yes_option
 @evidence_dir_option
 @aws_options
 @mfa_options
 @refusals
-def sync(options: Options, mfa: Mfa, yes: bool, evidence_dir: Path) -> None:
+def sync(options: Options, mfa: Mfa, batch: bool, yes: bool, evidence_dir: Path) -> None:
     """Extend the Object Lock retention of every chart version of the patients whose retention date moved (seen
     again, or never synced) to last visit + retention, in both regions. Never shortens; safe to run again."""
     aws, topology, region = _estate(options)
     session = mfa.session(aws, region, topology.role_arns.get("dr-operator"), "drctl retention sync")
     RunLock.of_environment(session, topology, region).check_free()
     confirm("extend retention", yes)
-    _run(session, topology, RETENTION_SYNC, region, running.params_of(topology, clock()), options, evidence_dir)
+    _run(session, topology, RETENTION_SYNC, region, running.params_of(topology, clock(), batch=batch), options,
+         evidence_dir)
 
 
 @click.group("legal-hold")

@@ -19,7 +19,8 @@ from typing import Any
 
 from dr_runbooks.engine import calls
 from dr_runbooks.engine.context import RunContext
-from dr_runbooks.lifecycle import archive, records
+from dr_runbooks.engine.waits import wait_until
+from dr_runbooks.lifecycle import archive, batch, records
 from dr_runbooks.lifecycle.policy import RetentionPolicy, start_of
 from dr_runbooks.runbooks.canary import Database, connect, db_endpoint
 from dr_runbooks.topology import Topology
@@ -52,25 +53,56 @@ def as_of(ctx: RunContext) -> date:
 
 def extend_retention(ctx: RunContext) -> dict[str, Any]:
     """Each patient whose retention date moved past the one last set (seen again, or never synced): extend every
-    version of their charts in both regions to it, then record it as synced."""
+    version of their charts in both regions to it, then record it as synced. With `batch`, through S3 Batch
+    Operations jobs (one per region and date) instead of a call per version."""
     policy = policy_of(ctx)
-    moved = extended = checked = 0
-    dates: set[date] = set()
     with database(ctx) as db:
-        for patient in records.patients(db):
-            due = patient.due(policy)
-            if patient.retained_until is not None and due <= patient.retained_until:
-                continue
-            moved += 1
-            dates.add(due)
+        moved = [(patient, patient.due(policy)) for patient in records.patients(db)
+                 if patient.retained_until is None or patient.due(policy) > patient.retained_until]
+        if ctx.params.get("batch"):
+            return _extend_by_batch(ctx, db, moved)
+        extended = checked = 0
+        for patient, due in moved:
             for version in archive.chart_versions(ctx.client, ctx.topology, patient.chart_prefix):
                 checked += not version.delete_marker
                 extended += archive.extend_retention(ctx.client, version, start_of(due))
             records.mark_synced(db, patient.patient_id, due)
             ctx.checkpoint(synced=(ctx.checkpointed("synced") or 0) + 1)
-    return {"patients_moved": moved, "retention_dates": len(dates), "versions_checked": checked,
-            "versions_extended": extended,
-            "synced_before": ctx.checkpointed("synced") or 0}
+    return {"patients_moved": len(moved), "retention_dates": len({due for _, due in moved}),
+            "versions_checked": checked, "versions_extended": extended, "synced_before": ctx.checkpointed("synced")}
+
+
+def _extend_by_batch(ctx: RunContext, db: Database, moved: list[tuple[records.Patient, date]]) -> dict[str, Any]:
+    """Manifests and jobs per region and date (checkpointed: a resumed step does not submit twice), waited for; the
+    patients are marked synced once every job completed."""
+    by_date: dict[date, list[archive.ChartVersion]] = {}
+    for patient, due in moved:
+        by_date.setdefault(due, []).extend(version for version in archive.chart_versions(
+            ctx.client, ctx.topology, patient.chart_prefix) if not version.delete_marker)
+    jobs: dict[str, str] = dict(ctx.checkpointed("jobs") or {})
+    for (region, until), versions in batch.group(by_date).items():
+        name = f"{region}/{until.isoformat()}"
+        if name not in jobs:
+            here = ctx.topology.in_region(region)
+            if not here.retention_batch_role_arn:
+                raise RuntimeError(f"the topology names no S3 Batch Operations role in {region}")
+            jobs[name] = batch.submit(ctx.client("s3", region), ctx.client("s3control", region),
+                                      account=ctx.topology.account, region=region, run_id=ctx.run.run_id,
+                                      until=until, versions=versions, evidence_bucket=here.evidence_bucket,
+                                      role_arn=here.retention_batch_role_arn).job_id
+            ctx.checkpoint(jobs=jobs)
+    ended = {name: wait_until(ctx, lambda name=name, job=job: batch.status(
+        ctx.client("s3control", name.split("/")[0]), ctx.topology.account, job),
+        lambda seen: seen["status"] in batch.DONE_STATES, f"S3 Batch Operations job {job} ({name})")
+        for name, job in jobs.items()}
+    unfinished = {name: seen["status"] for name, seen in ended.items() if seen["status"] != "Complete"}
+    if unfinished:
+        raise RuntimeError(f"S3 Batch Operations jobs did not complete: {unfinished}")
+    for patient, due in moved:
+        records.mark_synced(db, patient.patient_id, due)
+    return {"patients_moved": len(moved), "retention_dates": len(by_date), "jobs": ended,
+            "versions_checked": sum(len(versions) for versions in by_date.values()),
+            "versions_extended": sum(seen["succeeded"] for seen in ended.values())}
 
 
 # --- legal hold -----------------------------------------------------------------------------------------------------

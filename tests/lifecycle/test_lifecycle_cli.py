@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from dr_runbooks.evidence.chain import verify_chain
 from dr_runbooks.evidence.record import EvidenceRecord
-from dr_runbooks.lifecycle import archive
+from dr_runbooks.lifecycle import archive, batch
 from dr_runbooks.lifecycle.policy import RetentionPolicy, start_of
 
 from .conftest import MFA, TODAY, pick, versions
@@ -219,3 +219,33 @@ def test_the_sandbox_refuses_to_shorten_a_compliance_retention_as_aws_does(sandb
     s3.put_object_retention(**where, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": shorter.replace(
         year=shorter.year + 2)})
     assert s3.head_object(**where)["ObjectLockRetainUntilDate"].year == shorter.year + 2
+
+
+@pytest.mark.parametrize(("outcome", "exit_code", "synced"), [("Complete", 0, True), ("Failed", 1, False)])
+def test_a_batch_sync_marks_patients_synced_only_once_every_job_completed(drctl, sandbox, records_db, seeded,
+                                                                          monkeypatch, outcome, exit_code, synced):
+    """S3 Batch Operations stands in as AWS runs it (moto has no S3 Control jobs): jobs created, then an outcome."""
+    patient = pick(seeded, USED, past=False)
+    records_db.execute("UPDATE patients SET last_visit = %s WHERE patient_id = %s", (TODAY, patient.patient_id))
+    submitted: list[tuple[str, date, int]] = []
+
+    def submit(s3, s3control, *, region, until, versions, **_):
+        submitted.append((region, until, len(versions)))
+        return batch.RetentionJob(region, until, len(versions), "manifest", f"job-{region}")
+
+    monkeypatch.setattr(batch, "submit", submit)
+    monkeypatch.setattr(batch, "status", lambda client, account, job: {"status": outcome, "succeeded": 2,
+                                                                       "failed": 0, "total": 2})
+    result = drctl("retention", "sync", "--batch", "--yes", *MFA)
+
+    assert result.exit_code == exit_code, result.output
+    due = RetentionPolicy.of(sandbox.config).retain_until(date.fromisoformat(patient.birth_date), TODAY)
+    assert any(until == due and count >= FILES_PER_REGION for _, until, count in submitted)
+    assert {region for region, _, _ in submitted} == set(sandbox.topology.regions)
+    marked = records_db.execute("SELECT retained_until FROM patients WHERE patient_id = %s",
+                                (patient.patient_id,)).fetchone()[0]
+    assert (marked == due) == synced
+
+
+#: The seed writes two chart files per patient: two versions in each region.
+FILES_PER_REGION = 2

@@ -108,3 +108,14 @@ def test_dr_operator_changes_the_lock_of_chart_versions_and_deletes_them_under_c
                                         "s3:PutObjectLegalHold", "s3:DeleteObjectVersion"}
     resources = [json.dumps(resource) for resource in statement["Resource"]]
     assert len(resources) == 2 and all("/charts/*" in resource for resource in resources)
+
+
+def test_dr_operator_creates_only_retention_batch_jobs_and_passes_them_only_the_retention_batch_role(
+        estate: Estate) -> None:
+    statements = _operator_statements(estate)
+    create = statements["RetentionBatchJobs"]
+    assert (create["Action"], create["Condition"]) == (
+        "s3:CreateJob", {"StringEquals": {"s3:RequestJobOperation": "S3PutObjectRetention"}})
+    passing = statements["PassTheRetentionBatchRoleToBatchOperationsOnly"]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}}
+    assert sorted(passing["Resource"]) == sorted(r.retention_batch_role_arn for r in estate.topology.regions.values())

@@ -125,3 +125,25 @@ def test_bootstrap_pass_synthesizes_without_only_the_way_back_rule(tmp_path: Pat
     }
     assert replication["us-east-1"][0] is not None
     assert replication["us-west-1"] == [None]
+
+
+def test_only_s3_batch_operations_assumes_the_retention_batch_role_named_by_the_topology(estate: Estate,
+                                                                                       region: str) -> None:
+    roles = estate.resources("archive", region, "AWS::IAM::Role").values()
+    (role,) = [r["Properties"] for r in roles if "retention-batch" in r["Properties"].get("RoleName", "")]
+    assert role["RoleName"] == estate.topology.in_region(region).retention_batch_role_arn.rsplit("/", 1)[1]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": estate.config.account}}
+
+
+def test_the_retention_batch_role_may_only_extend_retention_of_charts(estate: Estate, region: str) -> None:
+    policies = estate.resources("archive", region, "AWS::IAM::ManagedPolicy").values()
+    (policy,) = [p["Properties"]["PolicyDocument"] for p in policies
+                 if any("s3:PutObjectRetention" in json.dumps(s["Action"]) for s in p["Properties"]["PolicyDocument"]
+                        ["Statement"])]
+    actions = {action for statement in policy["Statement"] for action in (
+        statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])}
+    assert actions == {"s3:PutObjectRetention", "s3:GetBucketObjectLockConfiguration", "s3:GetObject",
+                       "s3:GetObjectVersion", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey"}
+    assert not {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectLegalHold"} & actions
