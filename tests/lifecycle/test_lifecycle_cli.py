@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from dr_runbooks.evidence.chain import verify_chain
 from dr_runbooks.evidence.record import EvidenceRecord
-from dr_runbooks.lifecycle import archive, batch
+from dr_runbooks.lifecycle import archive, batch, commands
 from dr_runbooks.lifecycle.policy import RetentionPolicy, start_of
 
 from .conftest import MFA, TODAY, pick, versions
@@ -249,3 +249,25 @@ def test_a_batch_sync_marks_patients_synced_only_once_every_job_completed(drctl,
 
 #: The seed writes two chart files per patient: two versions in each region.
 FILES_PER_REGION = 2
+
+
+def test_a_patient_seen_again_while_the_disposal_is_confirmed_is_refused_and_keeps_everything(
+        drctl, sandbox, records_db, seeded, monkeypatch, tmp_path):
+    seen_again, other = pick(seeded, USED, past=True), pick(seeded, USED, past=True)
+    before = versions(sandbox, seen_again)
+
+    def a_visit_while_typing(word: str, yes: bool) -> None:
+        records_db.execute("UPDATE patients SET last_visit = %s WHERE patient_id = %s",
+                           (TODAY, seen_again.patient_id))
+
+    monkeypatch.setattr(commands, "confirm", a_visit_while_typing)
+    result = drctl("dispose", "--patient", seen_again.patient_id, "--patient", other.patient_id, "--yes", *MFA)
+
+    assert result.exit_code == 0, result.output
+    assert versions(sandbox, seen_again) == before
+    assert records_db.execute("SELECT 1 FROM patients WHERE patient_id = %s", (seen_again.patient_id,)).fetchone()
+    assert not any(versions(sandbox, other).values())
+    (certificate,) = [r for r in chain(tmp_path, sandbox.topology.env_name) if r.kind == "disposal"]
+    facts = json.loads(certificate.verifications[0].detail)
+    assert facts["patients"] == [other.patient_id]
+    assert "retained until" in facts["refused"][seen_again.patient_id]
