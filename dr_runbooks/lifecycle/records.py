@@ -68,7 +68,13 @@ _SELECT = ("SELECT p.patient_id, p.practice, p.birth_date, p.last_visit, p.retai
 
 
 def prepare(db: Database) -> None:
-    """The lifecycle columns and tables, made if missing (one statement at a time: pg8000 prepares each)."""
+    """The lifecycle columns and tables, made if missing (one statement at a time: pg8000 prepares each). Checked
+    first: ALTER TABLE takes an exclusive lock on `patients` even when the column exists."""
+    present = db.execute("SELECT to_regclass('legal_holds') IS NOT NULL AND to_regclass('disposals') IS NOT NULL "
+                         "AND EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'patients' "
+                         "AND column_name = 'retained_until')").fetchone()[0]
+    if present:
+        return
     for statement in filter(None, (part.strip() for part in LIFECYCLE_DDL.split(";"))):
         db.execute(statement)
 
