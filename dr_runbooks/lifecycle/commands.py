@@ -92,6 +92,8 @@ def _print(record: EvidenceRecord, options: Options) -> None:
         out.print(f"  {check.result}: {check.what}\n    {check.detail}")
     for error in record.errors:
         out.print(f"  [red]error:[/] {error.message}")
+    if record.kind == DISPOSAL and not record.passed:
+        out.print(f"  finish it: drctl dispose --resume {record.run_id} (MFA); sync and holds: run them again")
 
 
 @click.group("retention")
