@@ -87,6 +87,35 @@ def _dr_operator_policies(scope: Construct, site: Site) -> list[iam.ManagedPolic
                            for arn in (site.bucket_arn(r.chart_bucket), f"{site.bucket_arn(r.chart_bucket)}/*")],
             ),
             iam.PolicyStatement(
+                # drctl retention sync, legal-hold and dispose, on each version of a patient's charts in both
+                # regions (Service Authorization Reference, Amazon S3: HeadObject shows a version's lock only with
+                # GetObjectRetention / GetObjectLegalHold; DeleteObject of a version id is DeleteObjectVersion).
+                # No BypassGovernanceRetention: the charts are in compliance mode, which nobody can bypass.
+                sid="RecordsLifecycle",
+                actions=["s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:PutObjectRetention",
+                         "s3:PutObjectLegalHold", "s3:DeleteObjectVersion"],
+                resources=[f"{site.bucket_arn(r.chart_bucket)}/charts/*" for r in regions],
+            ),
+            iam.PolicyStatement(
+                # drctl retention sync --batch: CreateJob has no resource type, only condition keys (Service
+                # Authorization Reference, Amazon S3): limited to retention jobs; DescribeJob is on the job.
+                sid="RetentionBatchJobs",
+                actions=["s3:CreateJob"],
+                resources=["*"],
+                conditions={"StringEquals": {"s3:RequestJobOperation": "S3PutObjectRetention"}},
+            ),
+            iam.PolicyStatement(
+                sid="FollowRetentionBatchJobs",
+                actions=["s3:DescribeJob"],
+                resources=[f"arn:aws:s3:{r.region}:{account}:job/*" for r in regions],
+            ),
+            iam.PolicyStatement(
+                sid="PassTheRetentionBatchRoleToBatchOperationsOnly",
+                actions=["iam:PassRole"],
+                resources=[r.retention_batch_role_arn for r in regions if r.retention_batch_role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
                 sid="FailOverTheGlobalDatabase",
                 actions=["rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster", "rds:DescribeGlobalClusters",
                          "rds:DescribeDBClusters", "rds:RemoveFromGlobalCluster"],

@@ -1,5 +1,7 @@
 """The chart archive of one region: the chart bucket, its two-way replication, and the region's access-log bucket.
 
+Chart versions go cold by age but never expire by age: retention follows the patient's records (docs/lifecycle.md).
+
 Replication runs both ways with replica modification sync: charts written in the DR region after a failover flow back
 to the primary when it returns, and Object Lock retention set on either copy follows. Each direction has Replication
 Time Control (15 minutes, with metrics) and replicates delete markers; replicas are encrypted with the destination
@@ -38,6 +40,23 @@ def retention_days(years: int) -> int:
     return math.ceil(years * 365.25)
 
 
+#: The chart bucket's one lifecycle rule; the sandbox provisions the same (the drift test holds them together).
+CHART_LIFECYCLE_RULE_ID = "cold-after-configured-age"
+
+
+def chart_lifecycle_rule(cold: cdk.Duration) -> s3.LifecycleRule:
+    """Charts move to Glacier Instant Retrieval by age (current and noncurrent versions alike); nothing expires."""
+    return s3.LifecycleRule(
+        id=CHART_LIFECYCLE_RULE_ID,
+        transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transition_after=cold)],
+        noncurrent_version_transitions=[
+            s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                                           transition_after=cold)
+        ],
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+    )
+
+
 class ArchiveStack(cdk.Stack):
     """`chart_bucket` and `log_bucket` of the region."""
 
@@ -46,32 +65,46 @@ class ArchiveStack(cdk.Stack):
         self.log_bucket = self._log_bucket(site)
         config = site.config
         cold = cdk.Duration.days(config.archive_cold_after_days)
-        keep = cdk.Duration.days(retention_days(config.retention_years))
+        # No expiration: a chart version is kept as long as its patient's records are (last visit + retention, set
+        # on each version as Object Lock retain-until by `drctl retention sync`), and disposed of only by `drctl
+        # dispose`, which certifies it. The bucket's default retention covers a version until its first sync.
         self.chart_bucket = locked_bucket(
             self,
             "ChartBucket",
             bucket_name=site.here.chart_bucket,
             log_bucket=self.log_bucket,
             key=key,
-            retention=keep,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="cold-after-configured-age-dispose-after-retention",
-                    transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                               transition_after=cold)],
-                    noncurrent_version_transitions=[
-                        s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                                       transition_after=cold)
-                    ],
-                    expiration=keep,
-                    noncurrent_version_expiration=keep,
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-                )
-            ],
+            retention=cdk.Duration.days(retention_days(config.retention_years)),
+            lifecycle_rules=[chart_lifecycle_rule(cold)],
         )
         if replicate:
             replicate_to_partner(self, site, self.chart_bucket, destination=site.partner.chart_bucket,
                                  rule_id=replication_rule_id(site.region, site.partner_region), two_way=True)
+        self._retention_batch_role(site, key)
+
+    def _retention_batch_role(self, site: Site, key: kms.IKey) -> None:
+        """The role S3 Batch Operations assumes for `drctl retention sync --batch` (named by the topology, which the
+        operator passes): extend the retention of chart versions listed in a manifest the runbook wrote into the
+        evidence bucket, and write the job's report beside it (S3 User Guide, "Using S3 Object Lock retention with
+        S3 Batch Operations")."""
+        here = site.here
+        charts, evidence = site.bucket_arn(here.chart_bucket), site.bucket_arn(here.evidence_bucket)
+        assert here.retention_batch_role_arn is not None
+        iam.Role(
+            self, "RetentionBatchRole", role_name=here.retention_batch_role_arn.rsplit("/", 1)[1],
+            assumed_by=iam.ServicePrincipal("batchoperations.s3.amazonaws.com", conditions={
+                "StringEquals": {"aws:SourceAccount": site.config.account}}),
+            description=f"S3 Batch Operations extends chart retention in {here.chart_bucket}",
+            managed_policies=[iam.ManagedPolicy(self, "RetentionBatchPolicy", statements=[
+                iam.PolicyStatement(actions=["s3:PutObjectRetention"], resources=[f"{charts}/charts/*"]),
+                iam.PolicyStatement(actions=["s3:GetBucketObjectLockConfiguration"], resources=[charts]),
+                iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"],
+                                    resources=[f"{evidence}/lifecycle/manifests/*"]),
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{evidence}/lifecycle/batch-reports/*"]),
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn],
+                                    conditions={"StringEquals": {"kms:ViaService": f"s3.{site.region}.amazonaws.com"}}),
+            ])],
+        )
 
     def _log_bucket(self, site: Site) -> s3.Bucket:
         """S3 server access logs accept only SSE-S3 on their target; VPC flow logs land here too."""

@@ -182,9 +182,10 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy*/Resource",
         "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, Route 53 ListHostedZonesByName and "
-        "TestDNSAnswer, and AWS Backup DescribeRestoreJob, DescribeBackupJob and DescribeCopyJob (drctl backup "
-        "follows its jobs) have no resource-level permissions; PutMetricData is limited to the traffic-gate "
-        "namespace by the cloudwatch:namespace condition.",
+        "TestDNSAnswer, AWS Backup DescribeRestoreJob, DescribeBackupJob and DescribeCopyJob (drctl backup "
+        "follows its jobs) and S3 CreateJob (drctl retention sync --batch) have no resource-level permissions; "
+        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition, CreateJob "
+        "to retention jobs by s3:RequestJobOperation.",
     ),
     *(
         Acknowledgment(
@@ -207,6 +208,32 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for bucket in ("charts", "evidence")
         for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/charts/*]",
+            "DrOperatorPolicy/Resource",
+            "drctl retention sync, legal-hold and dispose extend, hold and delete the versions of one patient's "
+            "charts at a time, whoever the patient is: only under charts/ of the estate's chart buckets.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:{{{region}}}:{{account}}:job/*]", "DrOperatorPolicy/Resource",
+            "S3 Batch Operations names its jobs; the operator follows (DescribeJob) the retention jobs it created.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{region}}/{path}/*]",
+            "RetentionBatchPolicy/Resource",
+            "S3 Batch Operations extends the retention of whichever chart versions the manifest lists (under charts/), "
+            "reads the manifests and writes its reports under the lifecycle prefixes of the evidence bucket.",
+        )
+        for bucket, path in (("charts", "charts"), ("evidence", "lifecycle/manifests"),
+                             ("evidence", "lifecycle/batch-reports"))
     ),
     *(
         Acknowledgment(

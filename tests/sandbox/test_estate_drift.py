@@ -87,6 +87,21 @@ def test_chart_replication_matches_the_deployed_rule(sandbox: Sandbox, templates
 
 
 @pytest.mark.parametrize("region", REGIONS)
+def test_chart_lifecycle_matches_the_deployed_rule(sandbox: Sandbox, templates, region):
+    """Cold by age, and no version expires by age in either (retention follows the records)."""
+    name = sandbox.topology.regions[region].chart_bucket
+    (wanted,) = bucket(templates, region, name)["LifecycleConfiguration"]["Rules"]
+    (rule,) = sandbox.client("s3", region).get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    expiring = {"Expiration", "NoncurrentVersionExpiration", "ExpirationInDays", "NoncurrentVersionExpirationInDays"}
+    assert (rule["ID"], rule["Status"]) == (wanted["Id"], wanted["Status"])
+    assert [(t["Days"], t["StorageClass"]) for t in rule["Transitions"]] == [
+        (t["TransitionInDays"], t["StorageClass"]) for t in wanted["Transitions"]]
+    assert [(t["NoncurrentDays"], t["StorageClass"]) for t in rule["NoncurrentVersionTransitions"]] == [
+        (t["TransitionInDays"], t["StorageClass"]) for t in wanted["NoncurrentVersionTransitions"]]
+    assert not expiring & set(rule) and not expiring & set(wanted)
+
+
+@pytest.mark.parametrize("region", REGIONS)
 def test_names_of_tables_alarms_vaults_topics_keys_and_clusters_match(sandbox: Sandbox, templates, region):
     here = sandbox.topology.regions[region]
     table = sandbox.client("dynamodb", region).describe_table(TableName=here.runbook_table)["Table"]

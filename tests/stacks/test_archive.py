@@ -113,13 +113,18 @@ def test_replication_carries_delete_markers_and_replica_modifications(estate: Es
     assert rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"] == {"Status": "Enabled"}
 
 
-def test_charts_go_cold_after_the_configured_age_and_expire_only_after_retention(estate: Estate, region: str) -> None:
+def test_charts_go_cold_after_the_configured_age(estate: Estate, region: str) -> None:
     (rule,) = _charts(estate, region)["LifecycleConfiguration"]["Rules"]
     cold = estate.config.archive_cold_after_days
     assert rule["Transitions"] == [{"StorageClass": "GLACIER_IR", "TransitionInDays": cold}]
-    keep = _charts(estate, region)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"]
-    assert rule["ExpirationInDays"] >= keep
-    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= keep
+    assert rule["NoncurrentVersionTransitions"] == [{"StorageClass": "GLACIER_IR", "TransitionInDays": cold}]
+
+
+def test_no_chart_version_expires_by_age(estate: Estate, region: str) -> None:
+    """Retention follows the last visit (drctl retention sync); only drctl dispose deletes a chart."""
+    (rule,) = _charts(estate, region)["LifecycleConfiguration"]["Rules"]
+    assert not {"ExpirationInDays", "ExpirationDate", "NoncurrentVersionExpiration",
+                "ExpiredObjectDeleteMarker"} & set(rule)
 
 
 def test_dr_chart_bucket_gets_its_way_back_rule_from_the_archive_return_stack_not_its_own_property(
@@ -142,3 +147,25 @@ def test_both_directions_have_the_same_rule_shape(estate: Estate) -> None:
     assert {key: value for key, value in primary.items() if key not in ("Id", "Destination")} == {
         key: value for key, value in dr.items() if key not in ("ID", "Destination")}
     assert primary["Destination"].keys() == dr["Destination"].keys()
+
+
+def test_only_s3_batch_operations_assumes_the_retention_batch_role_named_by_the_topology(estate: Estate,
+                                                                                       region: str) -> None:
+    roles = estate.resources("archive", region, "AWS::IAM::Role").values()
+    (role,) = [r["Properties"] for r in roles if "retention-batch" in r["Properties"].get("RoleName", "")]
+    assert role["RoleName"] == estate.topology.in_region(region).retention_batch_role_arn.rsplit("/", 1)[1]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": estate.config.account}}
+
+
+def test_the_retention_batch_role_may_only_extend_retention_of_charts(estate: Estate, region: str) -> None:
+    policies = estate.resources("archive", region, "AWS::IAM::ManagedPolicy").values()
+    (policy,) = [p["Properties"]["PolicyDocument"] for p in policies
+                 if any("s3:PutObjectRetention" in json.dumps(s["Action"]) for s in p["Properties"]["PolicyDocument"]
+                        ["Statement"])]
+    actions = {action for statement in policy["Statement"] for action in (
+        statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])}
+    assert actions == {"s3:PutObjectRetention", "s3:GetBucketObjectLockConfiguration", "s3:GetObject",
+                       "s3:GetObjectVersion", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey"}
+    assert not {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectLegalHold"} & actions
