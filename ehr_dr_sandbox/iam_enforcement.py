@@ -15,6 +15,9 @@ policies, as they are in the sandbox's IAM (provisioned from the stacks by `prov
 - `sts:GetCallerIdentity` needs no permission (AWS STS API Reference).
 - A managed policy document over 6,144 characters (white space not counted) is refused with `LimitExceeded`, as
   IAM does ("IAM and AWS STS quotas"); moto accepts any size.
+- moto's policy validator refuses an S3 ARN with a region unless it names an access point; AWS's S3 Batch Operations
+  jobs are `arn:aws:s3:<region>:<account>:job/<id>` (Service Authorization Reference, Amazon S3: resource type job), so
+  the sandbox admits those too.
 - `iam:SimulatePrincipalPolicy` (which moto lacks) answers from the same evaluation, so a readiness check and the
   enforcement can never disagree.
 """
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from moto.iam import policy_validation
 from moto.sts.models import sts_backends
 
 from ehr_dr_sandbox.context import SandboxContext
@@ -283,7 +287,14 @@ def _xml_text(body: bytes, tag: str) -> str:
     return element.text or ""
 
 
+def _admit_batch_job_arns() -> None:
+    regional = policy_validation.SERVICE_TYPE_REGION_INFORMATION_ERROR_ASSOCIATIONS["s3"]["valid_starting_values"]
+    if "job/" not in regional:
+        regional.append("job/")
+
+
 def install(registry: Registry, context: SandboxContext) -> None:
+    _admit_batch_job_arns()
     enforcement = Enforcement(context)
     registry.guard(enforcement.guard)
     registry.intercept("sts", "AssumeRole")(enforcement.assume_role)

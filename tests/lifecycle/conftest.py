@@ -16,7 +16,8 @@ from dr_runbooks.runbooks.canary import Database, connect, db_endpoint
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.seed import SyntheticPatient, synthesize
 
-MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/records", "--mfa-code", "123456"]
+#: Every changing command runs as the on-call engineer does: the dr-operator role, assumed with MFA.
+MFA = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/records", "--mfa-code", "123456", "--assume-operator"]
 PATIENTS, FILES = 60, 2
 TODAY = date(2026, 11, 29)
 LOCK_FIELDS = ("ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus")

@@ -100,3 +100,9 @@ def test_a_dynamodb_item_write_carries_its_partition_key_as_leading_keys() -> No
 def test_a_secret_named_by_name_is_authorized_on_its_arn() -> None:
     assert requests(call("secretsmanager", "GetSecretValue", "json", body=b'{"SecretId": "db"}')) == [
         ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:us-west-1:{ACCOUNT}:secret:db-AbCdEf")]
+
+
+def test_retention_of_a_named_version_is_put_object_retention_itself() -> None:
+    assert requests(call("s3", "PutObjectRetention", "rest-xml", query={"versionId": ["v1"], "retention": [""]},
+                         uri={"Bucket": "charts", "Key": "p/1.pdf"})) == [
+        ("s3:PutObjectRetention", "arn:aws:s3:::charts/p/1.pdf")]
