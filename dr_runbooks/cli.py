@@ -13,6 +13,7 @@ from dr_runbooks.commands.evaluate import evaluate_command
 from dr_runbooks.commands.oncall import failback, failover, resume, status, switchover, unlock
 from dr_runbooks.drills.commands import drill
 from dr_runbooks.evidence.commands import report
+from dr_runbooks.lifecycle.commands import dispose, legal_hold, retention
 from dr_runbooks.orchestration.commands import runs
 from dr_runbooks.verify.commands import verify
 
@@ -38,6 +39,9 @@ cli.add_command(unlock)
 cli.add_command(drill)
 cli.add_command(runs)
 cli.add_command(backup)
+cli.add_command(retention)
+cli.add_command(legal_hold)
+cli.add_command(dispose)
 cli.add_command(evaluate_command)
 
 

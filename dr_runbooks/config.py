@@ -27,6 +27,8 @@ CONFIG_KEYS = (
     "primary_region",
     "dr_region",
     "retention_years",
+    "minor_age_of_majority",
+    "minor_retention_years",
     "backup_retention_days",
     "archive_cold_after_days",
     "rto_minutes",
@@ -88,7 +90,11 @@ class DeploymentConfig(BaseModel):
     account: str = Field(pattern=r"^\d{12}$", description="the 12-digit AWS account id")
     primary_region: str = "us-east-1"
     dr_region: str = "us-west-1"
-    retention_years: int = Field(7, ge=7, le=100, description="Object Lock retention of every chart version")
+    retention_years: int = Field(7, ge=7, le=100,
+                                 description="charts are kept this many years after the patient's last visit")
+    # Minors: kept until `minor_age_of_majority` plus `minor_retention_years`, if that is later (docs/lifecycle.md).
+    minor_age_of_majority: int = Field(18, ge=14, le=25, description="the age at which a patient is no longer a minor")
+    minor_retention_years: int = Field(7, ge=0, le=100, description="years a minor's charts are kept past majority")
     backup_retention_days: int = Field(
         35, ge=7, le=35, description="point-in-time window (Aurora and AWS Backup continuous backups allow 1-35)"
     )

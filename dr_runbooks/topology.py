@@ -77,6 +77,8 @@ class RegionalResources(_Frozen):
     alarm_names: tuple[str, ...]
     #: The role AWS Backup assumes for this region's backup, copy and restore jobs (restore drills pass it).
     backup_role_arn: str
+    #: The role S3 Batch Operations assumes for `drctl retention sync --batch` (docs/lifecycle.md).
+    retention_batch_role_arn: str | None = None
 
 
 class TrafficGate(_Frozen):
@@ -101,6 +103,15 @@ class TrafficTopology(_Frozen):
     gates: dict[str, TrafficGate]
 
 
+class RecordsLifecycle(_Frozen):
+    """How long records are kept (the config's values, for the lifecycle runbooks: docs/lifecycle.md)."""
+
+    retention_years: int = 7
+    minor_age_of_majority: int = 18
+    minor_retention_years: int = 7
+    backup_retention_days: int = 35
+
+
 class Topology(_Frozen):
     schema_version: int = SCHEMA_VERSION
     env_name: str
@@ -116,6 +127,7 @@ class Topology(_Frozen):
     role_arns: dict[str, str]
     regions: dict[str, RegionalResources]
     traffic: TrafficTopology | None = None
+    lifecycle: RecordsLifecycle = RecordsLifecycle()
 
     def in_region(self, region: str) -> RegionalResources:
         """The resources of `region`, or a clear error naming the regions this estate has."""
@@ -261,6 +273,7 @@ def _regional(config: DeploymentConfig, region: str) -> RegionalResources:
         runbook_table=f"{prefix}-runbooks",
         alarm_names=tuple(alarm_name(config, what) for what in alarms),
         backup_role_arn=f"arn:aws:iam::{config.account}:role/{prefix}-backup-{region}",
+        retention_batch_role_arn=f"arn:aws:iam::{config.account}:role/{prefix}-retention-batch-{region}",
     )
 
 
@@ -303,4 +316,8 @@ def build_topology(config: DeploymentConfig) -> Topology:
         role_arns={role: f"arn:aws:iam::{config.account}:role/{role_name(config, role)}" for role in ACCESS_ROLES},
         regions={region: _regional(config, region) for region in config.regions},
         traffic=_traffic(config),
+        lifecycle=RecordsLifecycle(retention_years=config.retention_years,
+                                   minor_age_of_majority=config.minor_age_of_majority,
+                                   minor_retention_years=config.minor_retention_years,
+                                   backup_retention_days=config.backup_retention_days),
     )

@@ -13,6 +13,11 @@ policies, as they are in the sandbox's IAM (provisioned from the stacks by `prov
   `aws:MultiFactorAuthAge` counts from the call only when it carries `SerialNumber` and `TokenCode` ("AWS global
   condition context keys").
 - `sts:GetCallerIdentity` needs no permission (AWS STS API Reference).
+- A managed policy document over 6,144 characters (white space not counted) is refused with `LimitExceeded`, as
+  IAM does ("IAM and AWS STS quotas"); moto accepts any size.
+- moto's policy validator refuses an S3 ARN with a region unless it names an access point; AWS's S3 Batch Operations
+  jobs are `arn:aws:s3:<region>:<account>:job/<id>` (Service Authorization Reference, Amazon S3: resource type job), so
+  the sandbox admits those too.
 - `iam:SimulatePrincipalPolicy` (which moto lacks) answers from the same evaluation, so a readiness check and the
   enforcement can never disagree.
 """
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from moto.iam import policy_validation
 from moto.sts.models import sts_backends
 
 from ehr_dr_sandbox.context import SandboxContext
@@ -37,6 +43,8 @@ from ehr_dr_sandbox.emulated_api import answer
 from ehr_dr_sandbox.iam_policy import Decision, PolicyError, Request, evaluate
 from ehr_dr_sandbox.iam_requests import Mapping
 
+#: IAM's quota for a managed policy document ("IAM and AWS STS quotas"), in characters without white space.
+MANAGED_POLICY_MAX_CHARACTERS = 6144
 _ACCESS_KEY = re.compile(r"Credential=(?P<key>[^/&]+)/")
 #: Denials kept for the status report (the newest).
 KEPT_DENIALS = 50
@@ -254,8 +262,14 @@ def _names(principal: Any, account_principal: str | None, service: str | None) -
     return account_principal is not None and account_principal in listed.get("AWS", [])
 
 
+def policy_characters(document: str) -> int:
+    """A policy's size as IAM counts it against its quota: white space is not counted."""
+    return len(re.sub(r"\s", "", document))
+
+
 def _default_document(policy: Any) -> str:
-    return next(version.document for version in policy.versions if version.is_default_version)
+    """The policy's default version (by the policy's own pointer: moto's per-version flags can disagree with it)."""
+    return next(version.document for version in policy.versions if version.version_id == policy.default_version_id)
 
 
 @lru_cache(maxsize=256)
@@ -273,11 +287,28 @@ def _xml_text(body: bytes, tag: str) -> str:
     return element.text or ""
 
 
+def _admit_batch_job_arns() -> None:
+    regional = policy_validation.SERVICE_TYPE_REGION_INFORMATION_ERROR_ASSOCIATIONS["s3"]["valid_starting_values"]
+    if "job/" not in regional:
+        regional.append("job/")
+
+
 def install(registry: Registry, context: SandboxContext) -> None:
+    _admit_batch_job_arns()
     enforcement = Enforcement(context)
     registry.guard(enforcement.guard)
     registry.intercept("sts", "AssumeRole")(enforcement.assume_role)
     registry.report("iam")(enforcement.report)
+
+    def policy_size(call: Call, forward: Forward) -> Reply:
+        size = policy_characters(call.param("PolicyDocument") or "")
+        if size > MANAGED_POLICY_MAX_CHARACTERS:
+            return Reply.error(call, "LimitExceeded", f"Cannot exceed quota for PolicySize: "
+                                                      f"{MANAGED_POLICY_MAX_CHARACTERS} (this one: {size})", 409)
+        return forward()
+
+    for operation in ("CreatePolicy", "CreatePolicyVersion"):
+        registry.intercept("iam", operation)(policy_size)
 
     @registry.intercept("iam", "SimulatePrincipalPolicy")
     def simulate(call: Call, forward: Forward) -> Reply:

@@ -43,9 +43,13 @@ S3_ACTIONS = {
     "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject",
     "DeleteBucketTagging": "PutBucketTagging",
 }
-#: ...and the ones that become `...Version` when the request names a version.
-S3_VERSIONED = {"GetObject", "DeleteObject", "GetObjectRetention", "PutObjectRetention", "GetObjectLegalHold",
-                "PutObjectLegalHold", "GetObjectTagging", "PutObjectTagging", "GetObjectAttributes", "GetObjectAcl"}
+#: ...and their actions when the request names a version (retention and legal hold have no `...Version` action: the
+#: same action covers a named version).
+S3_VERSIONED = {"GetObject": "GetObjectVersion", "HeadObject": "GetObjectVersion",
+                "DeleteObject": "DeleteObjectVersion", "GetObjectTagging": "GetObjectVersionTagging",
+                "PutObjectTagging": "PutObjectVersionTagging", "DeleteObjectTagging": "DeleteObjectVersionTagging",
+                "GetObjectAcl": "GetObjectVersionAcl", "PutObjectAcl": "PutObjectVersionAcl",
+                "GetObjectAttributes": "GetObjectVersionAttributes"}
 #: S3 operations on a bucket (the others with a key are on an object; `ListBuckets` on `*`).
 S3_ACCOUNT_LEVEL = {"ListBuckets"}
 
@@ -126,9 +130,8 @@ class Mapping:
         operation = self.call.operation or ""
         bucket, key = self.call.uri_params.get("Bucket"), self.call.uri_params.get("Key")
         versioned = "versionId" in self.call.query
-        name = S3_ACTIONS.get(operation, operation)
-        if versioned and operation in S3_VERSIONED | {"HeadObject"}:
-            name += "Version"
+        name = S3_VERSIONED[operation] if versioned and operation in S3_VERSIONED else S3_ACTIONS.get(operation,
+                                                                                                      operation)
         if operation in S3_ACCOUNT_LEVEL or bucket is None:
             return [self.request(self.action(name), "*")]
         resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")

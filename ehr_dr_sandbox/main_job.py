@@ -123,9 +123,12 @@ def run_main_job(cdk_json: Path, state_dir: Path | None, out_dir: Path, patients
 
 def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path, patients: int,
             files_per_patient: int, sample: int | None, console: Console) -> None:
-    """Each drill seals its evidence into the local chain (and the DR region's evidence bucket)."""
+    """Each drill seals its evidence into the local chain (and the DR region's evidence bucket). Everything but the
+    seed runs as an on-call engineer would: the dr-operator role, assumed with MFA, whose every call the sandbox
+    authorizes against the policy the stacks deploy."""
     topology = sandbox.topology
-    aws = _session(sandbox)
+    serial = f"arn:aws:iam::{topology.account}:mfa/drill"
+    aws = _session(sandbox).with_mfa(serial, SANDBOX_MFA_CODE, topology.dr_region, topology.role_arns["dr-operator"])
     operator = aws.identity(topology.dr_region).arn
     listener = Progress(quiet=False)
 
@@ -145,9 +148,7 @@ def _drills(sandbox: Sandbox, phases: Phases, evidence_dir: Path, runs_dir: Path
 
     def game_day() -> None:
         params = gameday_plan.game_day_preflight(aws, topology, topology.dr_region, evidence=evidence_dir)
-        serial = f"arn:aws:iam::{topology.account}:mfa/drill"
-        session = aws.with_mfa(serial, SANDBOX_MFA_CODE, topology.dr_region)
-        ctx = gameday_plan.new_game_day_context(session, topology, {**params, "evidence_dir": str(evidence_dir)},
+        ctx = gameday_plan.new_game_day_context(aws, topology, {**params, "evidence_dir": str(evidence_dir)},
                                                 operator, runs_dir)
         seal(gameday.game_day_evidence(gameday_plan.run_game_day(ctx, listener), topology, sandbox=True))
 

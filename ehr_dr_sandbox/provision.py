@@ -93,6 +93,17 @@ def retention_days(years: int) -> int:
     return math.ceil(years * 365.25)
 
 
+def chart_lifecycle(config: DeploymentConfig) -> dict[str, Any]:
+    """The chart bucket's lifecycle as the archive stack deploys it (`stacks.archive.chart_lifecycle_rule`): cold by
+    age, nothing expires (retention follows the records, docs/lifecycle.md)."""
+    cold = [{"Days": config.archive_cold_after_days, "StorageClass": "GLACIER_IR"}]
+    return {"Rules": [{
+        "ID": "cold-after-configured-age", "Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": cold,
+        "NoncurrentVersionTransitions": [{"NoncurrentDays": config.archive_cold_after_days,
+                                          "StorageClass": "GLACIER_IR"}],
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]}
+
+
 def health_check_reference(kind: str, region: str) -> str:
     """CallerReference of one of a region's health checks (`HEALTH_CHECK_KINDS`): how the emulation finds it again."""
     return f"ehr-dr-{kind}-{region}"
@@ -161,6 +172,8 @@ def _region(aws: _Clients, config: DeploymentConfig, here: RegionalResources) ->
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
             "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
             "BucketKeyEnabled": True}]})
+        if bucket == here.chart_bucket:
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=chart_lifecycle(config))
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
             "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
             "RestrictPublicBuckets": True})

@@ -2,10 +2,12 @@
 
 Tables: `patients`, `users` (the staff who read charts), `scans` (a chart file's metadata, its S3 object key and the
 SHA-256 of its bytes, so an integrity check can compare the archive against what the database promised),
-`view_history` (who read which chart, when: HIPAA access accounting) and `dr_canary` (owned by the runbooks: a row
-written before a drill and looked for after it measures the RPO from the data; `run_id` is unique because the
-runbooks write it with `ON CONFLICT (run_id) DO NOTHING`) and `dr_heartbeat` (a row a minute in the writing region:
-its DDL is the runbooks', `canary.HEARTBEAT_DDL`, which the heartbeat also applies in AWS).
+`view_history` (who read which chart, when: HIPAA access accounting), the records lifecycle's
+`patients.retained_until`, `legal_holds` and `disposals` (`dr_runbooks.lifecycle.records.LIFECYCLE_DDL`),
+`dr_canary` (owned by the runbooks: a row written before a drill and looked for after it measures the RPO from the
+data; `run_id` is unique because the runbooks write it with `ON CONFLICT (run_id) DO NOTHING`) and `dr_heartbeat` (a
+row a minute in the writing region: its DDL is the runbooks', `canary.HEARTBEAT_DDL`, which the heartbeat also applies
+in AWS).
 
 Everything here is idempotent: the DDL uses IF NOT EXISTS, and seeding COPYs into temporary staging tables then
 inserts with ON CONFLICT DO NOTHING, so seeding twice with the same input changes nothing and a crash mid-seed can
@@ -24,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dr_runbooks.lifecycle.records import LIFECYCLE_DDL
 from dr_runbooks.runbooks.canary import HEARTBEAT_DDL
 
 SCHEMA = """
@@ -65,12 +68,12 @@ CREATE TABLE IF NOT EXISTS dr_canary (
     written_at   timestamptz NOT NULL DEFAULT now(),
     note         text
 );
-""" + HEARTBEAT_DDL
+""" + HEARTBEAT_DDL + LIFECYCLE_DDL
 
 #: The records tables (all but the heartbeat, which changes every minute by design).
 TABLES = ("patients", "users", "scans", "view_history", "dr_canary")
 
-PATIENT_COLUMNS = ("patient_id", "practice", "given_name", "family_name", "birth_date", "last_visit")
+PATIENT_COLUMNS = ("patient_id", "practice", "given_name", "family_name", "birth_date", "last_visit", "retained_until")
 SCAN_COLUMNS = ("scan_id", "patient_id", "object_key", "sha256", "content_type", "size_bytes")
 USER_COLUMNS = ("user_id", "display_name", "role")
 VIEW_COLUMNS = ("user_id", "scan_id", "viewed_at")

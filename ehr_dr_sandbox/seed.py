@@ -2,8 +2,11 @@
 
 Chart files go to the primary region's chart bucket, keyed `charts/<practice>/<patient>/<scan-id>.<ext>`, each
 version with what a PutObject from the records app stores: SHA-256 additional checksum, content type, metadata
-(`scan-id`, `patient-id`), the bucket's default SSE-KMS and Object Lock retention; replication to the DR region
-follows as for any write.
+(`scan-id`, `patient-id`), the bucket's default SSE-KMS, and Object Lock retention until the patient's retention
+date (last visit + retention, the minors' rule: `dr_runbooks.lifecycle.policy`), as `drctl retention sync` would have
+set it; the patient row records that date as synced (`retained_until`). A patient whose date has passed has charts
+whose lock has run out, as charts written years ago would: what `drctl dispose` rehearses on. Replication to the DR
+region follows as for any write.
 
 They are written in the server process, straight into moto's S3 state (action `charts-seed`), not through the S3
 API: through the endpoint moto manages about 100 PutObject/s on 2 cores (the default 5,000 files took 50 s), far
@@ -23,9 +26,11 @@ import base64
 import hashlib
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from dr_runbooks.lifecycle.policy import RetentionPolicy
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import Registry
 
@@ -53,6 +58,7 @@ class SyntheticPatient:
     family_name: str
     birth_date: str
     last_visit: str
+    retained_until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,11 @@ class SeedResult:
     database: str
 
 
-def synthesize(patients: int, files_per_patient: int, seed_value: int = 3) -> tuple[
-        list[SyntheticPatient], list[tuple[SyntheticScan, bytes]]]:
+def synthesize(patients: int, files_per_patient: int, seed_value: int = 3, policy: RetentionPolicy | None = None,
+               ) -> tuple[list[SyntheticPatient], list[tuple[SyntheticScan, bytes]]]:
     """The patients and their chart files (scan, body); the same arguments give the same data, and a patient or a
-    file is the same in a seed of any size (patient N's attributes and scan S's bytes depend on `seed_value` only)."""
+    file is the same in a seed of any size (patient N's attributes and scan S's bytes depend on `seed_value` only).
+    With a `policy`, each patient carries its retention date."""
     rng = random.Random(seed_value)
     people, files = [], []
     for number in range(1, patients + 1):
@@ -87,6 +94,9 @@ def synthesize(patients: int, files_per_patient: int, seed_value: int = 3) -> tu
             birth_date=f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
             last_visit=f"20{rng.randint(18, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         )
+        if policy is not None:
+            patient = replace(patient, retained_until=policy.retain_until(
+                date.fromisoformat(patient.birth_date), date.fromisoformat(patient.last_visit)).isoformat())
         people.append(patient)
         for index in range(files_per_patient):
             ext, content_type, magic = FORMATS[(number + index) % len(FORMATS)]
@@ -110,7 +120,7 @@ def seed(sandbox: Sandbox, patients: int = 1000, files_per_patient: int = 5, see
     started = time.monotonic()
     written = sandbox.action(CHARTS_ACTION, patients=patients, files_per_patient=files_per_patient,
                              seed_value=seed_value)
-    people, files = synthesize(patients, files_per_patient, seed_value)
+    people, files = synthesize(patients, files_per_patient, seed_value, RetentionPolicy.of(sandbox.config))
     database = _write_records(sandbox, people, [scan for scan, _ in files])
     return SeedResult(patients=len(people), files=written["files"], bytes=written["bytes"],
                       seconds=round(time.monotonic() - started, 2), database=database)
@@ -124,18 +134,22 @@ def _write_records(sandbox: Sandbox, people: list[SyntheticPatient], scans: list
     return f"written: {result}"
 
 
-def write_charts(context: SandboxContext, files: list[tuple[SyntheticScan, bytes]]) -> dict[str, int]:
-    """Store each file as a new version of the primary chart bucket, as PutObject would, and announce it."""
+def write_charts(context: SandboxContext, people: list[SyntheticPatient],
+                 files: list[tuple[SyntheticScan, bytes]]) -> dict[str, int]:
+    """Store each file as a new version of the primary chart bucket, as PutObject would, locked until its patient's
+    retention date (the bucket's default retention for a patient without one), and announce it."""
     region = context.config.primary_region
     bucket_name = context.topology.regions[region].chart_bucket
     s3 = context.backend("s3", region)
     bucket = s3.get_bucket(bucket_name)
+    until = {patient.patient_id: patient.retained_until for patient in people}
     for scan, body in files:
         locked = bucket.has_default_lock
+        retained = until.get(scan.patient_id)
         version = s3.put_object(
             bucket_name, scan.object_key, body,
             lock_mode=bucket.default_lock_mode if locked else None,
-            lock_until=bucket.default_retention() if locked else None,
+            lock_until=(f"{retained}T00:00:00Z" if retained else bucket.default_retention()) if locked else None,
             checksum_value=base64.b64encode(bytes.fromhex(scan.sha256)).decode(), disable_notification=True,
         )
         version.checksum_algorithm = "SHA256"
@@ -148,6 +162,6 @@ def write_charts(context: SandboxContext, files: list[tuple[SyntheticScan, bytes
 def install(registry: Registry, context: SandboxContext) -> None:
     @registry.action(CHARTS_ACTION)
     def charts(arguments: dict[str, Any]) -> dict[str, int]:
-        _, files = synthesize(int(arguments["patients"]), int(arguments["files_per_patient"]),
-                              int(arguments.get("seed_value", 3)))
-        return write_charts(context, files)
+        people, files = synthesize(int(arguments["patients"]), int(arguments["files_per_patient"]),
+                                   int(arguments.get("seed_value", 3)), RetentionPolicy.of(context.config))
+        return write_charts(context, people, files)

@@ -44,6 +44,7 @@ EMULATIONS = (
     "ehr_dr_sandbox.faults",
     "ehr_dr_sandbox.iam_enforcement",
     "ehr_dr_sandbox.s3_replication",
+    "ehr_dr_sandbox.object_lock",
     "ehr_dr_sandbox.traffic",
     "ehr_dr_sandbox.records_db",
     "ehr_dr_sandbox.seed",

@@ -13,6 +13,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from dr_runbooks.topology import TRAFFIC_GATE_NAMESPACE, AccessRole, parameter_name, role_name
+from stacks.drill_permissions import restore_drill_permissions
+from stacks.managed_policies import managed_policies
 from stacks.site import Site
 
 MFA_MAX_AGE_SECONDS = 3600
@@ -34,7 +36,7 @@ class AccessStack(cdk.Stack):
             "platform-admin": [administrator],
             "break-glass": [administrator],
             "auditor": [iam.ManagedPolicy.from_aws_managed_policy_name("SecurityAudit")],
-            "dr-operator": [_dr_operator_policy(self, site)],
+            "dr-operator": _dr_operator_policies(self, site),
         }
         self.roles = {
             role: iam.Role(
@@ -49,15 +51,16 @@ class AccessStack(cdk.Stack):
         }
 
 
-def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
+def _dr_operator_policies(scope: Construct, site: Site) -> list[iam.ManagedPolicy]:
     """What the runbooks call, on the estate's own resources only."""
     account = site.config.account
     topology = site.topology
     regions = topology.regions.values()
-    return iam.ManagedPolicy(
+    dr = Site(site.config, topology, site.config.dr_region)
+    return managed_policies(
         scope,
         "DrOperatorPolicy",
-        statements=[
+        [
             iam.PolicyStatement(
                 sid="ReadTopology",
                 actions=["ssm:GetParameter"],
@@ -82,6 +85,35 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
                          "s3:ListBucketVersions", "s3:GetReplicationConfiguration"],
                 resources=[arn for r in regions
                            for arn in (site.bucket_arn(r.chart_bucket), f"{site.bucket_arn(r.chart_bucket)}/*")],
+            ),
+            iam.PolicyStatement(
+                # drctl retention sync, legal-hold and dispose, on each version of a patient's charts in both
+                # regions (Service Authorization Reference, Amazon S3: HeadObject shows a version's lock only with
+                # GetObjectRetention / GetObjectLegalHold; DeleteObject of a version id is DeleteObjectVersion).
+                # No BypassGovernanceRetention: the charts are in compliance mode, which nobody can bypass.
+                sid="RecordsLifecycle",
+                actions=["s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:PutObjectRetention",
+                         "s3:PutObjectLegalHold", "s3:DeleteObjectVersion"],
+                resources=[f"{site.bucket_arn(r.chart_bucket)}/charts/*" for r in regions],
+            ),
+            iam.PolicyStatement(
+                # drctl retention sync --batch: CreateJob has no resource type, only condition keys (Service
+                # Authorization Reference, Amazon S3): limited to retention jobs; DescribeJob is on the job.
+                sid="RetentionBatchJobs",
+                actions=["s3:CreateJob"],
+                resources=["*"],
+                conditions={"StringEquals": {"s3:RequestJobOperation": "S3PutObjectRetention"}},
+            ),
+            iam.PolicyStatement(
+                sid="FollowRetentionBatchJobs",
+                actions=["s3:DescribeJob"],
+                resources=[f"arn:aws:s3:{r.region}:{account}:job/*" for r in regions],
+            ),
+            iam.PolicyStatement(
+                sid="PassTheRetentionBatchRoleToBatchOperationsOnly",
+                actions=["iam:PassRole"],
+                resources=[r.retention_batch_role_arn for r in regions if r.retention_batch_role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}},
             ),
             iam.PolicyStatement(
                 sid="FailOverTheGlobalDatabase",
@@ -174,5 +206,9 @@ def _dr_operator_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
                 resources=[r.backup_role_arn for r in regions],
                 conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}},
             ),
+            # `drctl drill restore` from a terminal: what the DR runbook function holds for it, and the validations.
+            *restore_drill_permissions(
+                dr, [f"arn:aws:kms:{dr.region}:{account}:key/*"],
+                {"ForAnyValue:StringEquals": {"kms:ResourceAliases": dr.here.kms_key_alias}}, validates=True),
         ],
     )

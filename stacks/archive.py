@@ -1,13 +1,15 @@
 """The chart archive of one region: the chart bucket, its two-way replication, and the region's access-log bucket.
 
+Chart versions go cold by age but never expire by age: retention follows the patient's records (docs/lifecycle.md).
+
 Replication runs both ways with replica modification sync: charts written in the DR region after a failover flow back
 to the primary when it returns, and Object Lock retention set on either copy follows. Each direction has Replication
 Time Control (15 minutes, with metrics) and replicates delete markers; replicas are encrypted with the destination
 region's key, named by alias (no cross-region reference).
 
 S3 refuses a replication rule whose destination bucket does not exist, and each chart bucket is the other's
-destination. So the first deployment of an environment runs twice: with `-c archive_bootstrap=true` the DR bucket
-is created without its way-back rule (the DR archive stack deploys before the primary one), then a plain deploy adds it.
+destination. So only the primary's bucket carries its rule here (the DR archive stack deploys first); the DR bucket's
+way-back rule is put by `ArchiveReturnStack` (stacks/archive_return.py) once both buckets exist: one pass.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.buckets import locked_bucket
+from stacks.replication import replicate_to_partner
 from stacks.site import Site
 
 #: Server access logs and VPC flow logs are audit records: kept six years (45 CFR 164.316(b)(2)).
@@ -37,6 +40,23 @@ def retention_days(years: int) -> int:
     return math.ceil(years * 365.25)
 
 
+#: The chart bucket's one lifecycle rule; the sandbox provisions the same (the drift test holds them together).
+CHART_LIFECYCLE_RULE_ID = "cold-after-configured-age"
+
+
+def chart_lifecycle_rule(cold: cdk.Duration) -> s3.LifecycleRule:
+    """Charts move to Glacier Instant Retrieval by age (current and noncurrent versions alike); nothing expires."""
+    return s3.LifecycleRule(
+        id=CHART_LIFECYCLE_RULE_ID,
+        transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transition_after=cold)],
+        noncurrent_version_transitions=[
+            s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                                           transition_after=cold)
+        ],
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+    )
+
+
 class ArchiveStack(cdk.Stack):
     """`chart_bucket` and `log_bucket` of the region."""
 
@@ -45,31 +65,46 @@ class ArchiveStack(cdk.Stack):
         self.log_bucket = self._log_bucket(site)
         config = site.config
         cold = cdk.Duration.days(config.archive_cold_after_days)
-        keep = cdk.Duration.days(retention_days(config.retention_years))
+        # No expiration: a chart version is kept as long as its patient's records are (last visit + retention, set
+        # on each version as Object Lock retain-until by `drctl retention sync`), and disposed of only by `drctl
+        # dispose`, which certifies it. The bucket's default retention covers a version until its first sync.
         self.chart_bucket = locked_bucket(
             self,
             "ChartBucket",
             bucket_name=site.here.chart_bucket,
             log_bucket=self.log_bucket,
             key=key,
-            retention=keep,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="cold-after-configured-age-dispose-after-retention",
-                    transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                               transition_after=cold)],
-                    noncurrent_version_transitions=[
-                        s3.NoncurrentVersionTransition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                                       transition_after=cold)
-                    ],
-                    expiration=keep,
-                    noncurrent_version_expiration=keep,
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-                )
-            ],
+            retention=cdk.Duration.days(retention_days(config.retention_years)),
+            lifecycle_rules=[chart_lifecycle_rule(cold)],
         )
         if replicate:
-            self._replicate_to_partner(site)
+            replicate_to_partner(self, site, self.chart_bucket, destination=site.partner.chart_bucket,
+                                 rule_id=replication_rule_id(site.region, site.partner_region), two_way=True)
+        self._retention_batch_role(site, key)
+
+    def _retention_batch_role(self, site: Site, key: kms.IKey) -> None:
+        """The role S3 Batch Operations assumes for `drctl retention sync --batch` (named by the topology, which the
+        operator passes): extend the retention of chart versions listed in a manifest the runbook wrote into the
+        evidence bucket, and write the job's report beside it (S3 User Guide, "Using S3 Object Lock retention with
+        S3 Batch Operations")."""
+        here = site.here
+        charts, evidence = site.bucket_arn(here.chart_bucket), site.bucket_arn(here.evidence_bucket)
+        assert here.retention_batch_role_arn is not None
+        iam.Role(
+            self, "RetentionBatchRole", role_name=here.retention_batch_role_arn.rsplit("/", 1)[1],
+            assumed_by=iam.ServicePrincipal("batchoperations.s3.amazonaws.com", conditions={
+                "StringEquals": {"aws:SourceAccount": site.config.account}}),
+            description=f"S3 Batch Operations extends chart retention in {here.chart_bucket}",
+            managed_policies=[iam.ManagedPolicy(self, "RetentionBatchPolicy", statements=[
+                iam.PolicyStatement(actions=["s3:PutObjectRetention"], resources=[f"{charts}/charts/*"]),
+                iam.PolicyStatement(actions=["s3:GetBucketObjectLockConfiguration"], resources=[charts]),
+                iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"],
+                                    resources=[f"{evidence}/lifecycle/manifests/*"]),
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{evidence}/lifecycle/batch-reports/*"]),
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn],
+                                    conditions={"StringEquals": {"kms:ViaService": f"s3.{site.region}.amazonaws.com"}}),
+            ])],
+        )
 
     def _log_bucket(self, site: Site) -> s3.Bucket:
         """S3 server access logs accept only SSE-S3 on their target; VPC flow logs land here too."""
@@ -111,83 +146,3 @@ class ArchiveStack(cdk.Stack):
             )
         )
         return bucket
-
-    def _replicate_to_partner(self, site: Site) -> None:
-        source, destination = site.here.chart_bucket, site.partner.chart_bucket
-        role = iam.Role(
-            self,
-            "ReplicationRole",
-            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
-            description=f"S3 replicates {source} to {destination}",
-            managed_policies=[_replication_policy(self, site)],
-        )
-        rule_id = replication_rule_id(site.region, site.partner_region)
-        fifteen_minutes = s3.CfnBucket.ReplicationTimeValueProperty(minutes=15)
-        rule = s3.CfnBucket.ReplicationRuleProperty(
-            id=rule_id,
-            status="Enabled",
-            priority=1,
-            filter=s3.CfnBucket.ReplicationRuleFilterProperty(prefix=""),
-            delete_marker_replication=s3.CfnBucket.DeleteMarkerReplicationProperty(status="Enabled"),
-            source_selection_criteria=s3.CfnBucket.SourceSelectionCriteriaProperty(
-                sse_kms_encrypted_objects=s3.CfnBucket.SseKmsEncryptedObjectsProperty(status="Enabled"),
-                replica_modifications=s3.CfnBucket.ReplicaModificationsProperty(status="Enabled"),
-            ),
-            destination=s3.CfnBucket.ReplicationDestinationProperty(
-                bucket=site.bucket_arn(destination),
-                encryption_configuration=s3.CfnBucket.EncryptionConfigurationProperty(
-                    replica_kms_key_id=site.key_alias_arn(site.partner_region)
-                ),
-                replication_time=s3.CfnBucket.ReplicationTimeProperty(status="Enabled", time=fifteen_minutes),
-                metrics=s3.CfnBucket.MetricsProperty(status="Enabled", event_threshold=fifteen_minutes),
-            ),
-        )
-        cfn_bucket = self.chart_bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        cfn_bucket.replication_configuration = s3.CfnBucket.ReplicationConfigurationProperty(
-            role=role.role_arn, rules=[rule]
-        )
-
-
-def _replication_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
-    """Read versions (with their lock) here, write replicas there, decrypt with this key, encrypt with the partner's."""
-    account = site.config.account
-    source = site.bucket_arn(site.here.chart_bucket)
-    destination = site.bucket_arn(site.partner.chart_bucket)
-    return iam.ManagedPolicy(
-        scope,
-        "ReplicationPolicy",
-        statements=[
-            iam.PolicyStatement(
-                actions=["s3:GetReplicationConfiguration", "s3:ListBucket"], resources=[source]
-            ),
-            iam.PolicyStatement(
-                actions=[
-                    "s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
-                    "s3:GetObjectRetention", "s3:GetObjectLegalHold",
-                ],
-                resources=[f"{source}/*"],
-            ),
-            iam.PolicyStatement(
-                actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags",
-                         "s3:ObjectOwnerOverrideToBucketOwner"],
-                resources=[f"{destination}/*"],
-            ),
-            iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[f"arn:aws:kms:{site.region}:{account}:key/*"],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{site.region}.amazonaws.com"},
-                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": site.here.kms_key_alias},
-                },
-            ),
-            iam.PolicyStatement(
-                actions=["kms:Encrypt", "kms:GenerateDataKey"],
-                resources=[f"arn:aws:kms:{site.partner_region}:{account}:key/*"],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{site.partner_region}.amazonaws.com"},
-                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": site.partner.kms_key_alias},
-                },
-            ),
-        ],
-    )

@@ -22,16 +22,14 @@ class Acknowledgment:
     rule: str
     path: str
     reason: str
-    #: Applies only to the first pass of a new environment's first deploy (`-c archive_bootstrap=true`).
-    bootstrap_only: bool = False
 
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "ChartBucket/Resource",
-        "First pass of a new environment only: S3 refuses a replication rule to a bucket that does not exist yet, "
-        "so the DR chart bucket gets its way-back rule in the second, plain deploy (stacks/archive.py).",
-        bootstrap_only=True,
+        "The DR chart bucket's way-back rule is put by the DR region's archive-return stack once both chart buckets "
+        "exist (S3 refuses a rule to a bucket that does not exist yet; stacks/archive_return.py); cdk-nag only reads "
+        "the bucket's own property.",
     ),
     # --- Archive: the access-log bucket ---
     Acknowledgment(
@@ -52,8 +50,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "TrailBucket/Resource",
-        "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) "
-        "and integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
+        "The DR region's trail bucket is itself the cross-region copy: the primary trail bucket replicates into it "
+        "(stacks/audit.py). Replicating it back would put the DR trail's record of a failover in the region that "
+        "failed; it is Object-Lock protected (compliance mode) and checked by CloudTrail digest files.",
     ),
     *(
         Acknowledgment(
@@ -62,6 +61,26 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "logging (logging.s3.amazonaws.com) from any bucket of this account; nothing needs adding here.",
         )
         for bucket in ("EvidenceBucket", "TrailBucket")
+    ),
+    # --- CDK's AwsCustomResource function: one SDK call at deploy time (stacks/sdk_call.py) ---
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "InspectorLambdaScanningPolicy/Resource",
+        "inspector2:Enable and inspector2:Disable have no resource-level permissions (the account is the resource); "
+        "the role may do nothing else but create Inspector's own service-linked role and write its log group.",
+    ),
+    *(
+        Acknowledgment(
+            rule, "AWS679f53fac002430cb0da5b7982bd2287/Resource",
+            "CDK's AwsCustomResource provider runs only while CloudFormation deploys this stack, one SDK call per "
+            f"change, and reports its result to CloudFormation; {why}",
+        )
+        for rule, why in (
+            ("HIPAA.Security-LambdaConcurrency", "a reserved concurrency would only take capacity from the runbooks."),
+            ("HIPAA.Security-LambdaDLQ", "it is invoked synchronously by CloudFormation, which fails the deploy on "
+                                         "an error: there is no asynchronous event to lose."),
+            ("HIPAA.Security-LambdaInsideVPC", "it calls AWS APIs only and touches no data, so a VPC (with endpoints "
+                                               "for each API) would add cost and no protection."),
+        )
     ),
     # --- Database ---
     Acknowledgment(
@@ -128,13 +147,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "ConfigDeliveryPolicy/Resource",
         "AWS Config names its history and snapshot objects itself, under this one prefix of the evidence bucket.",
     ),
-    # --- Replication role ---
+    # --- Replication roles (charts both ways, trail primary to DR) ---
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
             "ReplicationPolicy/Resource",
-            "Replication reads and writes every object version of the chart bucket pair, and only of that pair.",
+            f"Replication reads and writes every object version of the {bucket} bucket pair, and only of that pair.",
         )
+        for bucket in ("charts", "trail")
         for region in ("region", "partner_region")
     ),
     *(
@@ -160,15 +180,16 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "AWS's read-only audit policy (configuration metadata, no data reads), kept current by AWS for new services.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "DrOperatorPolicy*/Resource",
         "CloudWatch PutMetricData, GetMetricData and DescribeAlarms, Route 53 ListHostedZonesByName and "
-        "TestDNSAnswer, and AWS Backup DescribeRestoreJob, DescribeBackupJob and DescribeCopyJob (drctl backup "
-        "follows its jobs) have no resource-level permissions; PutMetricData is limited to the traffic-gate "
-        "namespace by the cloudwatch:namespace condition.",
+        "TestDNSAnswer, AWS Backup DescribeRestoreJob, DescribeBackupJob and DescribeCopyJob (drctl backup "
+        "follows its jobs) and S3 CreateJob (drctl retention sync --batch) have no resource-level permissions; "
+        "PutMetricData is limited to the traffic-gate namespace by the cloudwatch:namespace condition, CreateJob "
+        "to retention jobs by s3:RequestJobOperation.",
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:{resource}]", "DrOperatorPolicy/Resource",
+            f"AwsSolutions-IAM5[Resource::arn:aws:{resource}]", "DrOperatorPolicy*/Resource",
             "AWS Backup authorizes StartRestoreJob, GetRecoveryPointRestoreMetadata and StartCopyJob on the recovery "
             "point, whose name AWS Backup chooses (an Aurora one is a cluster snapshot named awsbackup:job-...); the "
             "operator restores what it finds with ListRecoveryPointsByBackupVault in the estate's vaults, and copies "
@@ -181,7 +202,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
-            "DrOperatorPolicy/Resource",
+            "DrOperatorPolicy*/Resource",
             "Runbooks write canary charts and evidence reports under run-specific keys and verify them afterwards; "
             "the policy is limited to the estate's chart and evidence buckets.",
         )
@@ -190,8 +211,34 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/charts/*]",
             "DrOperatorPolicy/Resource",
+            "drctl retention sync, legal-hold and dispose extend, hold and delete the versions of one patient's "
+            "charts at a time, whoever the patient is: only under charts/ of the estate's chart buckets.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:{{{region}}}:{{account}}:job/*]", "DrOperatorPolicy/Resource",
+            "S3 Batch Operations names its jobs; the operator follows (DescribeJob) the retention jobs it created.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{region}}/{path}/*]",
+            "RetentionBatchPolicy/Resource",
+            "S3 Batch Operations extends the retention of whichever chart versions the manifest lists (under charts/), "
+            "reads the manifests and writes its reports under the lifecycle prefixes of the evidence bucket.",
+        )
+        for bucket, path in (("charts", "charts"), ("evidence", "lifecycle/manifests"),
+                             ("evidence", "lifecycle/batch-reports"))
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:kms:{{{region}}}:{{account}}:key/*]",
+            "DrOperatorPolicy*/Resource",
             "Narrowed by conditions to the estate's data keys (kms:ResourceAliases) used through S3, DynamoDB, "
             "Secrets Manager or RDS (kms:ViaService); key ids are random, the aliases are the deterministic names.",
         )
@@ -200,7 +247,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*]",
-            "DrOperatorPolicy/Resource",
+            "DrOperatorPolicy*/Resource",
             "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
         )
         for region in ("region", "partner_region")
@@ -225,7 +272,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "records database run in the database function, which is in the records VPC's isolated subnets.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "FunctionPolicy*/Resource",
         "No resource-level permissions exist for X-Ray segments, CloudWatch GetMetricStatistics and PutMetricData, "
         "Route 53 ListHostedZonesByName and TestDNSAnswer (confirming DNS), AWS Backup DescribeRestoreJob, and "
         "listing clusters and buckets to find an interrupted drill's leftovers, AWS Backup ListBackupPlans and "
@@ -245,7 +292,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]", "DatabaseFunctionPolicy*/Resource",
         "No resource-level permissions exist for Lambda's VPC network interfaces (ec2:*NetworkInterface*), X-Ray "
         "segments and CloudWatch PutMetricData (the heartbeat's traffic gate), which the cloudwatch:namespace "
         "condition limits to the traffic-gate namespace.",
@@ -260,20 +307,20 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "A game day follows its legs, nested executions of this region's switchover machine named by run id.",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{partner_region}:{account}:key/*]", "FunctionPolicy*/Resource",
         "The partner region's data key, whose id is random: narrowed by kms:ResourceAliases to its alias (switchover "
         "canaries, journal and evidence are written in the partner region too; a failback toward it encrypts the "
         "kept failover snapshot with it, through RDS only).",
     ),
     Acknowledgment(
-        "AwsSolutions-IAM5[Resource::arn:aws:kms:{region}:{account}:key/*]", "FunctionPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:kms:{region}:{account}:key/*]", "FunctionPolicy*/Resource",
         "A failback toward this region encrypts its copy of AWS's failover snapshot with this region's data key: "
         "CreateGrant and DescribeKey only, through RDS only (kms:ViaService), on the key with the estate's alias.",
     ),
     # --- Failback keeps AWS's failover snapshot of the returned cluster (either region may be the returned one) ---
     *(
         Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", policy, reason)
-        for policy in ("DrOperatorPolicy/Resource", "FunctionPolicy/Resource")
+        for policy in ("DrOperatorPolicy*/Resource", "FunctionPolicy*/Resource")
         for region in ("region", "partner_region")
         for resource, reason in (
             (f"arn:aws:rds:{{{region}}}:{{account}}:cluster-snapshot:rds:unplanned-global-failover-{{prefix}}-records-"
@@ -287,7 +334,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-evidence-{{account}}-{{{region}}}/*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "Evidence records are new objects named by sequence and run id in the evidence bucket of the region a run "
             "targets (Object Lock: nothing is ever overwritten); a game day reads both chains for the downtime budget.",
         )
@@ -296,7 +343,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/dr-canary/*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "Canary objects are named by run id, under the dr-canary/ prefix only: never a chart.",
         )
         for region in ("region", "partner_region")
@@ -304,7 +351,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/dr-probe/*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "A failover's write probe (the target's archive takes writes) is named by run id, under the dr-probe/ "
             "prefix only: never a chart, never listed as a canary.",
         )
@@ -312,25 +359,25 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/dr-heartbeat/*]",
-        "DatabaseFunctionPolicy/Resource",
+        "DatabaseFunctionPolicy*/Resource",
         "The heartbeat writes one object a minute named by its UTC timestamp, under the dr-heartbeat/ prefix of this "
         "region's chart bucket only: never a chart.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/*]",
-        "DatabaseFunctionPolicy/Resource",
+        "DatabaseFunctionPolicy*/Resource",
         "A game day proves the DR region serves by reading one chart and checking it against its scan row's SHA-256; "
         "which chart is known only from the database. Read only, this region's bucket only, from inside the VPC.",
     ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:{region}:{account}:secret:{secret}-*]",
-        "DatabaseFunctionPolicy/Resource",
+        "DatabaseFunctionPolicy*/Resource",
         "Secrets Manager appends a random suffix to a secret's ARN; the wildcard matches only that suffix.",
     ),
     *(
         Acknowledgment(
             f"AwsSolutions-IAM5[Resource::arn:aws:cloudwatch:{{{region}}}:{{account}}:alarm:{{prefix}}-*]",
-            "FunctionPolicy/Resource",
+            "FunctionPolicy*/Resource",
             "DescribeAlarms on the estate's own alarms (every name starts with the estate prefix): the traffic gates.",
         )
         for region in ("region", "partner_region")
@@ -341,8 +388,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             policy,
             "The function writes log streams (random names) in its own log group only.",
         )
-        for name, policy in (("runbooks", "FunctionPolicy/Resource"),
-                             ("runbooks-db", "DatabaseFunctionPolicy/Resource"))
+        for name, policy in (("runbooks", "FunctionPolicy*/Resource"),
+                             ("runbooks-db", "DatabaseFunctionPolicy*/Resource"))
     ),
     # --- Restore drills (DR region): scratch resources named by the drill's prefix and run id ---
     *(
@@ -352,12 +399,12 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "deleted by the drill; the wildcard is that name's run id, never a live resource.",
         )
         for resource, policy in (
-            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "FunctionPolicy/Resource"),
-            ("arn:aws:s3:::{prefix}-rd-*", "FunctionPolicy/Resource"),
-            ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy/Resource"),
-            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy/Resource"),
-            ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy/Resource"),
-            ("arn:aws:rds:{region}:{account}:db:{prefix}-rd-*", "FunctionPolicy/Resource"),
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "FunctionPolicy*/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*", "FunctionPolicy*/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "FunctionPolicy*/Resource"),
+            ("arn:aws:rds:{region}:{account}:cluster:{prefix}-rd-*", "DatabaseFunctionPolicy*/Resource"),
+            ("arn:aws:s3:::{prefix}-rd-*/*", "DatabaseFunctionPolicy*/Resource"),
+            ("arn:aws:rds:{region}:{account}:db:{prefix}-rd-*", "FunctionPolicy*/Resource"),
         )
     ),
     *(
@@ -366,11 +413,11 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "DescribeDBInstances filtered by cluster: the drill finds the live DR cluster's instance class, its "
             "scratch instance and an interrupted drill's leftovers. Read only, this region only.",
         )
-        for policy in ("FunctionPolicy/Resource", "DatabaseFunctionPolicy/Resource")
+        for policy in ("FunctionPolicy*/Resource", "DatabaseFunctionPolicy*/Resource")
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:rds:{{region}}:{{account}}:{kind}:*]", "FunctionPolicy/Resource",
+            f"AwsSolutions-IAM5[Resource::arn:aws:rds:{{region}}:{{account}}:{kind}:*]", "FunctionPolicy*/Resource",
             "CreateDBInstance is also authorized against the subnet, parameter and option groups the new instance "
             "uses, which are the restored cluster's; the instance itself may only be a drill's scratch instance.",
         )
@@ -378,13 +425,33 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy/Resource",
+            f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy*/Resource",
             "AWS Backup names recovery points itself (an Aurora one is a cluster snapshot named awsbackup:job-...): "
             "restore jobs may start from any recovery point of this region, which ListRecoveryPointsByBackupVault "
             "limits to the DR vault's.",
         )
         for resource in ("arn:aws:backup:{region}:{account}:recovery-point:*",
                          "arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*")
+    ),
+    # --- The same drill run from a terminal by the dr-operator (the access stack is the primary's: DR is its
+    # partner region); the statements are the function's (stacks/drill_permissions.py) ---
+    *(
+        Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", "DrOperatorPolicy*/Resource", reason)
+        for resource, reason in (
+            *((resource, "A restore drill's scratch cluster, instance and bucket are named {prefix}-rd-<run id> "
+                         "(random per run) and deleted by the drill; the wildcard is that run id, never a live "
+                         "resource.")
+              for resource in ("arn:aws:rds:{partner_region}:{account}:cluster:{prefix}-rd-*",
+                               "arn:aws:rds:{partner_region}:{account}:db:{prefix}-rd-*",
+                               "arn:aws:s3:::{prefix}-rd-*", "arn:aws:s3:::{prefix}-rd-*/*")),
+            *((f"arn:aws:rds:{{partner_region}}:{{account}}:{kind}:*",
+               "CreateDBInstance is also authorized against the subnet, parameter and option groups the scratch "
+               "instance uses, which are the restored cluster's; the instance itself may only be a drill's.")
+              for kind in ("subgrp", "pg", "og")),
+            ("arn:aws:rds:{partner_region}:{account}:db:*",
+             "DescribeDBInstances filtered by cluster: the drill finds the live DR cluster's instance class, its "
+             "scratch instance and an interrupted drill's leftovers. Read only, the DR region only."),
+        )
     ),
 )
 
@@ -393,7 +460,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
 _Pending = tuple[tuple[str, ...], str, str]
 
 
-def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: bool) -> None:
+def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
     """Attach each acknowledgment to the constructs it names (a path glob below the stack), in every stack.
 
     The paths are followed down from each stack, one segment at a time, rather than matched against every construct
@@ -411,7 +478,6 @@ def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: 
         _place(stack, [
             (tuple(entry.path.format(**fields).split("/")), entry.rule.format(**fields), entry.reason)
             for entry in ACKNOWLEDGMENTS
-            if archive_bootstrap or not entry.bootstrap_only
         ])
 
 

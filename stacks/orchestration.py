@@ -55,8 +55,10 @@ from dr_runbooks.topology import (
     state_machine_arn,
     state_machine_name,
 )
+from stacks.drill_permissions import restore_drill_permissions
 from stacks.lambda_asset import RDS_CA_BUNDLE
 from stacks.lambda_zip import asset_hash, asset_zip
+from stacks.managed_policies import managed_policies
 from stacks.site import Site
 
 #: How often the heartbeat beats (EventBridge Scheduler rate expression): the freshness a failover can be sure of.
@@ -130,12 +132,12 @@ class OrchestrationStack(cdk.Stack):
                                   removal_policy=cdk.RemovalPolicy.RETAIN)
         role = iam.Role(self, f"{label}Role", role_name=f"{name}-{self.site.region}",
                         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=what)
-        iam.ManagedPolicy(self, f"{label}Policy", roles=[role], statements=statements)
+        managed_policies(self, f"{label}Policy", statements, roles=[role])
         placement = ({"vpc": vpc, "security_groups": [security_group],
                       "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)}
                      if vpc is not None else {})
         return lambda_.Function(
-            # The managed policy above is the whole of the role: CDK's own grants would add an inline duplicate.
+            # The managed policies above are the whole of the role: CDK's own grants would add an inline duplicate.
             self, label, function_name=name, role=role.without_policy_updates(), log_group=log_group, code=code,
             handler=HANDLER, runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
             memory_size=512, timeout=cdk.Duration.seconds(LAMBDA_MAX_SECONDS), description=what,
@@ -359,7 +361,7 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
         *_evaluation_permissions(site),
     ]
     if not site.is_primary:
-        statements += _drill_permissions(site, key)
+        statements += restore_drill_permissions(site, [key.key_arn])
     return statements
 
 
@@ -411,53 +413,6 @@ def _evaluation_permissions(site: Site) -> list[iam.PolicyStatement]:
     ]
 
 
-def _drill_permissions(site: Site, key: kms.IKey) -> list[iam.PolicyStatement]:
-    """The DR region's drills: restore the DR vault's recovery points into scratch resources named by the run and
-    delete them again; list both chart buckets to compare them (listing only: no chart is read)."""
-    account, region, here = site.config.account, site.region, site.here
-    scratch = drill_scratch_prefix(site.config.env_name)
-    scratch_buckets = [f"arn:aws:s3:::{scratch}*", f"arn:aws:s3:::{scratch}*/*"]
-    return [
-        iam.PolicyStatement(sid="RecoveryPoints", actions=["backup:ListRecoveryPointsByBackupVault"],
-                            resources=[site.vault_arn(region)]),
-        iam.PolicyStatement(sid="RestoreJobs", actions=["backup:StartRestoreJob",
-                                                        "backup:GetRecoveryPointRestoreMetadata"], resources=[
-            f"arn:aws:backup:{region}:{account}:recovery-point:*",
-            f"arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*"]),
-        # DescribeRestoreJob has no resource-level permission.
-        iam.PolicyStatement(sid="RestoreJobStatus", actions=["backup:DescribeRestoreJob"], resources=["*"]),
-        iam.PolicyStatement(sid="PassBackupRole", actions=["iam:PassRole"], resources=[here.backup_role_arn],
-                            conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}),
-        iam.PolicyStatement(sid="ScratchClusters", actions=[
-            "rds:DescribeDBClusters", "rds:DeleteDBCluster", "rds:AddTagsToResource", "rds:ListTagsForResource",
-            # a fresh master password for the restored cluster, which keeps the (since rotated) one of backup time
-            "rds:ModifyDBCluster"],
-            resources=[f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
-        # AWS Backup restores an Aurora cluster without instances: the drill adds one to read the restored data.
-        iam.PolicyStatement(sid="ScratchInstances", actions=[
-            "rds:CreateDBInstance", "rds:DeleteDBInstance", "rds:AddTagsToResource"],
-            resources=[f"arn:aws:rds:{region}:{account}:db:{scratch}*",
-                       f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
-        # CreateDBInstance is also authorized against the groups it uses: the cluster's, whatever their names.
-        iam.PolicyStatement(sid="ScratchInstanceGroups", actions=["rds:CreateDBInstance"], resources=[
-            f"arn:aws:rds:{region}:{account}:{kind}:*" for kind in ("subgrp", "pg", "og")]),
-        # The scratch instance is encrypted with the cluster's key (the DR data key), through RDS only.
-        iam.PolicyStatement(sid="ScratchInstanceKey", actions=["kms:CreateGrant", "kms:DescribeKey"],
-                            resources=[key.key_arn],
-                            conditions={"StringEquals": {"kms:ViaService": f"rds.{region}.amazonaws.com"}}),
-        # Finding an interrupted drill's leftovers lists every cluster, instance and bucket (by name prefix and tag).
-        iam.PolicyStatement(sid="FindLeftovers", actions=["rds:DescribeDBClusters", "s3:ListAllMyBuckets"],
-                            resources=["*"]),
-        iam.PolicyStatement(sid="FindInstances", actions=["rds:DescribeDBInstances"],
-                            resources=[f"arn:aws:rds:{region}:{account}:db:*"]),
-        iam.PolicyStatement(sid="ScratchBuckets", actions=[
-            "s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
-            "s3:PutBucketTagging", "s3:GetBucketTagging"], resources=scratch_buckets),
-        iam.PolicyStatement(sid="CompareArchives", actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[
-            site.bucket_arn(site.topology.in_region(r).chart_bucket) for r in site.config.regions]),
-    ]
-
-
 def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
     """The database steps of this region: find the cluster and its secret, read fingerprints and charts (a game day
     serves one from here; a restore drill checks the restored ones), through the VPC's endpoints."""
@@ -469,7 +424,12 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
         iam.PolicyStatement(sid="FindClusters", actions=["rds:DescribeDBClusters"], resources=[
             site.cluster_arn(region), *(f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch)]),
         *([iam.PolicyStatement(sid="FindInstances", actions=["rds:DescribeDBInstances"],
-                               resources=[f"arn:aws:rds:{region}:{account}:db:*"])] if scratch else []),
+                               resources=[f"arn:aws:rds:{region}:{account}:db:*"]),
+           # The validations log in to the restored cluster with a fresh master password they set (it keeps the
+           # since-rotated one of backup time): the database steps do it, so this function holds it.
+           iam.PolicyStatement(sid="ScratchMasterPassword", actions=["rds:ModifyDBCluster"],
+                               resources=[f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch])]
+          if scratch else []),
         iam.PolicyStatement(sid="DatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[
             f"arn:aws:secretsmanager:{region}:{account}:secret:{topology.db_secret_name}-*"]),
         iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),

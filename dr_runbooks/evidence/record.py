@@ -27,6 +27,10 @@ RunbookKind = Literal[
     "verify-replication",
     "verify-charts",
     "backup",
+    "retention-sync",
+    "legal-hold",
+    "legal-release",
+    "disposal",
     "readiness",
 ]
 
@@ -54,6 +58,12 @@ DEFAULT_HIPAA: dict[RunbookKind, tuple[HipaaParagraph, ...]] = {
     "verify-replication": ("A",),
     "verify-charts": ("A",),
     "backup": ("A",),
+    # The records lifecycle is evidence for 164.310(d)(2)(i) (disposal) and 164.316(b)(2) (retention), outside
+    # 164.308(a)(7)(ii): the report gives it its own section.
+    "retention-sync": (),
+    "legal-hold": (),
+    "legal-release": (),
+    "disposal": (),
     "readiness": ("B", "D"),
 }
 

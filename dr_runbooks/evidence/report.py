@@ -4,7 +4,7 @@ An auditor reads these without the tool: the HTML has its CSS and its timeline p
 nothing, so it still opens in six years. The report states what the records say and no more: the chain's integrity as
 verified now, each run's timeline, RTO/RPO against targets, what was verified and how, who ran it with which identity
 and MFA, the errors, the availability budget, and, per HIPAA 164.308(a)(7)(ii) paragraph, which runs are evidence for
-it, saying plainly when none is.
+it, saying plainly when none is; and the records lifecycle (45 CFR 164.310(d)(2)(i), 164.316(b)(2)).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from dr_runbooks.evidence.budget import AvailabilityBudget, availability_budget
+from dr_runbooks.evidence.lifecycle import LifecycleSection, lifecycle_section
 from dr_runbooks.evidence.readiness import ReadinessPeriod, readiness_periods
 from dr_runbooks.evidence.record import DEFAULT_HIPAA, HIPAA_PARAGRAPHS, AwsCall, EvidenceRecord, HipaaParagraph
 from dr_runbooks.evidence.timeline import Timeline, build_timeline
@@ -52,6 +53,7 @@ class Report:
     chain_problems: tuple[str, ...]
     budget: AvailabilityBudget
     hipaa: tuple[HipaaSection, ...]
+    lifecycle: LifecycleSection
     #: Hours of each period the hourly readiness evaluation found the estate ready (`evidence.readiness`).
     readiness: tuple[ReadinessPeriod, ...] = ()
 
@@ -95,6 +97,7 @@ def build_report(
         chain_problems=tuple(chain_problems),
         budget=availability_budget(chain, availability_target, as_of),
         hipaa=hipaa,
+        lifecycle=lifecycle_section(chain),
         readiness=readiness_periods(chain, as_of),
     )
 

@@ -24,7 +24,8 @@ from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.definition import definition
 from dr_runbooks.orchestration.handler import ORCHESTRATED_LEASE_SECONDS, StepFailed, handle, handler
 from dr_runbooks.runbooks import plans
-from dr_runbooks.session import AwsSession
+from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.topology import database_function_name, runbook_function_name
 from ehr_dr_sandbox.api import Sandbox
 
 from . import asl
@@ -47,14 +48,23 @@ def writer(sandbox: Sandbox) -> str:
     return found.region
 
 
+def function_session(sandbox: Sandbox, function_name: str, region: str) -> AwsSession:
+    """What Lambda gives a function of the region: its execution role's credentials (the sandbox authorizes every
+    call with them against the role's policies, as deployed by the stacks)."""
+    credentials = sandbox.role_credentials(f"{function_name}-{region}")
+    return AwsSession(boto_session(aws_access_key_id=credentials["AccessKeyId"],
+                                   aws_secret_access_key=credentials["SecretAccessKey"],
+                                   aws_session_token=credentials["SessionToken"]), endpoint_url=sandbox.endpoint_url)
+
+
 class Machine:
-    """The state machines of one region, their tasks handled in this process: the runbook function's tasks by `handle`,
-    its database steps by `handle` again as the database function of the database's region, nested executions by
-    walking the child machine's definition."""
+    """The state machines of one region, their tasks handled in this process: the runbook function's tasks by `handle`
+    under the runbook function's role, its database steps by `handle` again as the database function of the
+    database's region (under that function's role), nested executions by walking the child machine's definition."""
 
     def __init__(self, sandbox: Sandbox, region: str, scratch: Path) -> None:
         self.sandbox, self.region, self.scratch = sandbox, region, scratch
-        self.aws = AwsSession.from_options(endpoint_url=sandbox.endpoint_url)
+        self.aws = function_session(sandbox, runbook_function_name(sandbox.config.env_name), region)
         self.invocations: list[dict[str, Any]] = []
         self.database_invocations: list[tuple[str, dict[str, Any]]] = []
         self.invocation_seconds = float("inf")
@@ -67,7 +77,8 @@ class Machine:
 
     def invoke_database(self, region: str, payload: dict[str, Any]) -> dict[str, Any]:
         self.database_invocations.append((region, payload))
-        return handle(payload, self.aws, self.sandbox.config.env_name, region, self.scratch,
+        aws = function_session(self.sandbox, database_function_name(self.sandbox.config.env_name), region)
+        return handle(payload, aws, self.sandbox.config.env_name, region, self.scratch,
                       invocation_deadline=time.time() + self.invocation_seconds)
 
     def definition(self, runbook: str) -> dict[str, Any]:
@@ -349,7 +360,7 @@ def test_a_restore_drill_state_machine_polls_its_restores_through_wait_states_an
     """Its restores outlast a short invocation: each hands back, waits, and continues its checkpointed job."""
     sandbox.seed(patients=5, files_per_patient=1)
     sandbox.action("replication-drain", timeout=30)
-    take_backups(dr_machine.aws, sandbox.topology)
+    take_backups(AwsSession.from_options(endpoint_url=sandbox.endpoint_url), sandbox.topology)  # as the plan would
     dr_machine.invocation_seconds = 0.2
     waits: list[int] = []
     output = dr_machine.run("restore-drill", waits=waits, params={"recovery_points": [], "random": False,
@@ -389,11 +400,13 @@ def test_a_task_whose_lease_was_broken_fails_its_step_and_runs_nothing(
 
 def test_the_heartbeat_action_writes_a_row_and_an_object_only_in_the_region_that_writes(
         sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> None:
-    aws = AwsSession.from_options(endpoint_url=sandbox.endpoint_url)
     source = writer(sandbox)
     other = sandbox.topology.partner(source)
-    written = handle({"action": "heartbeat"}, aws, sandbox.topology.env_name, source, scratch=tmp_path)
-    skipped = handle({"action": "heartbeat"}, aws, sandbox.topology.env_name, other, scratch=tmp_path)
+    name = database_function_name(sandbox.config.env_name)
+    written = handle({"action": "heartbeat"}, function_session(sandbox, name, source), sandbox.topology.env_name,
+                     source, scratch=tmp_path)
+    skipped = handle({"action": "heartbeat"}, function_session(sandbox, name, other), sandbox.topology.env_name,
+                     other, scratch=tmp_path)
     assert (written["written"], written["region"]) == (True, source)
     assert (skipped["written"], skipped["writer_region"]) == (False, source)
     sandbox.client("s3", source).head_object(Bucket=sandbox.topology.in_region(source).chart_bucket,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from click.testing import Result
+from click.testing import CliRunner, Result
 
+from dr_runbooks.cli import cli
 from dr_runbooks.observe import probes
 from dr_runbooks.topology import role_name
 from ehr_dr_sandbox.api import Sandbox
@@ -42,24 +44,29 @@ def denials(sandbox: Sandbox) -> list[dict[str, str]]:
 
 @pytest.fixture
 def without_statement(sandbox: Sandbox) -> Iterator[Callable[[str], None]]:
-    """Remove one statement (by Sid) from the operator's policy, as a drifted account would; put it back after."""
+    """Remove one statement (by Sid) from the operator's policies, as a drifted account would; put it back after."""
     iam = sandbox.client("iam")
-    [attached] = iam.list_attached_role_policies(RoleName=role_name(sandbox.config, "dr-operator"))[
-        "AttachedPolicies"]
-    arn = attached["PolicyArn"]
-    original = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    attached = iam.list_attached_role_policies(RoleName=role_name(sandbox.config, "dr-operator"))["AttachedPolicies"]
+    originals = {policy["PolicyArn"]: iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+                 for policy in attached}
 
     def remove(sid: str) -> None:
-        document = iam.get_policy_version(PolicyArn=arn, VersionId=original)["PolicyVersion"]["Document"]
-        document = json.loads(document) if isinstance(document, str) else document
-        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != sid]
-        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+        for arn, version in originals.items():
+            document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+            document = json.loads(document) if isinstance(document, str) else document
+            kept = [s for s in document["Statement"] if s.get("Sid") != sid]
+            if len(kept) < len(document["Statement"]):
+                iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps({**document, "Statement": kept}),
+                                          SetAsDefault=True)
+                return
+        raise AssertionError(f"no statement {sid} in the operator's policies")
 
     yield remove
-    iam.set_default_policy_version(PolicyArn=arn, VersionId=original)
-    for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
-        if not version["IsDefaultVersion"]:
-            iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+    for arn, version in originals.items():
+        iam.set_default_policy_version(PolicyArn=arn, VersionId=version)
+        for listed in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+            if listed["VersionId"] != version:
+                iam.delete_policy_version(PolicyArn=arn, VersionId=listed["VersionId"])
 
 
 def test_the_operator_role_is_refused_without_mfa(sandbox: Sandbox) -> None:
@@ -118,3 +125,29 @@ def test_a_switchover_fails_naming_the_permission_the_operator_lost(
     assert result.exit_code != 0
     assert "rds:" in result.output and "not authorized" in result.output
     assert probes.global_cluster(rds, sandbox.topology.global_cluster_id).writer().region == writer.region
+
+
+@pytest.fixture(scope="module")
+def seeded(sandbox: Sandbox) -> Sandbox:
+    sandbox.seed(patients=5, files_per_patient=2)
+    sandbox.action("replication-drain", timeout=60)
+    return sandbox
+
+
+@pytest.mark.parametrize("command", [
+    ("status",), ("verify", "replication"), ("verify", "charts", "--all"), ("backup", "--timeout", "120")],
+    ids=lambda command: " ".join(command[:2]))
+def test_a_command_that_needs_no_mfa_code_works_from_an_operator_session(
+    seeded: Sandbox, sandbox_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...]
+) -> None:
+    """An engineer whose profile assumes the dr-operator role (with MFA) runs the read and backup commands with it."""
+    monkeypatch.chdir(tmp_path)
+    credentials = seeded.client("sts").assume_role(RoleArn=operator_arn(seeded), RoleSessionName="oncall",
+                                                   SerialNumber=SERIAL, TokenCode="123456")["Credentials"]
+    env = {**sandbox_env, "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+           "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"], "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+    before = seeded.status()["iam"]["denied"]
+    result = CliRunner().invoke(cli, [*command, "--output", "json"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seeded.status()["iam"]["denied"] == before, denials(seeded)[-3:]

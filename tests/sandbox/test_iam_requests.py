@@ -102,6 +102,12 @@ def test_a_secret_named_by_name_is_authorized_on_its_arn() -> None:
         ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:us-west-1:{ACCOUNT}:secret:db-AbCdEf")]
 
 
+def test_retention_of_a_named_version_is_put_object_retention_itself() -> None:
+    assert requests(call("s3", "PutObjectRetention", "rest-xml", query={"versionId": ["v1"], "retention": [""]},
+                         uri={"Bucket": "charts", "Key": "p/1.pdf"})) == [
+        ("s3:PutObjectRetention", "arn:aws:s3:::charts/p/1.pdf")]
+
+
 def test_reading_a_backup_plan_is_authorized_on_the_plan() -> None:
     assert requests(call("backup", "GetBackupPlan", "rest-json", uri={"backupPlanId": "p-1"})) == [
         ("backup:GetBackupPlan", f"arn:aws:backup:us-west-1:{ACCOUNT}:backup-plan:p-1")]

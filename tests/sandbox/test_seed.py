@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from dr_runbooks.lifecycle.policy import RetentionPolicy
 from dr_runbooks.runbooks import canary
 from ehr_dr_sandbox.api import Sandbox
 from ehr_dr_sandbox.seed import GIVEN_NAMES, seed, synthesize
@@ -53,13 +54,14 @@ def test_each_file_carries_the_sha256_the_records_hold(seeded, sandbox):
     assert stored["Metadata"] == {"scan-id": scan.scan_id, "patient-id": scan.patient_id}
 
 
-def test_seeded_files_get_the_buckets_encryption_and_retention(seeded, sandbox):
-    _, files = synthesize(12, 3)
+def test_seeded_files_are_encrypted_and_locked_until_their_patients_retention_date(seeded, sandbox):
+    people, files = synthesize(12, 3, policy=RetentionPolicy.of(sandbox.config))
     bucket = sandbox.topology.regions[EAST].chart_bucket
     head = sandbox.client("s3", EAST).head_object(Bucket=bucket, Key=files[0][0].object_key)
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["ObjectLockMode"] == "COMPLIANCE"
-    assert head["ObjectLockRetainUntilDate"].year >= 2033
+    patient = next(p for p in people if p.patient_id == files[0][0].patient_id)
+    assert head["ObjectLockRetainUntilDate"].date().isoformat() == patient.retained_until
 
 
 def test_seeded_files_replicate_to_the_dr_region(seeded, sandbox):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -99,3 +100,22 @@ def test_dr_operator_backs_up_and_copies_where_aws_backup_authorizes_it(estate: 
     pass_role = statements["PassTheBackupRoleToBackupOnly"]
     assert set(pass_role["Resource"]) == {estate.topology.in_region(region).backup_role_arn for region in regions}
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}
+
+
+def test_dr_operator_changes_the_lock_of_chart_versions_and_deletes_them_under_charts_only(estate: Estate) -> None:
+    statement = _operator_statements(estate)["RecordsLifecycle"]
+    assert set(statement["Action"]) == {"s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:PutObjectRetention",
+                                        "s3:PutObjectLegalHold", "s3:DeleteObjectVersion"}
+    resources = [json.dumps(resource) for resource in statement["Resource"]]
+    assert len(resources) == 2 and all("/charts/*" in resource for resource in resources)
+
+
+def test_dr_operator_creates_only_retention_batch_jobs_and_passes_them_only_the_retention_batch_role(
+        estate: Estate) -> None:
+    statements = _operator_statements(estate)
+    create = statements["RetentionBatchJobs"]
+    assert (create["Action"], create["Condition"]) == (
+        "s3:CreateJob", {"StringEquals": {"s3:RequestJobOperation": "S3PutObjectRetention"}})
+    passing = statements["PassTheRetentionBatchRoleToBatchOperationsOnly"]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}}
+    assert sorted(passing["Resource"]) == sorted(r.retention_batch_role_arn for r in estate.topology.regions.values())

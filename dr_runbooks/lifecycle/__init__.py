@@ -1,0 +1,1 @@
+"""The records lifecycle: retention that follows the last visit, legal holds, certified disposal."""
