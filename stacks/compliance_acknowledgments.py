@@ -281,7 +281,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     # The readiness evaluation (stacks/orchestration.py, _evaluation_permissions): reads by name in both regions.
     *(
-        Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy/Resource", reason)
+        Acknowledgment(f"AwsSolutions-IAM5[Resource::{resource}]", "FunctionPolicy*/Resource", reason)
         for region in ("region", "partner_region")
         for resource, reason in (
             (f"arn:aws:secretsmanager:{{{region}}}:{{account}}:secret:{{secret}}-*",

@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -121,9 +122,11 @@ def test_every_state_machine_logs_all_with_execution_data_to_a_kms_log_group_and
 
 
 def statements(synth: Synth, region: str, policy_id_start: str) -> list[dict[str, Any]]:
-    (policy,) = [res for lid, res in synth.resources(region, "AWS::IAM::ManagedPolicy").items()
-                 if lid.startswith(policy_id_start)]
-    return policy["Properties"]["PolicyDocument"]["Statement"]
+    """The statements of a policy and of its parts (`<label>Part2`...: split to fit IAM's quota)."""
+    parts = [res for lid, res in synth.resources(region, "AWS::IAM::ManagedPolicy").items()
+             if re.match(rf"{policy_id_start}(Part\d+)?[0-9A-F]{{8}}$", lid)]
+    assert parts, f"no policy {policy_id_start} in {region}"
+    return [statement for part in parts for statement in part["Properties"]["PolicyDocument"]["Statement"]]
 
 
 @REGIONS
