@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -120,9 +121,11 @@ def test_every_state_machine_logs_all_with_execution_data_to_a_kms_log_group_and
 
 
 def statements(synth: Synth, region: str, policy_id_start: str) -> list[dict[str, Any]]:
-    (policy,) = [res for lid, res in synth.resources(region, "AWS::IAM::ManagedPolicy").items()
-                 if lid.startswith(policy_id_start)]
-    return policy["Properties"]["PolicyDocument"]["Statement"]
+    """Every statement of the role's policies (`FunctionPolicy`, `FunctionPolicyPart2`, ...: split to IAM's quota)."""
+    policies = [res for lid, res in synth.resources(region, "AWS::IAM::ManagedPolicy").items()
+                if re.fullmatch(f"{policy_id_start}(Part\\d+)?[0-9A-F]{{8}}", lid)]
+    assert policies, f"no policy {policy_id_start} in {region}"
+    return [statement for policy in policies for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
 
 
 @REGIONS
