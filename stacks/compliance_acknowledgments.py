@@ -420,6 +420,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         for resource in ("arn:aws:backup:{region}:{account}:recovery-point:*",
                          "arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*")
     ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:states:{{{region}}}:{{account}}:execution:{{prefix}}-*]",
+            "DrOperatorPolicy*/Resource",
+            "drctl follows the runbook executions it started with --remote (DescribeExecution): an execution's ARN "
+            "ends in its run id, chosen per run; the wildcard is the estate's machines' executions, read only.")
+        for region in ("region", "partner_region")
+    ),
     # --- The same drill run from a terminal by the dr-operator (the access stack is the primary's: DR is its
     # partner region); the statements are the function's (stacks/drill_permissions.py) ---
     *(
