@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dr_runbooks.drills import plans as drills
 from dr_runbooks.engine.plan import Plan
+from dr_runbooks.lifecycle import plans as lifecycle
 from dr_runbooks.runbooks import plans as on_call
 
 if TYPE_CHECKING:
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from dr_runbooks.topology import Topology
 
 Preflight = Callable[["AwsSession", "Topology", str], dict[str, Any]]
+
+
+class Skipped(Exception):
+    """A preflight found nothing for this region to do (a scheduled retention sync where the database does not
+    write): the execution ends succeeded with why, nothing started, rather than failed (a failure pages on-call)."""
 Evidence = Callable[["RunRecord", "Topology", bool], "EvidenceRecord"]
 
 
@@ -73,6 +79,10 @@ RUNBOOKS: dict[str, Orchestrated] = {
     drills.VERIFY_REPLICATION: Orchestrated(
         drills.verify_replication, _imported("dr_runbooks.verify.plan:verify_preflight"),
         _imported("dr_runbooks.verify.plan:verify_evidence"), drills.VERIFY_LABEL, deployed="dr"),
+    # Scheduled in both regions: it runs where the records database writes and is skipped in the other.
+    lifecycle.RETENTION_SYNC: Orchestrated(
+        lifecycle.retention_sync, _imported("dr_runbooks.lifecycle.running:scheduled_sync_preflight"),
+        _imported("dr_runbooks.lifecycle.running:evidence"), lifecycle.LABELS[lifecycle.RETENTION_SYNC]),
 }
 
 
