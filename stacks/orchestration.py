@@ -337,7 +337,8 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
 
 def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
     """The database steps of this region: find the cluster and its secret, read fingerprints and charts (a game day
-    serves one from here; a restore drill checks the restored ones), through the VPC's endpoints."""
+    serves one from here; a restore drill checks the restored ones), write and read the retention sync's manifest of
+    moved patients, through the VPC's endpoints."""
     topology, account, region, here = site.topology, site.config.account, site.region, site.here
     # Restore drills run in the DR region: only there are restored scratch clusters and buckets read.
     scratch = [] if site.is_primary else [drill_scratch_prefix(site.config.env_name)]
