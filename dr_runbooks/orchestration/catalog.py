@@ -1,8 +1,8 @@
 """The runbooks that run on Step Functions, and what the Lambda handler needs to know about each beyond its plan.
 
 The plan says what the steps are; a run also needs its preflight (what a scheduled run, which has no operator at a
-keyboard, checks before anything moves), the label its run ids carry, how its journal becomes evidence, where its
-state machine is deployed, and which region's machine may run it.
+keyboard, checks before anything moves; it may find nothing to do in this region: `Skipped`), the label its run ids
+carry, how its journal becomes evidence, where its state machine is deployed, and which region's machine may run it.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ if TYPE_CHECKING:
     from dr_runbooks.topology import Topology
 
 Preflight = Callable[["AwsSession", "Topology", str], dict[str, Any]]
+Evidence = Callable[["RunRecord", "Topology", bool], "EvidenceRecord"]
 
 
 class Skipped(Exception):
     """A preflight found nothing for this region to do (a scheduled retention sync where the database does not
     write): the execution ends succeeded with why, nothing started, rather than failed (a failure pages on-call)."""
-Evidence = Callable[["RunRecord", "Topology", bool], "EvidenceRecord"]
 
 
 def _imported(path: str) -> Callable[..., Any]:
