@@ -344,6 +344,22 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/charts/*]",
+            "FunctionPolicy*/Resource",
+            "The scheduled retention sync reads and extends the Object Lock retention (GetObjectRetention, "
+            "PutObjectRetention: never the chart's content, never a hold or a deletion) of each version of whichever "
+            "patients were seen since the last sync: only under charts/ of the estate's chart buckets.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-evidence-{account}-{region}/lifecycle/moved/*]",
+        "DatabaseFunctionPolicy*/Resource",
+        "The retention sync's manifest of moved patients is named by run id, under lifecycle/moved/ of this region's "
+        "evidence bucket only (Object Lock: written once per run, kept as evidence).",
+    ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/dr-heartbeat/*]",
         "DatabaseFunctionPolicy*/Resource",
