@@ -77,13 +77,13 @@ def main() -> None:
         sync_seconds, sync_out = drctl("retention", "sync", "--yes", "--output", "json", *mfa)
         run_id = json.loads(sync_out)["run_id"]
         run = json.loads((work / ".ehr-dr" / "runs" / f"{run_id}.json").read_text())
-        step = run["steps"]["extend-retention"]
-        facts = step["outputs"]
+        steps = [run["steps"][name] for name in ("find-moved", "extend-retention", "mark-synced")]
+        facts = {key: value for step in steps for key, value in step["outputs"].items()}
         dry_seconds, dry_out = drctl("dispose", "--dry-run", "--output", "json")
         disposable = len(json.loads(dry_out)["patients"])
 
     versions = facts["versions_checked"]
-    per_version_requests = step["call_count"]
+    per_version_requests = sum(step["call_count"] for step in steps)
     # Batch Operations: one job per region per distinct retention date (patients seen the same day share one;
     # a minor's is their own majority date): a manifest PutObject, CreateJob, DescribeJob polls.
     dates = facts["retention_dates"]

@@ -45,6 +45,8 @@ CONFIG_KEYS = (
     "verify_replication_enabled",
     "game_day_schedule",
     "game_day_enabled",
+    "retention_sync_schedule",
+    "retention_sync_enabled",
     "schedule_timezone",
 )
 
@@ -107,7 +109,7 @@ class DeploymentConfig(BaseModel):
     app_record_name: str = Field("records", pattern=r"^[a-z0-9-]+$")
     primary_endpoint: str | None = Field(None, pattern=r"^[a-z0-9.-]+$", description="the app's hostname in primary")
     dr_endpoint: str | None = Field(None, pattern=r"^[a-z0-9.-]+$", description="the app's hostname in the DR region")
-    # Scheduled runs in the DR region (EventBridge Scheduler, stacks/orchestration.py), in `schedule_timezone`.
+    # Scheduled runs (EventBridge Scheduler, stacks/orchestration.py), in `schedule_timezone`.
     restore_drill_schedule: str = Field("cron(0 6 ? * SUN *)", pattern=SCHEDULER_CRON, description="weekly")
     restore_drill_enabled: bool = True
     verify_replication_schedule: str = Field("cron(0 5 * * ? *)", pattern=SCHEDULER_CRON, description="daily")
@@ -115,6 +117,10 @@ class DeploymentConfig(BaseModel):
     game_day_schedule: str = Field("cron(0 15 ? 1,4,7,10 TUE#2 *)", pattern=SCHEDULER_CRON,
                                    description="quarterly: a failover game day needs people at hand")
     game_day_enabled: bool = Field(False, description="off until the team has agreed the game day's date")
+    # In both regions: it runs where the records database writes, and is skipped in the other.
+    retention_sync_schedule: str = Field("cron(0 3 * * ? *)", pattern=SCHEDULER_CRON,
+                                         description="daily: drctl retention sync of the patients seen since")
+    retention_sync_enabled: bool = True
     schedule_timezone: str = "UTC"
 
     @field_validator("primary_region", "dr_region")
@@ -124,7 +130,8 @@ class DeploymentConfig(BaseModel):
             raise ValueError(f"{value!r} is not an AWS region")
         return value
 
-    @field_validator("restore_drill_schedule", "verify_replication_schedule", "game_day_schedule")
+    @field_validator("restore_drill_schedule", "verify_replication_schedule", "game_day_schedule",
+                     "retention_sync_schedule")
     @classmethod
     def _one_day_field_open(cls, value: str) -> str:
         fields = value.removeprefix("cron(").removesuffix(")").split()

@@ -15,7 +15,9 @@ than 60 s, the minimum; Aurora User Guide, "Using Amazon Aurora Global Database"
 - which region writes is observed by the function (DescribeGlobalClusters `IsWriter`, live from the PostgreSQL pair),
   so the heartbeat follows a switchover or failover by itself, and stops while no node writes (`kill-primary-db`);
 - the object is an ordinary PutObject in the writer's chart bucket, so it replicates (or queues, when replication is
-  paused) like every chart.
+  paused) like every chart;
+- each region's invocation runs under that region's database function role, as Lambda runs it (its calls are
+  authorized against the role's policies like any other: `iam_enforcement.py`).
 
 Action `heartbeat-now` beats once at once (what tests use instead of waiting a minute); status section `heartbeat`.
 """
@@ -23,11 +25,13 @@ Action `heartbeat-now` beats once at once (what tests use instead of waiting a m
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from dr_runbooks.runbooks import heartbeat
 from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.topology import database_function_name
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import Registry
 from ehr_dr_sandbox.periodic import Periodic
@@ -38,34 +42,37 @@ ACTION = "heartbeat-now"
 class HeartbeatSchedule:
     """Beats every `interval` seconds in a daemon thread, and on demand."""
 
-    def __init__(self, context: SandboxContext) -> None:
+    def __init__(self, context: SandboxContext, credentials: Callable[[str], dict[str, str]]) -> None:
+        """`credentials(region)`: the region's database function role's credentials, as Lambda hands them over."""
         self.context = context
+        self._credentials = credentials
         self.beats = 0
         self.last: dict[str, dict[str, Any]] = {}
         self.last_at: str | None = None
         self._lock = threading.Lock()
-        self._session: AwsSession | None = None
+        self._sessions: dict[str, AwsSession] = {}
         self.periodic = Periodic("sandbox-heartbeat", context.heartbeat_seconds, self.beat, context.log)
 
-    def _aws(self) -> AwsSession:
-        """The function's clients, made once: the endpoint is known from the moment the server listens."""
-        if self._session is None:
-            self._session = AwsSession(boto_session(aws_access_key_id="testing", aws_secret_access_key="testing"),
-                                       endpoint_url=self.context.endpoint_url)
-        return self._session
+    def _aws(self, region: str) -> AwsSession:
+        """The region's function's clients, made once (the roles exist once the estate is provisioned)."""
+        if region not in self._sessions:
+            credentials = self._credentials(region)
+            self._sessions[region] = AwsSession(boto_session(
+                aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"]), endpoint_url=self.context.endpoint_url)
+        return self._sessions[region]
 
     def beat(self) -> dict[str, dict[str, Any]]:
         """One invocation per region whose endpoints answer; each region's result, or why it did not write."""
         topology = self.context.topology
         results: dict[str, dict[str, Any]] = {}
         with self._lock:
-            aws = self._aws()
             for region in topology.regions:
                 if region in self.context.down_regions:
                     results[region] = {"written": False, "region": region, "skipped": "region is dark"}
                     continue
                 try:
-                    results[region] = heartbeat.beat(aws, topology, region)
+                    results[region] = heartbeat.beat(self._aws(region), topology, region)
                 except Exception as error:  # the writer went down mid-beat, a fault: the schedule keeps going
                     results[region] = {"written": False, "region": region,
                                        "error": (str(error).splitlines() or [type(error).__name__])[0]}
@@ -79,7 +86,11 @@ class HeartbeatSchedule:
 
 
 def install(registry: Registry, context: SandboxContext) -> None:
-    schedule = HeartbeatSchedule(context)
+    def credentials(region: str) -> dict[str, str]:
+        role = f"{database_function_name(context.config.env_name)}-{region}"
+        return registry.run_action("assume-service-role", {"role": role, "session": "heartbeat"})
+
+    schedule = HeartbeatSchedule(context, credentials)
     context.on_stop(schedule.periodic.stop)
 
     @registry.action(ACTION)

@@ -1,5 +1,6 @@
 """The orchestration stack's resources in the sandbox: the runbook state machines, the two functions of each region,
-and the schedules (drills in the DR region, the heartbeat and the readiness evaluation in both), by the stacks' names.
+and the schedules (of the scheduled runbooks where their machines are, the heartbeat and the readiness
+evaluation in both), by the stacks' names.
 
 They exist so that what looks for them finds them (`drctl evaluate`, `drctl <runbook> --remote`), as deployed by
 `stacks/orchestration.py`: each state machine's definition is generated from its plan (`orchestration.definition`),
@@ -75,8 +76,8 @@ def provision(aws: Callable[[str, str], Any], config: DeploymentConfig, topology
              {"action": "heartbeat"})
     schedule(evaluation_schedule_name(env_name), EVALUATION_RATE, functions[runbook_function_name(env_name)],
              {"action": "evaluate"})
-    if region == topology.dr_region:
-        for runbook, key in SCHEDULED:
+    for runbook, key in SCHEDULED:
+        if runbook in deployed_in(region, topology.dr_region):
             schedule(state_machine_name(env_name, runbook), getattr(config, f"{key}_schedule"), machines[runbook],
                      {"target_region": region, "operator": "eventbridge-scheduler"},
                      enabled=getattr(config, f"{key}_enabled"))

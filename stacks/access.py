@@ -12,7 +12,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from dr_runbooks.topology import TRAFFIC_GATE_NAMESPACE, AccessRole, parameter_name, role_name
+from dr_runbooks.orchestration.catalog import deployed_in
+from dr_runbooks.topology import (
+    TRAFFIC_GATE_NAMESPACE,
+    AccessRole,
+    parameter_name,
+    role_name,
+    state_machine_arn,
+)
 from stacks.drill_permissions import restore_drill_permissions
 from stacks.managed_policies import managed_policies
 from stacks.site import Site
@@ -205,6 +212,18 @@ def _dr_operator_policies(scope: Construct, site: Site) -> list[iam.ManagedPolic
                 actions=["iam:PassRole"],
                 resources=[r.backup_role_arn for r in regions],
                 conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                # `drctl <runbook> --remote` starts the runbook's state machine in the target region and follows it;
+                # `drctl runs` lists both regions' executions.
+                sid="RunRunbooksOnStepFunctions",
+                actions=["states:StartExecution", "states:ListExecutions"],
+                resources=[state_machine_arn(topology, r.region, runbook) for r in regions
+                           for runbook in deployed_in(r.region, site.config.dr_region)],
+            ),
+            iam.PolicyStatement(
+                sid="FollowRunbookExecutions", actions=["states:DescribeExecution"],
+                resources=[f"arn:aws:states:{r.region}:{account}:execution:{site.prefix}-*" for r in regions],
             ),
             # `drctl drill restore` from a terminal: what the DR runbook function holds for it, and the validations.
             *restore_drill_permissions(

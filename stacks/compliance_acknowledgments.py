@@ -357,6 +357,22 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for region in ("region", "partner_region")
     ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/charts/*]",
+            "FunctionPolicy*/Resource",
+            "The scheduled retention sync reads and extends the Object Lock retention (GetObjectRetention, "
+            "PutObjectRetention: never the chart's content, never a hold or a deletion) of each version of whichever "
+            "patients were seen since the last sync: only under charts/ of the estate's chart buckets.",
+        )
+        for region in ("region", "partner_region")
+    ),
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-evidence-{account}-{region}/lifecycle/moved/*]",
+        "DatabaseFunctionPolicy*/Resource",
+        "The retention sync's manifest of moved patients is named by run id, under lifecycle/moved/ of this region's "
+        "evidence bucket only (Object Lock: written once per run, kept as evidence).",
+    ),
     Acknowledgment(
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::{prefix}-charts-{account}-{region}/dr-heartbeat/*]",
         "DatabaseFunctionPolicy*/Resource",
@@ -432,6 +448,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         )
         for resource in ("arn:aws:backup:{region}:{account}:recovery-point:*",
                          "arn:aws:rds:{region}:{account}:cluster-snapshot:awsbackup:*")
+    ),
+    *(
+        Acknowledgment(
+            f"AwsSolutions-IAM5[Resource::arn:aws:states:{{{region}}}:{{account}}:execution:{{prefix}}-*]",
+            "DrOperatorPolicy*/Resource",
+            "drctl follows the runbook executions it started with --remote (DescribeExecution): an execution's ARN "
+            "ends in its run id, chosen per run; the wildcard is the estate's machines' executions, read only.")
+        for region in ("region", "partner_region")
     ),
     # --- The same drill run from a terminal by the dr-operator (the access stack is the primary's: DR is its
     # partner region); the statements are the function's (stacks/drill_permissions.py) ---

@@ -1,10 +1,10 @@
 """The AWS Config rules of AWS's "Operational Best Practices for HIPAA Security" conformance pack, as this estate
 deploys them in both regions.
 
-Every rule of the official pack (`stacks/hipaa_official_rules.py`, vendored with its source commit) is either in
-`DEPLOYED_RULES` or in `EXCLUDED_RULES` with the reason it does not apply here; a test holds that the two together are
-exactly the official list. Rules that take input parameters get them from the estate's own settings (the backup
-plan's schedule and retention) or, where the estate has no setting, AWS's defaults from the official pack.
+Every rule of the official pack (`stacks/hipaa_official_rules.py`, vendored with its source commit) is deployed
+unless `EXCLUDED_RULES` names it with the reason it does not apply here (`DEPLOYED_RULES` is the rest); a test holds
+that every exclusion is an official rule. Rules that take input parameters get them from the estate's own settings
+(the backup plan's schedule and retention) or, where the estate has no setting, AWS's defaults from the official pack.
 `ESTATE_RULES` are AWS managed rules the estate adds beyond the pack. Config then evaluates the deployed estate, not
 just the templates.
 """
@@ -15,80 +15,11 @@ import json
 from collections.abc import Mapping
 
 from stacks.backup import HOURLY_KEEP
+from stacks.hipaa_official_rules import OFFICIAL_HIPAA_SECURITY_RULES
 
 _NO_EC2 = "no EC2 instances, EBS volumes or launch configurations in this estate (Aurora, Lambda and S3 only)"
 _NO_LB = "no load balancers in this estate: the application's endpoints are outside it (Route 53 failover records)"
 
-#: AWS managed rule identifiers of the official pack that this estate deploys, in both regions.
-DEPLOYED_RULES = (
-    "ACCESS_KEYS_ROTATED",
-    "AURORA_RESOURCES_PROTECTED_BY_BACKUP_PLAN",
-    "BACKUP_PLAN_MIN_FREQUENCY_AND_MIN_RETENTION_CHECK",
-    "BACKUP_RECOVERY_POINT_ENCRYPTED",
-    "BACKUP_RECOVERY_POINT_MANUAL_DELETION_DISABLED",
-    "CLOUD_TRAIL_CLOUD_WATCH_LOGS_ENABLED",
-    "CLOUD_TRAIL_ENABLED",
-    "CLOUD_TRAIL_ENCRYPTION_ENABLED",
-    "CLOUD_TRAIL_LOG_FILE_VALIDATION_ENABLED",
-    "CLOUDTRAIL_S3_DATAEVENTS_ENABLED",
-    "CLOUDWATCH_ALARM_ACTION_CHECK",
-    "DB_INSTANCE_BACKUP_ENABLED",
-    "DYNAMODB_AUTOSCALING_ENABLED",
-    "DYNAMODB_IN_BACKUP_PLAN",
-    "DYNAMODB_PITR_ENABLED",
-    "GUARDDUTY_ENABLED_CENTRALIZED",
-    "IAM_CUSTOMER_POLICY_BLOCKED_KMS_ACTIONS",
-    "IAM_INLINE_POLICY_BLOCKED_KMS_ACTIONS",
-    "IAM_NO_INLINE_POLICY_CHECK",
-    "IAM_PASSWORD_POLICY",
-    "IAM_POLICY_NO_STATEMENTS_WITH_ADMIN_ACCESS",
-    "IAM_POLICY_NO_STATEMENTS_WITH_FULL_ACCESS",
-    "IAM_ROOT_ACCESS_KEY_CHECK",
-    "IAM_USER_MFA_ENABLED",
-    "IAM_USER_NO_POLICIES_CHECK",
-    "IAM_USER_UNUSED_CREDENTIALS_CHECK",
-    "INCOMING_SSH_DISABLED",
-    "INTERNET_GATEWAY_AUTHORIZED_VPC_ONLY",
-    "KMS_CMK_NOT_SCHEDULED_FOR_DELETION",
-    "LAMBDA_FUNCTION_PUBLIC_ACCESS_PROHIBITED",
-    "MFA_ENABLED_FOR_IAM_CONSOLE_ACCESS",
-    "MULTI_REGION_CLOUD_TRAIL_ENABLED",
-    "NO_UNRESTRICTED_ROUTE_TO_IGW",
-    "RDS_AUTOMATIC_MINOR_VERSION_UPGRADE_ENABLED",
-    "RDS_CLUSTER_DELETION_PROTECTION_ENABLED",
-    "RDS_CLUSTER_MULTI_AZ_ENABLED",
-    "RDS_ENHANCED_MONITORING_ENABLED",
-    "RDS_IN_BACKUP_PLAN",
-    "RDS_INSTANCE_PUBLIC_ACCESS_CHECK",
-    "RDS_LOGGING_ENABLED",
-    "RDS_SNAPSHOT_ENCRYPTED",
-    "RDS_SNAPSHOTS_PUBLIC_PROHIBITED",
-    "RDS_STORAGE_ENCRYPTED",
-    "RESTRICTED_INCOMING_TRAFFIC",
-    "ROOT_ACCOUNT_HARDWARE_MFA_ENABLED",
-    "ROOT_ACCOUNT_MFA_ENABLED",
-    "S3_ACCOUNT_LEVEL_PUBLIC_ACCESS_BLOCKS_PERIODIC",
-    "S3_BUCKET_ACL_PROHIBITED",
-    "S3_BUCKET_DEFAULT_LOCK_ENABLED",
-    "S3_BUCKET_LOGGING_ENABLED",
-    "S3_BUCKET_PUBLIC_READ_PROHIBITED",
-    "S3_BUCKET_PUBLIC_WRITE_PROHIBITED",
-    "S3_BUCKET_REPLICATION_ENABLED",
-    "S3_BUCKET_SERVER_SIDE_ENCRYPTION_ENABLED",
-    "S3_BUCKET_SSL_REQUESTS_ONLY",
-    "S3_BUCKET_VERSIONING_ENABLED",
-    "S3_DEFAULT_ENCRYPTION_KMS",
-    "S3_EVENT_NOTIFICATIONS_ENABLED",
-    "S3_VERSION_LIFECYCLE_POLICY_CHECK",
-    "SECRETSMANAGER_ROTATION_ENABLED_CHECK",
-    "SECRETSMANAGER_USING_CMK",
-    "SECURITYHUB_ENABLED",
-    "SNS_ENCRYPTED_KMS",
-    "SUBNET_AUTO_ASSIGN_PUBLIC_IP_DISABLED",
-    "VPC_DEFAULT_SECURITY_GROUP_CLOSED",
-    "VPC_FLOW_LOGS_ENABLED",
-    "VPC_SG_OPEN_ONLY_TO_AUTHORIZED_PORTS",
-)
 
 #: Every rule of the official pack this estate leaves out, with why.
 EXCLUDED_RULES: Mapping[str, str] = {
@@ -160,6 +91,10 @@ EXCLUDED_RULES: Mapping[str, str] = {
 }
 
 #: AWS managed rules the estate deploys beyond the official pack.
+#: AWS managed rule identifiers of the official pack that this estate deploys, in both regions: every official rule
+#: not excluded above, in the official order.
+DEPLOYED_RULES = tuple(rule for rule in OFFICIAL_HIPAA_SECURITY_RULES if rule not in EXCLUDED_RULES)
+
 ESTATE_RULES = ("CMK_BACKING_KEY_ROTATION_ENABLED",)
 
 #: Input parameters. The backup rule gets the plan's shortest rule (hourly, kept HOURLY_KEEP): every plan rule must

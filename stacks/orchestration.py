@@ -1,6 +1,6 @@
 """The runbooks on AWS's own engines, in each region: two Lambda functions of one package (the `dr_runbooks` step code
 `drctl` runs), one Step Functions state machine per runbook generated from its plan, an alarm on every failed
-execution, and (in the DR region) the EventBridge Scheduler schedules of the drills.
+execution, and the EventBridge Scheduler schedules: the drills in the DR region, the retention sync in both.
 
 The *runbook* function runs every task. It is outside any VPC: a planned switchover writes in both regions, a game day's
 second leg runs toward the other region, and Step Functions cannot invoke another region's function, so it calls both
@@ -37,6 +37,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from dr_runbooks.drills.plans import GAME_DAY, RESTORE_DRILL
 from dr_runbooks.orchestration.catalog import EVALUATION_RATE, SCHEDULED, deployed_in
 from dr_runbooks.orchestration.definition import LAMBDA_MAX_SECONDS, definition
 from dr_runbooks.topology import (
@@ -74,7 +75,7 @@ LAMBDA_TASK_ROOT = "/var/task"
 
 
 class OrchestrationStack(cdk.Stack):
-    """`function`, `database_function`, `state_machines` (runbook -> state machine), in the DR region `schedules`."""
+    """`function`, `database_function`, `state_machines` (runbook -> state machine), `schedules`."""
 
     def __init__(self, scope: Construct, site: Site, key: kms.IKey, vpc: ec2.IVpc, vpc_cidr: str,
                  code: lambda_.Code | None = None) -> None:
@@ -98,7 +99,7 @@ class OrchestrationStack(cdk.Stack):
             environment={"PGSSLROOTCERT": f"{LAMBDA_TASK_ROOT}/{RDS_CA_BUNDLE}"})
         self.state_machine_role = self._state_machine_role()
         self.state_machines = {runbook: self._state_machine(runbook) for runbook in self.runbooks}
-        self.schedules = self._schedules() if not site.is_primary else {}
+        self.schedules = self._schedules()
         self.heartbeat = self._heartbeat_schedule()
         self.evaluation, self.not_ready = self._evaluation()
 
@@ -213,14 +214,15 @@ class OrchestrationStack(cdk.Stack):
 
     def _schedules(self) -> dict[str, scheduler.CfnSchedule]:
         site, config = self.site, self.site.config
-        targets = [state_machine_arn(site.topology, site.region, runbook) for runbook, _ in SCHEDULED]
+        scheduled = [(runbook, key) for runbook, key in SCHEDULED if runbook in self.runbooks]
+        targets = [state_machine_arn(site.topology, site.region, runbook) for runbook, _ in scheduled]
         role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal(
             "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": config.account}}),
             description="EventBridge Scheduler starts the scheduled runbooks, and nothing else")
         iam.ManagedPolicy(self, "SchedulerPolicy", roles=[role], statements=[
             iam.PolicyStatement(actions=["states:StartExecution"], resources=targets)])
         schedules = {}
-        for (runbook, key), target in zip(SCHEDULED, targets, strict=True):
+        for (runbook, key), target in zip(scheduled, targets, strict=True):
             schedules[runbook] = scheduler.CfnSchedule(
                 self, "".join(part.capitalize() for part in runbook.split("-")) + "Schedule",
                 name=state_machine_name(config.env_name, runbook),
@@ -328,6 +330,13 @@ def _runbook_permissions(site: Site, key: kms.IKey, function_name: str) -> list[
                                                           "s3:GetReplicationConfiguration"],
                             resources=[arn for r in both for arn in (site.bucket_arn(r.chart_bucket),
                                                                      f"{site.bucket_arn(r.chart_bucket)}/dr-canary/*")]),
+        # The retention sync's `extend-retention` (docs/lifecycle.md): the retention of each version of the moved
+        # patients' charts, read (GetObjectRetention, not HeadObject: that is s3:GetObject, the chart itself) and
+        # extended, in both regions; the versions listed. Never a chart's content, never a legal hold or deletion.
+        iam.PolicyStatement(sid="RetentionSyncCharts", actions=["s3:GetObjectRetention", "s3:PutObjectRetention"],
+                            resources=[f"{site.bucket_arn(r.chart_bucket)}/charts/*" for r in both]),
+        iam.PolicyStatement(sid="RetentionSyncVersions", actions=["s3:ListBucketVersions"],
+                            resources=[site.bucket_arn(r.chart_bucket) for r in both]),
         # A failover's proof that the target's archive takes writes: its own prefix, never listed as freshness.
         iam.PolicyStatement(sid="ChartWriteProbes", actions=["s3:PutObject"], resources=[
             f"{site.bucket_arn(r.chart_bucket)}/dr-probe/*" for r in both]),
@@ -406,7 +415,7 @@ def _evaluation_permissions(site: Site) -> list[iam.PolicyStatement]:
         # The drills' schedules, in the DR region: "passed within their schedules".
         iam.PolicyStatement(sid="EvaluateSchedules", actions=["scheduler:GetSchedule"], resources=[
             f"arn:aws:scheduler:{site.config.dr_region}:{account}:schedule/default/{state_machine_name(env_name, name)}"
-            for name, _ in SCHEDULED]),
+            for name in (RESTORE_DRILL, GAME_DAY)]),
         iam.PolicyStatement(sid="EvaluatePermissions", actions=["iam:SimulatePrincipalPolicy"], resources=roles),
         iam.PolicyStatement(sid="ReadinessMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
                             conditions={"StringEquals": {"cloudwatch:namespace": READINESS_NAMESPACE}}),
@@ -415,7 +424,8 @@ def _evaluation_permissions(site: Site) -> list[iam.PolicyStatement]:
 
 def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list[iam.PolicyStatement]:
     """The database steps of this region: find the cluster and its secret, read fingerprints and charts (a game day
-    serves one from here; a restore drill checks the restored ones), through the VPC's endpoints."""
+    serves one from here; a restore drill checks the restored ones), write and read the retention sync's manifest of
+    moved patients, through the VPC's endpoints."""
     topology, account, region, here = site.topology, site.config.account, site.region, site.here
     # Restore drills run in the DR region: only there are restored scratch clusters and buckets read.
     scratch = [] if site.is_primary else [drill_scratch_prefix(site.config.env_name)]
@@ -441,6 +451,10 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
                             conditions={"StringLike": {"s3:prefix": ["dr-canary/*", "dr-heartbeat/*"]}}),
         iam.PolicyStatement(sid="ReadCharts", actions=["s3:GetObject"], resources=[
             f"{site.bucket_arn(here.chart_bucket)}/*", *(f"arn:aws:s3:::{prefix}*/*" for prefix in scratch)]),
+        # The retention sync's database steps: the manifest of the moved patients, written by `find-moved` and read
+        # by `mark-synced`, in this region's evidence bucket (through the S3 gateway endpoint).
+        iam.PolicyStatement(sid="RetentionSyncManifests", actions=["s3:PutObject", "s3:GetObject"], resources=[
+            f"{site.bucket_arn(here.evidence_bucket)}/lifecycle/moved/*"]),
         # The heartbeat: find the writer, and when it is this region, write its object (SSE-KMS with the region's key,
         # through S3 only). Its only writes; the row goes through the database connection.
         iam.PolicyStatement(sid="HeartbeatWriter", actions=["rds:DescribeGlobalClusters"], resources=[

@@ -7,9 +7,10 @@ ACL updates and tags only), and a DELETE of a specific version is never replicat
 in the destination buckets"). So each region's copy is extended, held, released and deleted by its own calls, and
 verified in its own region; a change replica modification sync did carry over is found already made (idempotent).
 
-Retention is only ever extended: the current retain-until is read first (HeadObject returns the mode, retain-until
-and legal hold of a version: "Object Lock considerations"), and PutObjectRetention is sent only when it is earlier
-than the date wanted. In compliance mode AWS refuses to shorten it anyway.
+Retention is only ever extended: the current retain-until is read first (GetObjectRetention, authorized as
+`s3:GetObjectRetention`, which reads no chart: HeadObject would be authorized as `s3:GetObject`, the chart itself),
+and PutObjectRetention is sent only when it is earlier than the date wanted. In compliance mode AWS refuses to
+shorten it anyway. Holds and disposal read the legal hold too, with HeadObject ("Object Lock considerations").
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from dr_runbooks.topology import Topology
 
@@ -72,11 +75,24 @@ def lock_of(clients: Clients, version: ChartVersion) -> Lock:
     return Lock(head.get("ObjectLockRetainUntilDate"), head.get("ObjectLockLegalHoldStatus") == "ON")
 
 
+def retain_until(clients: Clients, version: ChartVersion) -> datetime | None:
+    """The version's retain-until (GetObjectRetention; None when it has none: S3 answers
+    NoSuchObjectLockConfiguration)."""
+    try:
+        retention = clients("s3", version.region).get_object_retention(
+            Bucket=version.bucket, Key=version.key, VersionId=version.version_id)["Retention"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "NoSuchObjectLockConfiguration":
+            return None
+        raise
+    return retention.get("RetainUntilDate")
+
+
 def extend_retention(clients: Clients, version: ChartVersion, until: datetime) -> bool:
     """Retain the version at least until `until` in compliance mode; whether it had to be extended."""
     if version.delete_marker:
         return False
-    current = lock_of(clients, version).retain_until
+    current = retain_until(clients, version)
     if current is not None and current >= until:
         return False
     clients("s3", version.region).put_object_retention(

@@ -58,7 +58,7 @@ def submit(s3: Any, s3control: Any, *, account: str, region: str, run_id: str, u
     key = f"{MANIFEST_PREFIX}/{run_id}/{region}-{until.isoformat()}.csv"
     body = manifest(versions)
     etag = s3.put_object(Bucket=evidence_bucket, Key=key, Body=body,
-                         ContentMD5=_content_md5(body))["ETag"].strip('"')
+                         ContentMD5=content_md5(body))["ETag"].strip('"')
     job = s3control.create_job(
         AccountId=account, ConfirmationRequired=False, Priority=10, RoleArn=role_arn,
         ClientRequestToken=request_token(run_id, region, until),
@@ -89,6 +89,6 @@ def group(versions_by_date: dict[date, list[ChartVersion]]) -> dict[tuple[str, d
     return groups
 
 
-def _content_md5(body: bytes) -> str:
+def content_md5(body: bytes) -> str:
     """PutObject into an Object Lock bucket needs an integrity header (S3 API Reference, PutObject)."""
     return base64.b64encode(hashlib.md5(body).digest()).decode()

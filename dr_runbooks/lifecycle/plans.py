@@ -14,20 +14,33 @@ _LIST = "s3.ListObjectVersions(each region's chart bucket, prefix charts/<practi
 _HEAD = "s3.HeadObject(each version: its retain-until and legal hold)"
 
 
+_MANIFEST = "the run's region's evidence bucket, lifecycle/moved/<run id>.json"
+
+
 def _step(name: str, action: str, description: str, *depends_on: str, changes: bool = True,
-          calls: tuple[str, ...] = (), timeout: float = 300) -> Step:
+          calls: tuple[str, ...] = (), timeout: float = 300, database: bool = True) -> Step:
+    """A lifecycle step; `database`: it connects to the writer's records database (the run's region)."""
     return Step(name=name, action=f"{_STEPS}:{action}", description=description, depends_on=depends_on,
-                changes=changes, calls=calls, timeout_seconds=timeout, database="target")
+                changes=changes, calls=calls, timeout_seconds=timeout, database="target" if database else None)
 
 
 def retention_sync() -> Plan:
+    """Split where the work can run on AWS: the database steps in the records VPC, the charts of both regions from
+    outside it (the manifest between them: `steps.MOVED_PREFIX`)."""
     return Plan(runbook=RETENTION_SYNC, description="extend the retention of the charts of patients seen again",
-                steps=(_step("extend-retention", "extend_retention",
-                             "patients whose retention date moved: extend every chart version in both regions",
-                             timeout=LONG_TIMEOUT_SECONDS,
-                             calls=("postgres SELECT patients, legal_holds", _LIST, _HEAD,
-                                    "s3.PutObjectRetention(COMPLIANCE, each version retained less long)",
-                                    "postgres UPDATE patients SET retained_until")),))
+                steps=(
+                    _step("find-moved", "find_moved",
+                          "the patients whose retention date moved, and their dates, as a manifest",
+                          calls=("postgres SELECT patients, legal_holds", f"s3.PutObject({_MANIFEST})")),
+                    _step("extend-retention", "extend_retention",
+                          "every chart version of the moved patients retained until their date, in both regions",
+                          "find-moved", timeout=LONG_TIMEOUT_SECONDS, database=False,
+                          calls=(f"s3.GetObject({_MANIFEST})", _LIST,
+                                 "s3.GetObjectRetention(each version: its retain-until)",
+                                 "s3.PutObjectRetention(COMPLIANCE, each version retained less long)")),
+                    _step("mark-synced", "mark_synced", "the moved patients recorded as synced", "extend-retention",
+                          calls=(f"s3.GetObject({_MANIFEST})", "postgres UPDATE patients SET retained_until")),
+                ))
 
 
 def legal_hold() -> Plan:

@@ -19,8 +19,9 @@ from dr_runbooks.engine.journal import LOCAL_RUNS, Journal, RunRecord, new_run_i
 from dr_runbooks.engine.runner import Listener, execute
 from dr_runbooks.evidence.record import EvidenceRecord, Verification
 from dr_runbooks.lifecycle.plans import DISPOSAL, LABELS, LEGAL_HOLD, LEGAL_RELEASE, PLANS, RETENTION_SYNC
-from dr_runbooks.lifecycle.policy import RetentionPolicy
+from dr_runbooks.lifecycle.policy import RetentionPolicy, system_clock
 from dr_runbooks.observe import probes
+from dr_runbooks.orchestration.catalog import Skipped
 from dr_runbooks.runbooks import driver
 from dr_runbooks.runbooks.estate import Refused
 from dr_runbooks.session import AwsSession
@@ -40,6 +41,15 @@ def writer_region(aws: AwsSession, topology: Topology) -> str:
             return writer.region
         reasons.append(f"{region}: no writer reported")
     raise Refused(f"no region names a writer of the records database ({'; '.join(reasons)}): nothing changed")
+
+
+def scheduled_sync_preflight(aws: AwsSession, topology: Topology, region: str) -> dict[str, Any]:
+    """A retention sync started by EventBridge Scheduler (in both regions, daily): it runs only where the records
+    database writes, and is skipped (not failed) in the other region; no region naming a writer fails it."""
+    writer = writer_region(aws, topology)
+    if writer != region:
+        raise Skipped(f"the records database writes in {writer}, not in {region}: the retention sync runs there")
+    return params_of(topology, system_clock())
 
 
 def params_of(topology: Topology, now: datetime, **extra: Any) -> dict[str, Any]:
@@ -79,11 +89,12 @@ def _verifications(run: RunRecord) -> tuple[Verification, ...]:
     params, ok = run.params, run.status == "succeeded"
     result = "passed" if ok else "failed"
     if run.runbook == RETENTION_SYNC:
-        synced = _outputs(run, "extend-retention")
+        synced = {**_outputs(run, "find-moved"), **_outputs(run, "extend-retention"), **_outputs(run, "mark-synced")}
         return (Verification(
             what="the charts of every patient whose retention date moved are retained until it, in both regions",
-            how="retention date = last visit + retention years (minors: majority + years if later); HeadObject of "
-                "every version, PutObjectRetention (COMPLIANCE) where it was earlier, in each region's bucket",
+            how="retention date = last visit + retention years (minors: majority + years if later); "
+                "GetObjectRetention of every version, PutObjectRetention (COMPLIANCE) where it was earlier, in each "
+                "region's bucket; then the patients marked synced",
             result=result, checked=synced.get("versions_checked", 0),
             detail=json.dumps({"as_of": params["as_of"], **synced}, sort_keys=True)),)
     if run.runbook in (LEGAL_HOLD, LEGAL_RELEASE):

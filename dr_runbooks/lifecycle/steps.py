@@ -14,12 +14,14 @@ the rest:
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dr_runbooks.engine import calls
 from dr_runbooks.engine.context import RunContext
-from dr_runbooks.engine.waits import wait_until
+from dr_runbooks.engine.waits import StepPending, wait_until
 from dr_runbooks.lifecycle import archive, batch, records
 from dr_runbooks.lifecycle.policy import RetentionPolicy, start_of
 from dr_runbooks.runbooks.canary import Database, connect, db_endpoint
@@ -50,35 +52,74 @@ def as_of(ctx: RunContext) -> date:
 
 
 # --- retention sync -------------------------------------------------------------------------------------------------
+# Three steps, so that each runs where it can on AWS: the records database is reached only from the records VPC (the
+# database function), which reaches only its own region's S3 (a gateway endpoint), while the charts are changed in
+# both regions (the runbook function, outside any VPC). The moved patients travel between them as a manifest in the
+# run's region's evidence bucket (Object Lock: it stays as evidence of what was synced), not in the journal, which a
+# DynamoDB item bounds at 400 KB.
 
-def extend_retention(ctx: RunContext) -> dict[str, Any]:
-    """Each patient whose retention date moved past the one last set (seen again, or never synced): extend every
-    version of their charts in both regions to it, then record it as synced. With `batch`, through S3 Batch
-    Operations jobs (one per region and date) instead of a call per version."""
+#: Where `find-moved` writes the manifest of a run: `<prefix>/<run id>.json` in the run's region's evidence bucket.
+MOVED_PREFIX = "lifecycle/moved"
+
+
+def find_moved(ctx: RunContext) -> dict[str, Any]:
+    """The patients whose retention date moved past the one last set (seen again, or never synced), with the date,
+    as a JSON manifest; its key and digest are the step's outputs."""
     policy = policy_of(ctx)
     with database(ctx) as db:
-        moved = [(patient, patient.due(policy)) for patient in records.patients(db)
-                 if patient.retained_until is None or patient.due(policy) > patient.retained_until]
-        if ctx.params.get("batch"):
-            return _extend_by_batch(ctx, db, moved)
-        extended = checked = 0
-        for patient, due in moved:
-            for version in archive.chart_versions(ctx.client, ctx.topology, patient.chart_prefix):
-                checked += not version.delete_marker
-                extended += archive.extend_retention(ctx.client, version, start_of(due))
-            records.mark_synced(db, patient.patient_id, due)
-            ctx.checkpoint(synced=(ctx.checkpointed("synced") or 0) + 1)
-    return {"patients_moved": len(moved), "retention_dates": len({due for _, due in moved}),
-            "versions_checked": checked, "versions_extended": extended, "synced_before": ctx.checkpointed("synced")}
+        dated = [(patient, patient.due(policy)) for patient in records.patients(db)]
+    moved = [{"patient_id": patient.patient_id, "prefix": patient.chart_prefix, "until": due.isoformat()}
+             for patient, due in dated if patient.retained_until is None or due > patient.retained_until]
+    body = json.dumps({"run_id": ctx.run.run_id, "as_of": ctx.params["as_of"], "patients": moved}).encode()
+    key = f"{MOVED_PREFIX}/{ctx.run.run_id}.json"
+    ctx.client("s3", ctx.run.target_region).put_object(Bucket=ctx.target.evidence_bucket, Key=key, Body=body,
+                                                       ContentMD5=batch.content_md5(body))
+    return {"manifest": key, "sha256": hashlib.sha256(body).hexdigest(), "patients_moved": len(moved),
+            "retention_dates": len({patient["until"] for patient in moved})}
 
 
-def _extend_by_batch(ctx: RunContext, db: Database, moved: list[tuple[records.Patient, date]]) -> dict[str, Any]:
-    """Manifests and jobs per region and date (checkpointed: a resumed step does not submit twice), waited for; the
-    patients are marked synced once every job completed."""
+def moved_patients(ctx: RunContext) -> list[dict[str, str]]:
+    """The manifest `find-moved` wrote, checked against the digest it journaled (a later version of the key, or any
+    other change, is refused rather than synced)."""
+    found = ctx.output("find-moved")
+    body = ctx.client("s3", ctx.run.target_region).get_object(Bucket=ctx.target.evidence_bucket,
+                                                              Key=found["manifest"])["Body"].read()
+    if hashlib.sha256(body).hexdigest() != found["sha256"]:
+        raise RuntimeError(f"the manifest {found['manifest']} is not the one find-moved wrote (digest differs)")
+    patients: list[dict[str, str]] = json.loads(body)["patients"]
+    return patients
+
+
+def extend_retention(ctx: RunContext) -> dict[str, Any]:
+    """Every version of the moved patients' charts, in both regions, retained until the patient's date (never
+    shortened). Checkpointed per patient; at the invocation's deadline it hands back and continues where it was.
+    With `batch`, through S3 Batch Operations jobs (one per region and date) instead of a call per version."""
+    moved = moved_patients(ctx)
+    if ctx.params.get("batch"):
+        return _extend_by_batch(ctx, moved)
+    done = ctx.checkpointed("extended") or {"patients": 0, "versions_checked": 0, "versions_extended": 0}
+    for this_invocation, patient in enumerate(moved[done["patients"]:]):
+        if this_invocation and time.time() > ctx.invocation_deadline:  # at least one patient per invocation
+            raise StepPending(f"retention of {len(moved) - done['patients']} more patients", 1)
+        until = start_of(date.fromisoformat(patient["until"]))
+        versions = [v for v in archive.chart_versions(ctx.client, ctx.topology, patient["prefix"])
+                    if not v.delete_marker]
+        extended = sum(archive.extend_retention(ctx.client, version, until) for version in versions)
+        done = {"patients": done["patients"] + 1, "versions_checked": done["versions_checked"] + len(versions),
+                "versions_extended": done["versions_extended"] + extended}
+        ctx.checkpoint(extended=done)
+    return {"patients_moved": len(moved), "versions_checked": done["versions_checked"],
+            "versions_extended": done["versions_extended"]}
+
+
+def _extend_by_batch(ctx: RunContext, moved: list[dict[str, str]]) -> dict[str, Any]:
+    """Manifests and jobs per region and date (checkpointed: a resumed step does not submit twice), waited for until
+    every job completed (a failed or cancelled one fails the step, and so nothing is marked synced)."""
     by_date: dict[date, list[archive.ChartVersion]] = {}
-    for patient, due in moved:
-        by_date.setdefault(due, []).extend(version for version in archive.chart_versions(
-            ctx.client, ctx.topology, patient.chart_prefix) if not version.delete_marker)
+    for patient in moved:
+        by_date.setdefault(date.fromisoformat(patient["until"]), []).extend(
+            version for version in archive.chart_versions(ctx.client, ctx.topology, patient["prefix"])
+            if not version.delete_marker)
     jobs: dict[str, str] = dict(ctx.checkpointed("jobs") or {})
     for (region, until), versions in batch.group(by_date).items():
         name = f"{region}/{until.isoformat()}"
@@ -98,11 +139,18 @@ def _extend_by_batch(ctx: RunContext, db: Database, moved: list[tuple[records.Pa
     unfinished = {name: seen["status"] for name, seen in ended.items() if seen["status"] != "Complete"}
     if unfinished:
         raise RuntimeError(f"S3 Batch Operations jobs did not complete: {unfinished}")
-    for patient, due in moved:
-        records.mark_synced(db, patient.patient_id, due)
     return {"patients_moved": len(moved), "retention_dates": len(by_date), "jobs": ended,
             "versions_checked": sum(len(versions) for versions in by_date.values()),
             "versions_extended": sum(seen["succeeded"] for seen in ended.values())}
+
+
+def mark_synced(ctx: RunContext) -> dict[str, Any]:
+    """Record each moved patient's date as synced, once `extend-retention` has extended both regions' versions."""
+    moved = moved_patients(ctx)
+    with database(ctx) as db:
+        for patient in moved:
+            records.mark_synced(db, patient["patient_id"], date.fromisoformat(patient["until"]))
+    return {"patients_synced": len(moved)}
 
 
 # --- legal hold -----------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The runbooks that run on Step Functions, and what the Lambda handler needs to know about each beyond its plan.
 
 The plan says what the steps are; a run also needs its preflight (what a scheduled run, which has no operator at a
-keyboard, checks before anything moves), the label its run ids carry, how its journal becomes evidence, where its
-state machine is deployed, and which region's machine may run it.
+keyboard, checks before anything moves; it may find nothing to do in this region: `Skipped`), the label its run ids
+carry, how its journal becomes evidence, where its state machine is deployed, and which region's machine may run it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dr_runbooks.drills import plans as drills
 from dr_runbooks.engine.plan import Plan
+from dr_runbooks.lifecycle import plans as lifecycle
 from dr_runbooks.runbooks import plans as on_call
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 Preflight = Callable[["AwsSession", "Topology", str], dict[str, Any]]
 Evidence = Callable[["RunRecord", "Topology", bool], "EvidenceRecord"]
+
+
+class Skipped(Exception):
+    """A preflight found nothing for this region to do (a scheduled retention sync where the database does not
+    write): the execution ends succeeded with why, nothing started, rather than failed (a failure pages on-call)."""
 
 
 def _imported(path: str) -> Callable[..., Any]:
@@ -73,13 +79,17 @@ RUNBOOKS: dict[str, Orchestrated] = {
     drills.VERIFY_REPLICATION: Orchestrated(
         drills.verify_replication, _imported("dr_runbooks.verify.plan:verify_preflight"),
         _imported("dr_runbooks.verify.plan:verify_evidence"), drills.VERIFY_LABEL, deployed="dr"),
+    # Scheduled in both regions: it runs where the records database writes and is skipped in the other.
+    lifecycle.RETENTION_SYNC: Orchestrated(
+        lifecycle.retention_sync, _imported("dr_runbooks.lifecycle.running:scheduled_sync_preflight"),
+        _imported("dr_runbooks.lifecycle.running:evidence"), lifecycle.LABELS[lifecycle.RETENTION_SYNC]),
 }
 
 
-#: The runbooks EventBridge Scheduler starts in the DR region, with the config keys of their schedules:
-#: (runbook, prefix of `<prefix>_schedule` and `<prefix>_enabled`).
+#: Scheduled runs, in each region that has the runbook's state machine (the drills: the DR region; the retention sync:
+#: both, skipped where the database does not write): (runbook, prefix of `<prefix>_schedule` and `<prefix>_enabled`).
 SCHEDULED = (("restore-drill", "restore_drill"), ("verify-replication", "verify_replication"),
-             ("game-day", "game_day"))
+             ("game-day", "game_day"), ("retention-sync", "retention_sync"))
 #: How often each region evaluates its readiness (EventBridge Scheduler rate expression; `drctl evaluate` on AWS).
 EVALUATION_RATE = "rate(1 hour)"
 

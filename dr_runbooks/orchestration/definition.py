@@ -1,6 +1,7 @@
 """A runbook's Step Functions definition (Amazon States Language), generated from the same plan the engine runs.
 
-Shape: `start-run` (preflight when the caller gave none, lock, run record) -> the plan's steps, nested in `Parallel`
+Shape: `start-run` (preflight when the caller gave none, lock, run record; or, when the preflight finds nothing for
+this region to do, `run-skipped`: succeeded, nothing started) -> the plan's steps, nested in `Parallel`
 states exactly as the plan's dependencies allow (see `shape`) -> `finish-run` (journal the outcome, release the lock,
 write the evidence, tell on-call). Any failure inside the steps is caught once, around all of them, and still goes
 through `finish-run`, then to a `Fail` state, so a failed drill is a FAILED execution (that is what the alarm counts).
@@ -45,8 +46,9 @@ SERVICE_RETRY: dict[str, Any] = {
 }
 #: Step Functions' integration that starts a nested execution and waits for it, output parsed as JSON.
 NESTED_EXECUTION = "arn:aws:states:::states:startExecution.sync:2"
-START, STEPS, FINISH, FINISH_FAILED, FAILED, DONE = (
-    "start-run", "run-steps", "finish-run", "finish-failed-run", "run-failed", "run-succeeded")
+START, STARTED, STEPS, FINISH, FINISH_FAILED, FAILED, DONE, SKIPPED = (
+    "start-run", "started?", "run-steps", "finish-run", "finish-failed-run", "run-failed", "run-succeeded",
+    "run-skipped")
 #: Where the state machine keeps what `start-run` returned (run id, children), a polled step's reply, a child's
 #: output or error, a caught error.
 RUN_PATH, POLL_PATH, CHILD_PATH, ERROR_PATH = "$.run", "$.poll", "$.child", "$.error"
@@ -82,7 +84,11 @@ def definition(plan: Plan, function_arn: str, machine_arns: dict[str, str] | Non
             START: {**_lambda(function_arn, {"action": "start", "runbook": plan.runbook, "input.$": "$",
                                              "execution.$": "$$.Execution.Id",
                                              "started.$": "$$.Execution.StartTime"}, 120),
-                    "ResultPath": RUN_PATH, "Next": STEPS},
+                    "ResultPath": RUN_PATH, "Next": STARTED},
+            # A preflight that found nothing for this region to do (`catalog.Skipped`): succeeded, nothing started.
+            STARTED: {"Type": "Choice", "Default": STEPS, "Choices": [
+                {"Variable": f"{RUN_PATH}.skipped", "IsPresent": True, "Next": SKIPPED}]},
+            SKIPPED: {"Type": "Succeed", "Comment": "the preflight found nothing to do here ($.run.skipped: why)"},
             STEPS: {"Type": "Parallel", "Comment": "every step of the plan; a failure anywhere is caught here once",
                     "Branches": [body], "ResultPath": None, "Next": FINISH,
                     "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": ERROR_PATH, "Next": FINISH_FAILED}]},

@@ -2,7 +2,8 @@
 
 Each action rebuilds its run context from the journal (nothing survives between invocations, as nothing survives a
 crashed laptop run):
-- `start`: the preflight (unless the caller already ran it and passed what it saw), the environment's lock (the lease
+- `start`: the preflight (unless the caller already ran it and passed what it saw; one that finds nothing for this
+  region to do returns `{"skipped": why}`, and the execution ends succeeded there), the environment's lock (the lease
   `drctl` takes, in every region that answers, but `ORCHESTRATED_LEASE_SECONDS` long: no process renews it between
   tasks, each task renews it), the run record, and the run ids of the child runs (a game day's legs), which the state
   machine starts as nested executions;
@@ -53,7 +54,7 @@ from dr_runbooks.engine.journal import (
 from dr_runbooks.engine.lock import LockHeld, LockLost, RunLock
 from dr_runbooks.engine.plan import Plan, Step
 from dr_runbooks.engine.runner import run_step
-from dr_runbooks.orchestration.catalog import RUNBOOKS, Orchestrated
+from dr_runbooks.orchestration.catalog import RUNBOOKS, Orchestrated, Skipped
 from dr_runbooks.orchestration.definition import HANDBACK_SECONDS, LAMBDA_MAX_SECONDS, WAITING, child_key
 from dr_runbooks.readiness import scheduled
 from dr_runbooks.runbooks import driver, heartbeat
@@ -157,7 +158,10 @@ def _start(event: dict[str, Any], aws: AwsSession, topology: Topology, region: s
     run_id = given.get("run_id") or execution_run_id(entry.label, target, event["execution"], event["started"])
     if region_of_run(run_id) != target:
         raise ValueError(f"run id {run_id} names another region than {target}")
-    params = given.get("params") or entry.preflight(aws, topology, target)
+    try:
+        params = given.get("params") or entry.preflight(aws, topology, target)
+    except Skipped as skipped:
+        return {"skipped": str(skipped)}
     operator = given.get("operator") or aws.identity(region).arn
     plan.verify_actions()
     # The caller chose the run id (it is the execution's name) and proved MFA when it started the execution.

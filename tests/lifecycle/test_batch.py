@@ -47,7 +47,7 @@ def test_submit_writes_the_manifest_and_creates_a_compliance_retention_job_from_
     with Stubber(s3) as s3_stub, Stubber(s3control) as control_stub:
         s3_stub.add_response("put_object", {"ETag": '"abc123"'}, {
             "Bucket": "evidence-us-east-1", "Key": key, "Body": batch.manifest(versions),
-            "ContentMD5": batch._content_md5(batch.manifest(versions))})
+            "ContentMD5": batch.content_md5(batch.manifest(versions))})
         control_stub.add_response("create_job", {"JobId": "job-1"}, {
             "AccountId": "123456789012", "ConfirmationRequired": False, "Priority": 10,
             "RoleArn": "arn:aws:iam::123456789012:role/retention-batch",

@@ -221,6 +221,19 @@ def test_the_sandbox_refuses_to_shorten_a_compliance_retention_as_aws_does(sandb
     assert s3.head_object(**where)["ObjectLockRetainUntilDate"].year == shorter.year + 2
 
 
+def test_the_sandbox_answers_get_object_retention_of_a_version_as_aws_does(sandbox, seeded):
+    """moto answers `GET ?retention` with the object itself; the sync reads retention without reading the chart."""
+    patient = pick(seeded, USED, past=False)
+    region = sandbox.topology.primary_region
+    (first, *_) = versions(sandbox, patient)[region]
+    s3 = sandbox.client("s3", region)
+    bucket = sandbox.topology.in_region(region).chart_bucket
+
+    retention = s3.get_object_retention(Bucket=bucket, Key=first["Key"], VersionId=first["VersionId"])["Retention"]
+
+    assert retention == {"Mode": "COMPLIANCE", "RetainUntilDate": first["ObjectLockRetainUntilDate"]}
+
+
 @pytest.mark.parametrize(("outcome", "exit_code", "synced"), [("Complete", 0, True), ("Failed", 1, False)])
 def test_a_batch_sync_marks_patients_synced_only_once_every_job_completed(drctl, sandbox, records_db, seeded,
                                                                           monkeypatch, outcome, exit_code, synced):

@@ -1,7 +1,7 @@
 """Reading a generated state machine back, independently of how it was generated: which steps it runs in which order,
-and running it in-process (Task, Parallel, Choice, Wait, Succeed and Fail states, nested executions, JSONPath
-`$`/`$.a.b` parameters, catches), which is what Step Functions does with it and what moto cannot do without Docker for
-the Lambda tasks."""
+and running it in-process (Task, Parallel, Choice (StringEquals, IsPresent), Wait, Succeed and Fail states, nested
+executions, JSONPath `$`/`$.a.b` parameters, catches), which is what Step Functions does with it and what moto cannot
+do without Docker for the Lambda tasks."""
 
 from __future__ import annotations
 
@@ -74,6 +74,17 @@ def _found(data: dict[str, Any], path: str) -> Any:
     return _resolve({"v.$": path}, data)["v"]
 
 
+def _chosen(data: dict[str, Any], rule: dict[str, Any]) -> bool:
+    """A Choice rule: `StringEquals` or `IsPresent` on its `Variable`."""
+    try:
+        found = _found(data, rule["Variable"])
+    except (KeyError, TypeError):
+        return rule.get("IsPresent") is False
+    if "IsPresent" in rule:
+        return bool(rule["IsPresent"])
+    return bool(found == rule["StringEquals"])
+
+
 #: A nested execution: (state machine ARN, execution name, input) -> the child's output.
 StartChild = Callable[[str, str, dict[str, Any]], Any]
 
@@ -104,7 +115,7 @@ def run(branch: dict[str, Any], data: dict[str, Any], invoke: Callable[[dict[str
                 results = [run(inner, data, invoke, start_child, waits, context) for inner in state["Branches"]]
                 data = _set(data, state.get("ResultPath", "$"), results)
             elif state["Type"] == "Choice":
-                chosen = [c["Next"] for c in state["Choices"] if _found(data, c["Variable"]) == c["StringEquals"]]
+                chosen = [c["Next"] for c in state["Choices"] if _chosen(data, c)]
                 following = (chosen or [state["Default"]])[0]
             elif state["Type"] == "Wait":
                 if waits is not None:

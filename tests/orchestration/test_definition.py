@@ -21,6 +21,7 @@ from dr_runbooks.orchestration.definition import (
     polled,
 )
 
+from . import asl
 from .asl import enforced_order, step_tasks
 
 FUNCTION = "arn:aws:lambda:us-west-1:123456789012:function:ehr-dr-demo-runbooks"
@@ -171,3 +172,17 @@ def test_asl_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
     done = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode != 0
+
+
+@EVERY_RUNBOOK
+def test_a_start_that_found_nothing_to_do_ends_the_execution_succeeded_without_a_step(runbook: str) -> None:
+    invoked: list[dict] = []
+
+    def skipping_start(payload: dict) -> dict:
+        invoked.append(payload)
+        return {"skipped": "nothing to do here"}
+
+    output = asl.run(definition(plan_of(runbook), FUNCTION, MACHINES), {"target_region": "us-west-1"}, skipping_start)
+
+    assert output["run"] == {"skipped": "nothing to do here"}
+    assert [payload["action"] for payload in invoked] == ["start"]

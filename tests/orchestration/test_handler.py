@@ -305,11 +305,12 @@ def dr_machine(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) ->
 
 
 def evidence_kinds(sandbox: Sandbox, region: str) -> dict[str, str]:
-    """run id -> kind of every record in the region's evidence bucket."""
+    """run id -> kind of every record in the region's evidence bucket (under the environment's prefix: the
+    lifecycle's manifests are beside them)."""
     s3 = sandbox.client("s3", region)
     bucket = sandbox.topology.in_region(region).evidence_bucket
-    records = (json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-               for item in s3.list_objects_v2(Bucket=bucket).get("Contents", ()))
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{sandbox.topology.env_name}/").get("Contents", ())
+    records = (json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()) for item in listed)
     return {record["record"]["run_id"] if "record" in record else record["run_id"]:
             (record.get("record") or record)["kind"] for record in records}
 

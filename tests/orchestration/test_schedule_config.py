@@ -21,6 +21,12 @@ def test_drills_and_verification_are_scheduled_and_the_game_day_is_not_by_defaul
         True, True, False)
 
 
+def test_the_retention_sync_is_scheduled_daily_by_default() -> None:
+    defaults = config()
+    assert defaults.retention_sync_enabled is True
+    assert defaults.retention_sync_schedule.split()[2:5] == ["*", "*", "?"]  # every day of every month
+
+
 def test_enablement_given_as_a_cdk_context_string_is_a_boolean() -> None:
     assert config(game_day_enabled="true").game_day_enabled is True
 
@@ -33,6 +39,8 @@ def test_enablement_given_as_a_cdk_context_string_is_a_boolean() -> None:
      "verify_replication_schedule: exactly one of day-of-month and day-of-week must be '?'"),
     ("schedule_timezone", "Mars/Olympus", "schedule_timezone: 'Mars/Olympus' is not an IANA time zone"),
     ("game_day_enabled", "sometimes", "game_day_enabled: Input should be a valid boolean"),
+    ("retention_sync_schedule", "cron(0 3 * * * *)",
+     "retention_sync_schedule: exactly one of day-of-month and day-of-week must be '?'"),
 ])
 def test_a_bad_schedule_value_is_one_line_naming_its_key(key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as raised:

@@ -1,6 +1,6 @@
 """The orchestration stack of each region, synthesized with the whole estate (the compliance packs run in that synth,
 so a finding fails every test here): state machines as generated from the plans, logging, tracing, least privilege,
-schedules in the DR region, alarms to on-call, and the Lambda asset."""
+schedules (the drills in the DR region, the retention sync in both), alarms to on-call, and the Lambda asset."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import json
-import re
 import shutil
 import ssl
 import subprocess
@@ -122,9 +121,10 @@ def test_every_state_machine_logs_all_with_execution_data_to_a_kms_log_group_and
 
 
 def statements(synth: Synth, region: str, policy_id_start: str) -> list[dict[str, Any]]:
-    """The statements of a policy and of its parts (`<label>Part2`...: split to fit IAM's quota)."""
+    """Every statement of a role's policy, whichever of its parts holds it (stacks/managed_policies.py splits a
+    policy under IAM's size quota into `<label>`, `<label>Part2`, ...)."""
     parts = [res for lid, res in synth.resources(region, "AWS::IAM::ManagedPolicy").items()
-             if re.match(rf"{policy_id_start}(Part\d+)?[0-9A-F]{{8}}$", lid)]
+             if lid.startswith(policy_id_start)]
     assert parts, f"no policy {policy_id_start} in {region}"
     return [statement for part in parts for statement in part["Properties"]["PolicyDocument"]["Statement"]]
 
@@ -210,15 +210,17 @@ def test_the_runbook_function_may_invoke_the_database_function_of_either_region(
 
 
 @REGIONS
-def test_the_database_function_writes_only_the_heartbeat_object_and_reads_only_its_own_regions_secret(
+def test_the_database_function_writes_only_the_heartbeat_object_and_sync_manifests_and_reads_only_its_own_secret(
         synth: Synth, region: str) -> None:
     found = statements(synth, region, "DatabaseFunctionPolicy")
     actions = {action for s in found for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     writes = {a for a in actions if a.split(":")[1].startswith(("Put", "Delete", "Update", "Switchover", "Failover"))}
     assert writes <= {"logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
                       "ec2:DeleteNetworkInterface", "s3:PutObject"}
-    (put,) = [s for s in found if "s3:PutObject" in s["Action"]]
-    assert put["Resource"] == f"arn:aws:s3:::{synth.topology.in_region(region).chart_bucket}/dr-heartbeat/*"
+    here = synth.topology.in_region(region)
+    puts = [s["Resource"] for s in found if "s3:PutObject" in s["Action"]]
+    assert sorted(puts) == sorted([f"arn:aws:s3:::{here.chart_bucket}/dr-heartbeat/*",
+                                   f"arn:aws:s3:::{here.evidence_bucket}/lifecycle/moved/*"])
     (secret,) = [s for s in found if s["Sid"] == "DatabaseSecret"]
     assert secret["Resource"].startswith(f"arn:aws:secretsmanager:{region}:")
 
@@ -242,10 +244,37 @@ def test_a_failed_execution_of_any_runbook_alarms_the_on_call_topic(synth: Synth
         assert alarm["AlarmActions"] == [synth.topology.in_region(region).oncall_topic_arn]
 
 
+@REGIONS
+def test_the_runbook_function_may_read_and_extend_only_the_retention_of_chart_versions(synth: Synth,
+                                                                                       region: str) -> None:
+    by_sid = {s["Sid"]: s for s in statements(synth, region, "FunctionPolicy")}
+    buckets = [synth.topology.in_region(r).chart_bucket for r in synth.config.regions]
+    assert by_sid["RetentionSyncCharts"]["Action"] == ["s3:GetObjectRetention", "s3:PutObjectRetention"]
+    assert by_sid["RetentionSyncCharts"]["Resource"] == [f"arn:aws:s3:::{bucket}/charts/*" for bucket in buckets]
+    assert by_sid["RetentionSyncVersions"]["Action"] == "s3:ListBucketVersions"
+    assert by_sid["RetentionSyncVersions"]["Resource"] == [f"arn:aws:s3:::{bucket}" for bucket in buckets]
+
+
 def drill_schedules(synth: Synth, region: str) -> dict[str, dict[str, Any]]:
-    every_region = (heartbeat_schedule_name(synth.config.env_name), evaluation_schedule_name(synth.config.env_name))
+    others = (heartbeat_schedule_name(synth.config.env_name), evaluation_schedule_name(synth.config.env_name),
+              state_machine_name(synth.config.env_name, SYNC))
     return {lid: res for lid, res in synth.resources(region, "AWS::Scheduler::Schedule").items()
-            if res["Properties"]["Name"] not in every_region}
+            if res["Properties"]["Name"] not in others}
+
+
+#: The one schedule of both regions besides the heartbeat.
+SYNC = "retention-sync"
+
+
+@REGIONS
+def test_each_region_schedules_the_retention_sync_as_the_config_says(synth: Synth, region: str) -> None:
+    config = synth.config
+    (schedule,) = [res["Properties"] for res in synth.resources(region, "AWS::Scheduler::Schedule").values()
+                   if res["Properties"]["Name"] == state_machine_name(config.env_name, SYNC)]
+    assert (schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"], schedule["State"]) == (
+        config.retention_sync_schedule, config.schedule_timezone, "ENABLED")
+    assert schedule["Target"]["Arn"] == state_machine_arn(synth.topology, region, SYNC)
+    assert json.loads(schedule["Target"]["Input"])["target_region"] == region
 
 
 def test_drill_schedules_exist_only_in_the_dr_region(synth: Synth) -> None:
@@ -322,12 +351,14 @@ def test_the_weekly_restore_drill_and_daily_verification_are_enabled_by_default(
         assert states[state_machine_name(synth.config.env_name, runbook)] == "ENABLED"
 
 
-def test_the_scheduler_role_may_only_start_the_scheduled_state_machines(synth: Synth) -> None:
-    (statement,) = statements(synth, "us-west-1", "SchedulerPolicy")
+@pytest.mark.parametrize(("region", "scheduled"), [
+    ("us-west-1", ("restore-drill", "verify-replication", "game-day", SYNC)), ("us-east-1", (SYNC,))])
+def test_the_scheduler_role_may_only_start_the_scheduled_state_machines(synth: Synth, region: str,
+                                                                        scheduled: tuple[str, ...]) -> None:
+    (statement,) = statements(synth, region, "SchedulerPolicy")
     assert statement["Action"] == "states:StartExecution"
-    assert sorted(statement["Resource"]) == sorted(
-        state_machine_arn(synth.topology, "us-west-1", runbook) for runbook in ("restore-drill", "verify-replication",
-                                                                                "game-day"))
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    assert sorted(resources) == sorted(state_machine_arn(synth.topology, region, runbook) for runbook in scheduled)
 
 
 def asset_of(synth: Synth, region: str) -> Path:

@@ -35,7 +35,8 @@ def test_leftovers_of_a_killed_sandbox_are_stopped_and_removed(tmp_path: Path) -
 
 def test_the_records_seed_action_writes_to_the_writer_once(records_db_sandbox: Sandbox) -> None:
     patients = [{"patient_id": "pt-000001", "practice": "practice-01", "given_name": "Alex",
-                 "family_name": "Synthetic", "birth_date": "1970-01-02", "last_visit": "2025-06-30"}]
+                 "family_name": "Synthetic", "birth_date": "1970-01-02", "last_visit": "2025-06-30",
+                 "retained_until": "2032-06-30"}]
     scans = [{"scan_id": "scan-000001-00", "patient_id": "pt-000001",
               "object_key": "charts/practice-01/pt-000001/scan-000001-00.pdf", "sha256": "ab" * 32,
               "content_type": "application/pdf", "size_bytes": 10}]

@@ -31,7 +31,8 @@ def conn(pair: PostgresPair) -> Iterator[psycopg.Connection[Any]]:
 
 def patients(count: int) -> list[dict[str, Any]]:
     return [{"patient_id": f"pt-{n:06d}", "practice": f"practice-{n % 10:02d}", "given_name": "Alex",
-             "family_name": "Synthetic", "birth_date": "1970-01-02", "last_visit": "2025-06-30"}
+             "family_name": "Synthetic", "birth_date": "1970-01-02", "last_visit": "2025-06-30",
+             "retained_until": "2032-06-30"}
             for n in range(1, count + 1)]
 
 
