@@ -54,6 +54,15 @@ def test_status_prints_json_on_stdout_and_exits_zero(sandbox: Sandbox, tmp_path:
     assert json.loads(done.stdout)["writer_region"] == writer(sandbox)
 
 
+def test_evaluate_of_an_estate_never_backed_up_exits_one_naming_what_is_not_ready(
+    sandbox: Sandbox, tmp_path: object
+) -> None:
+    done = drctl(sandbox, tmp_path, "evaluate", "--output", "json")
+    assert done.returncode == 1, done.stderr
+    failed = {check["check"] for check in json.loads(done.stdout)["checks"] if check["verdict"] != "pass"}
+    assert "recovery-points" in failed  # no backup plan ran: the DR vault holds no copy yet
+
+
 def test_a_dry_run_exits_zero_and_changes_nothing(sandbox: Sandbox, tmp_path: object) -> None:
     target = sandbox.topology.partner(writer(sandbox))
     table = sandbox.topology.in_region(target).runbook_table
