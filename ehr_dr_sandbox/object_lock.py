@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 from ehr_dr_sandbox.context import SandboxContext
@@ -35,14 +36,18 @@ def _requested(body: bytes) -> tuple[str | None, datetime | None]:
 
 
 def install(registry: Registry, context: SandboxContext) -> None:
-    @registry.intercept("s3", "PutObjectRetention")
-    def never_shorten_compliance(call: Call, forward: Forward) -> Reply:
+    def version_of(call: Call) -> Any:
+        """The object version the call names (None: no such bucket, key or version; moto answers as AWS does)."""
         version_id = (call.query.get("versionId") or [None])[0]
         try:
-            current = context.backend("s3", call.region).get_object(
+            return context.backend("s3", call.region).get_object(
                 call.uri_params["Bucket"], call.uri_params["Key"], version_id=version_id)
-        except Exception:  # no such bucket, key or version: moto answers as AWS does
-            return forward()
+        except Exception:
+            return None
+
+    @registry.intercept("s3", "PutObjectRetention")
+    def never_shorten_compliance(call: Call, forward: Forward) -> Reply:
+        current = version_of(call)
         if current is None or current.lock_mode != "COMPLIANCE" or not current.lock_until:
             return forward()
         until = _instant(current.lock_until)
@@ -55,12 +60,7 @@ def install(registry: Registry, context: SandboxContext) -> None:
 
     @registry.intercept("s3", "GetObjectRetention")
     def retention_of_a_version(call: Call, forward: Forward) -> Reply:
-        version_id = (call.query.get("versionId") or [None])[0]
-        try:
-            current = context.backend("s3", call.region).get_object(
-                call.uri_params["Bucket"], call.uri_params["Key"], version_id=version_id)
-        except Exception:  # no such bucket, key or version: moto answers as AWS does
-            return forward()
+        current = version_of(call)
         if current is None:
             return forward()
         if not current.lock_mode or not current.lock_until:
