@@ -39,7 +39,7 @@ from moto.sts.models import sts_backends
 
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import Call, Forward, Registry, Reply
-from ehr_dr_sandbox.emulated_api import answer
+from ehr_dr_sandbox.emulated_api import ApiError, answer
 from ehr_dr_sandbox.iam_policy import Decision, PolicyError, Request, evaluate
 from ehr_dr_sandbox.iam_requests import Mapping
 
@@ -184,6 +184,8 @@ class Enforcement:
         """iam:SimulatePrincipalPolicy for a role: each action on each resource, evaluated as the guard would."""
         params = {key: values[0] for key, values in call.form().items()}
         role_name = params["PolicySourceArn"].rpartition("/")[2]
+        if role_name not in {role.name for role in self._iam().roles.values()}:
+            raise ApiError("NoSuchEntity", f"The role with name {role_name} cannot be found.", 404)
         actions = _members(params, "ActionNames")
         resources = _members(params, "ResourceArns") or ["*"]
         context: dict[str, str | list[str]] = {}

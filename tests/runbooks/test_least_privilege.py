@@ -103,6 +103,12 @@ def test_the_policy_simulator_answers_as_the_enforcement_does(sandbox: Sandbox) 
         "s3:DeleteBucket": "implicitDeny", "ssm:GetParameter": "allowed"}
 
 
+def test_simulating_a_role_that_does_not_exist_is_no_such_entity(sandbox: Sandbox) -> None:
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        sandbox.client("iam").simulate_principal_policy(
+            PolicySourceArn=f"arn:aws:iam::{sandbox.config.account}:role/nobody", ActionNames=["s3:GetObject"])
+
+
 def test_a_function_role_is_assumed_by_its_service_only(sandbox: Sandbox) -> None:
     role = f"ehr-dr-{sandbox.config.env_name}-runbooks-us-west-1"
     with pytest.raises(Exception, match="cannot assume"):
