@@ -196,8 +196,9 @@ _ARNS = {
     "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}:*",
     "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
     "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{name}",
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
 }
-_NAMES = ("BucketName", "FunctionName", "LogGroupName", "TopicName")
+_NAMES = ("BucketName", "FunctionName", "LogGroupName", "TopicName", "RoleName")
 
 
 class _Resolver:
