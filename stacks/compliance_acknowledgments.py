@@ -411,6 +411,14 @@ _AURORA_INSTANCE = (
     "AWS::RDS::DBInstance reference marks the property not applicable to Amazon Aurora instances."
 )
 
+
+
+def _as_for_cdk_nag(rule: str, path: str) -> str:
+    """The reason of cdk-nag's acknowledgment of `rule` at `path`, for a peer's finding of the same property there."""
+    (reason,) = {entry.reason for entry in ACKNOWLEDGMENTS if (entry.rule, entry.path) == (rule, path)}
+    return reason
+
+
 PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
     # --- The access-log bucket (archive stack) ---
     *(
@@ -421,21 +429,10 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
         )
         for suite, check in (("checkov", "CKV_AWS_18"), ("cfn-guard", "S3_BUCKET_LOGGING_ENABLED"))
     ),
-    PeerAcknowledgment(
-        "cfn-guard", "S3_BUCKET_REPLICATION_ENABLED", "AccessLogBucket/Resource",
-        "Access logs describe this region's buckets and are written where they happen; each region keeps its own, "
-        "versioned, for six years. Replicating them would log the replica writes of the other region back here.",
-    ),
-    PeerAcknowledgment(
-        "cfn-guard", "S3_BUCKET_REPLICATION_ENABLED", "EvidenceBucket/Resource",
-        "Evidence is written in the region a run fails over to, which must work while the other region is dark; each "
-        "region's evidence bucket is Object-Lock protected for six years and backed up with copies to the partner "
-        "vault (BackupStack), which is the cross-region copy.",
-    ),
-    PeerAcknowledgment(
-        "cfn-guard", "S3_BUCKET_REPLICATION_ENABLED", "TrailBucket/Resource",
-        "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) and "
-        "integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
+    *(
+        PeerAcknowledgment("cfn-guard", "S3_BUCKET_REPLICATION_ENABLED", path,
+                           _as_for_cdk_nag("HIPAA.Security-S3BucketReplicationEnabled", path))
+        for path in ("AccessLogBucket/Resource", "EvidenceBucket/Resource", "TrailBucket/Resource")
     ),
     PeerAcknowledgment(
         "cfn-guard", "S3_BUCKET_SSL_REQUESTS_ONLY", "",
@@ -493,22 +490,14 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
     ),
     # --- Orchestration: the runbook and database functions ---
     *(
-        PeerAcknowledgment(
-            suite, check, "*Function/Resource",
-            "Invoked only synchronously (the runbook function by Step Functions, the database function by the runbook "
-            "function): a failure is caught by the state machine, journaled, written as evidence, alarmed on and sent "
-            "to on-call. A DLQ receives only asynchronous failures.",
+        PeerAcknowledgment(suite, check, path, _as_for_cdk_nag(rule, path))
+        for rule, path, peers in (
+            ("HIPAA.Security-LambdaDLQ", "*Function/Resource",
+             (("checkov", "CKV_AWS_116"), ("cfn-guard", "LAMBDA_DLQ_CHECK"))),
+            ("HIPAA.Security-LambdaInsideVPC", "Function/Resource",
+             (("checkov", "CKV_AWS_117"), ("cfn-guard", "LAMBDA_INSIDE_VPC"))),
         )
-        for suite, check in (("checkov", "CKV_AWS_116"), ("cfn-guard", "LAMBDA_DLQ_CHECK"))
-    ),
-    *(
-        PeerAcknowledgment(
-            suite, check, "Function/Resource",
-            "The runbook function calls only AWS APIs, in both regions (a switchover writes in both; Step Functions "
-            "cannot invoke a function in another region), and holds no database connection: the steps that touch the "
-            "records database run in the database function, which is in the records VPC's isolated subnets.",
-        )
-        for suite, check in (("checkov", "CKV_AWS_117"), ("cfn-guard", "LAMBDA_INSIDE_VPC"))
+        for suite, check in peers
     ),
     PeerAcknowledgment(
         "checkov", "CKV_AWS_111", "DatabaseFunctionPolicy/Resource",
