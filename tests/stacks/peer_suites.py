@@ -54,10 +54,11 @@ class Finding:
 class SuiteRun:
     """What one suite checked on a set of templates: `checks` evaluations of which `passed` passed.
 
-    `evaluated` counts the checks per stack, every template given included (0: no check of the suite applies to it).
+    `evaluated` counts the checks per stack the suite reported on (a stack none of its checks applies to is absent).
     """
 
     suite: str
+    templates: int
     evaluated: dict[str, int]
     checks: int
     passed: int
@@ -88,10 +89,8 @@ def construct_paths(template: Path) -> dict[str, str]:
 def _timed(run: Callable[[], tuple[dict[str, int], int, list[Finding]]], suite: str,
            templates: Sequence[Path]) -> SuiteRun:
     started = time.monotonic()
-    evaluated = dict.fromkeys((_stack(template) for template in templates), 0)
-    per_stack, passed, findings = run()
-    evaluated.update(per_stack)
-    return SuiteRun(suite, evaluated, sum(evaluated.values()), passed, tuple(findings),
+    evaluated, passed, findings = run()
+    return SuiteRun(suite, len(templates), evaluated, sum(evaluated.values()), passed, tuple(findings),
                     round(time.monotonic() - started, 1))
 
 
@@ -156,7 +155,8 @@ def run_cfn_guard(templates: Sequence[Path]) -> SuiteRun:
         for report in json.loads(result.stdout):
             template = Path(report["name"])
             paths = construct_paths(template)
-            evaluated[_stack(template)] = len(report["compliant"]) + len(report["not_compliant"])
+            if applied := len(report["compliant"]) + len(report["not_compliant"]):
+                evaluated[_stack(template)] = applied
             passed += len(report["compliant"])
             for failure in report["not_compliant"]:
                 rule = failure["Rule"]
@@ -315,7 +315,7 @@ if __name__ == "__main__":  # by hand: python tests/stacks/peer_suites.py <cdk.o
         print(outdir)
         for suite in run_all(templates_of(Path(outdir))):
             open_findings = [finding for finding in suite.findings if acknowledgment_of(finding) is None]
-            print(f"  {suite.suite}: {len(suite.evaluated)} templates, {suite.checks} checks, {suite.passed} passed, "
+            print(f"  {suite.suite}: {suite.templates} templates, {suite.checks} checks, {suite.passed} passed, "
                   f"{suite.failed} failed ({len(suite.findings)} findings, {len(open_findings)} unacknowledged), "
                   f"{suite.seconds} s")
             for finding in open_findings:
