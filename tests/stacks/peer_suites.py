@@ -206,6 +206,14 @@ class _Resolver:
 
     def __init__(self, templates: Sequence[Path]) -> None:
         self.templates = {_stack(template): json.loads(template.read_text()) for template in templates}
+        #: stack -> (account, region), from the cloud assembly's manifest (environment "aws://<account>/<region>").
+        manifests = {template.parent: json.loads((template.parent / "manifest.json").read_text())
+                     for template in templates}
+        self.environments = {
+            _stack(template): tuple(manifests[template.parent]["artifacts"][_stack(template)]["environment"]
+                                    .removeprefix("aws://").split("/"))
+            for template in templates
+        }
         self.exports = {output["Export"]["Name"]: (stack, output["Value"])
                         for stack, body in self.templates.items()
                         for output in body.get("Outputs", {}).values() if "Export" in output}
@@ -233,8 +241,9 @@ class _Resolver:
         return {key: self.resolve(item, stack) for key, item in value.items()}
 
     def _pseudo(self, name: str, stack: str) -> str:
-        return {"AWS::Partition": "aws", "AWS::Region": _region(stack), "AWS::URLSuffix": "amazonaws.com",
-                "AWS::AccountId": _account(self.templates[stack])}[name]
+        account, region = self.environments[stack]
+        return {"AWS::Partition": "aws", "AWS::Region": region, "AWS::URLSuffix": "amazonaws.com",
+                "AWS::AccountId": account}[name]
 
     def _arn(self, stack: str, logical_id: str) -> str:
         resource = self.templates[stack]["Resources"][logical_id]
@@ -242,18 +251,8 @@ class _Resolver:
         name = next((properties[key] for key in _NAMES if isinstance(properties.get(key), str)), logical_id)
         if resource["Type"] not in _ARNS:
             raise ValueError(f"{stack}: a policy names a {resource['Type']}: teach peer_suites its ARN")
-        return _ARNS[resource["Type"]].format(name=name, region=_region(stack), account=_account(
-            self.templates[stack]))
-
-
-def _region(stack: str) -> str:
-    return re.search(r"[a-z]{2}-[a-z]+-\d$", stack).group(0)  # type: ignore[union-attr]
-
-
-def _account(template: dict[str, Any]) -> str:
-    """The account the estate deploys to, as the templates spell it in every ARN they write (an account root)."""
-    match = re.search(r":iam::(\d{12}):root", json.dumps(template))
-    return match.group(1) if match else "123456789012"
+        account, region = self.environments[stack]
+        return _ARNS[resource["Type"]].format(name=name, region=region, account=account)
 
 
 def policies(properties: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:

@@ -124,6 +124,8 @@ def test_condition_keys_acknowledged_as_newer_than_parliament_are_in_the_current
 def _planted(tmp_path: Path, resources: dict[str, dict[str, object]]) -> list[Path]:
     """A one-stack assembly of `resources` (each construct path `<logical id>/Resource`) in a fresh directory."""
     stack = "planted-us-east-1"
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"artifacts": {stack: {"environment": "aws://123456789012/us-east-1"}}}))
     (tmp_path / f"{stack}.template.json").write_text(json.dumps({"Resources": resources}))
     (tmp_path / f"{stack}.metadata.json").write_text(json.dumps({
         f"/{stack}/{logical_id}/Resource": [{"type": "aws:cdk:logicalId", "data": logical_id}]
