@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 GUARD_RULES = Path(__file__).resolve().parent / "guard_rules"
 #: checkov lives in a venv of its own (it pins an older boto3 than the project's): see checkov-requirements.txt here.
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv" / "checkov" / "bin" / "checkov"))
-#: The Linux build of cfn-guard inside the pinned npm package (package.json), for this machine's architecture.
-CFN_GUARD = ROOT / "node_modules/@cdklabs/cdk-validator-cfnguard/bin/ubuntu" / os.uname().machine / "cfn-guard"
+#: The cfn-guard build inside the pinned npm package (package.json) for this OS and CPU (bin/<ubuntu|macos>/<cpu>).
+CFN_GUARD = (ROOT / "node_modules/@cdklabs/cdk-validator-cfnguard/bin"
+             / ("macos" if sys.platform == "darwin" else "ubuntu")
+             / os.uname().machine.replace("arm64", "aarch64") / "cfn-guard")
 #: A role's trust policy has no Resource, which parliament (an identity-policy linter) reports as MALFORMED and then
 #: checks nothing else of it: trust policies are left to cdk-nag and the stack tests (tests/stacks/test_access.py).
 TRUST_POLICY = "AssumeRolePolicyDocument"
