@@ -18,28 +18,14 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
 
 from dr_runbooks.config import CONFIG_KEYS, ConfigError, DeploymentConfig
 from stacks.estate import build_estate
+from stacks.lambda_asset import AssetNotBuilt
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
-
-#: Stack-only context: `true` for the first pass of a new environment's first deploy (see stacks/archive.py).
-ARCHIVE_BOOTSTRAP_KEY = "archive_bootstrap"
 
 
 def cdk_json_context(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The context `cdk synth` would see from the project's cdk.json, with `-c`-style overrides on top."""
     return {**json.loads(CDK_JSON.read_text())["context"], **(overrides or {})}
-
-
-def archive_bootstrap(context: Mapping[str, Any]) -> bool:
-    """`-c archive_bootstrap=true` arrives as a string, cdk.json may hold a boolean; anything else is refused."""
-    value = context.get(ARCHIVE_BOOTSTRAP_KEY)
-    if value in (None, ""):
-        return False
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("true", "false"):
-        return str(value).lower() == "true"
-    raise ConfigError([f"{ARCHIVE_BOOTSTRAP_KEY}: must be true or false (got {value!r})"])
 
 
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
@@ -54,20 +40,9 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         # CDK's built-in template validation re-does what cfn-lint checks in the test suite, at 10 s CPU a synth.
         builtin_cloud_formation_validation=False,
     )
-    values = {key: app.node.try_get_context(key) for key in (*CONFIG_KEYS, ARCHIVE_BOOTSTRAP_KEY)}
-    problems: list[str] = []
-    try:
-        config = DeploymentConfig.from_context(values)
-    except ConfigError as error:
-        problems += error.problems
-    try:
-        bootstrap = archive_bootstrap(values)
-    except ConfigError as error:
-        problems += error.problems
-    if problems:
-        raise ConfigError(problems)
+    config = DeploymentConfig.from_context({key: app.node.try_get_context(key) for key in CONFIG_KEYS})
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), HIPAASecurityChecks(app))
-    build_estate(app, config, archive_bootstrap=bootstrap)
+    build_estate(app, config)
     return app
 
 
@@ -79,6 +54,9 @@ def main(context: Mapping[str, Any] | None = None, outdir: str | None = None) ->
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
+    except AssetNotBuilt as error:  # `python -m stacks.app` run without the CLI's build step, offline
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     app.synth()
 
 

@@ -6,8 +6,8 @@ Time Control (15 minutes, with metrics) and replicates delete markers; replicas 
 region's key, named by alias (no cross-region reference).
 
 S3 refuses a replication rule whose destination bucket does not exist, and each chart bucket is the other's
-destination. So the first deployment of an environment runs twice: with `-c archive_bootstrap=true` the DR bucket
-is created without its way-back rule (the DR archive stack deploys before the primary one), then a plain deploy adds it.
+destination. So only the primary's bucket carries its rule here (the DR archive stack deploys first); the DR bucket's
+way-back rule is put by `ArchiveReturnStack` (stacks/archive_return.py) once both buckets exist: one pass.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.buckets import locked_bucket
+from stacks.replication import replicate_to_partner
 from stacks.site import Site
 
 #: Server access logs and VPC flow logs are audit records: kept six years (45 CFR 164.316(b)(2)).
@@ -69,7 +70,8 @@ class ArchiveStack(cdk.Stack):
             ],
         )
         if replicate:
-            self._replicate_to_partner(site)
+            replicate_to_partner(self, site, self.chart_bucket, destination=site.partner.chart_bucket,
+                                 rule_id=replication_rule_id(site.region, site.partner_region), two_way=True)
 
     def _log_bucket(self, site: Site) -> s3.Bucket:
         """S3 server access logs accept only SSE-S3 on their target; VPC flow logs land here too."""
@@ -111,83 +113,3 @@ class ArchiveStack(cdk.Stack):
             )
         )
         return bucket
-
-    def _replicate_to_partner(self, site: Site) -> None:
-        source, destination = site.here.chart_bucket, site.partner.chart_bucket
-        role = iam.Role(
-            self,
-            "ReplicationRole",
-            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
-            description=f"S3 replicates {source} to {destination}",
-            managed_policies=[_replication_policy(self, site)],
-        )
-        rule_id = replication_rule_id(site.region, site.partner_region)
-        fifteen_minutes = s3.CfnBucket.ReplicationTimeValueProperty(minutes=15)
-        rule = s3.CfnBucket.ReplicationRuleProperty(
-            id=rule_id,
-            status="Enabled",
-            priority=1,
-            filter=s3.CfnBucket.ReplicationRuleFilterProperty(prefix=""),
-            delete_marker_replication=s3.CfnBucket.DeleteMarkerReplicationProperty(status="Enabled"),
-            source_selection_criteria=s3.CfnBucket.SourceSelectionCriteriaProperty(
-                sse_kms_encrypted_objects=s3.CfnBucket.SseKmsEncryptedObjectsProperty(status="Enabled"),
-                replica_modifications=s3.CfnBucket.ReplicaModificationsProperty(status="Enabled"),
-            ),
-            destination=s3.CfnBucket.ReplicationDestinationProperty(
-                bucket=site.bucket_arn(destination),
-                encryption_configuration=s3.CfnBucket.EncryptionConfigurationProperty(
-                    replica_kms_key_id=site.key_alias_arn(site.partner_region)
-                ),
-                replication_time=s3.CfnBucket.ReplicationTimeProperty(status="Enabled", time=fifteen_minutes),
-                metrics=s3.CfnBucket.MetricsProperty(status="Enabled", event_threshold=fifteen_minutes),
-            ),
-        )
-        cfn_bucket = self.chart_bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        cfn_bucket.replication_configuration = s3.CfnBucket.ReplicationConfigurationProperty(
-            role=role.role_arn, rules=[rule]
-        )
-
-
-def _replication_policy(scope: Construct, site: Site) -> iam.ManagedPolicy:
-    """Read versions (with their lock) here, write replicas there, decrypt with this key, encrypt with the partner's."""
-    account = site.config.account
-    source = site.bucket_arn(site.here.chart_bucket)
-    destination = site.bucket_arn(site.partner.chart_bucket)
-    return iam.ManagedPolicy(
-        scope,
-        "ReplicationPolicy",
-        statements=[
-            iam.PolicyStatement(
-                actions=["s3:GetReplicationConfiguration", "s3:ListBucket"], resources=[source]
-            ),
-            iam.PolicyStatement(
-                actions=[
-                    "s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
-                    "s3:GetObjectRetention", "s3:GetObjectLegalHold",
-                ],
-                resources=[f"{source}/*"],
-            ),
-            iam.PolicyStatement(
-                actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags",
-                         "s3:ObjectOwnerOverrideToBucketOwner"],
-                resources=[f"{destination}/*"],
-            ),
-            iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[f"arn:aws:kms:{site.region}:{account}:key/*"],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{site.region}.amazonaws.com"},
-                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": site.here.kms_key_alias},
-                },
-            ),
-            iam.PolicyStatement(
-                actions=["kms:Encrypt", "kms:GenerateDataKey"],
-                resources=[f"arn:aws:kms:{site.partner_region}:{account}:key/*"],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{site.partner_region}.amazonaws.com"},
-                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": site.partner.kms_key_alias},
-                },
-            ),
-        ],
-    )

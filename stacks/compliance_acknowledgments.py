@@ -23,16 +23,17 @@ class Acknowledgment:
     rule: str
     path: str
     reason: str
-    #: Applies only to the first pass of a new environment's first deploy (`-c archive_bootstrap=true`).
-    bootstrap_only: bool = False
 
+
+#: CDK's AwsCustomResource provider function (one per stack that makes a deploy-time SDK call: stacks/sdk_call.py).
+SDK_CALL_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287/Resource"
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "ChartBucket/Resource",
-        "First pass of a new environment only: S3 refuses a replication rule to a bucket that does not exist yet, "
-        "so the DR chart bucket gets its way-back rule in the second, plain deploy (stacks/archive.py).",
-        bootstrap_only=True,
+        "The DR chart bucket's way-back rule is put by the DR region's archive-return stack once both chart buckets "
+        "exist (S3 refuses a rule to a bucket that does not exist yet; stacks/archive_return.py); cdk-nag only reads "
+        "the bucket's own property.",
     ),
     # --- Archive: the access-log bucket ---
     Acknowledgment(
@@ -53,8 +54,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         "HIPAA.Security-S3BucketReplicationEnabled", "TrailBucket/Resource",
-        "The multi-region trail delivers to one bucket; its files are Object-Lock protected (compliance mode) "
-        "and integrity-checked by CloudTrail digest files, and the same events go to CloudWatch Logs.",
+        "The DR region's trail bucket is itself the cross-region copy: the primary trail bucket replicates into it "
+        "(stacks/audit.py). Replicating it back would put the DR trail's record of a failover in the region that "
+        "failed; it is Object-Lock protected (compliance mode) and checked by CloudTrail digest files.",
     ),
     *(
         Acknowledgment(
@@ -63,6 +65,26 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "logging (logging.s3.amazonaws.com) from any bucket of this account; nothing needs adding here.",
         )
         for bucket in ("EvidenceBucket", "TrailBucket")
+    ),
+    # --- CDK's AwsCustomResource function: one SDK call at deploy time (stacks/sdk_call.py) ---
+    Acknowledgment(
+        "AwsSolutions-IAM5[Resource::*]", "InspectorLambdaScanningPolicy/Resource",
+        "inspector2:Enable and inspector2:Disable have no resource-level permissions (the account is the resource); "
+        "the role may do nothing else but create Inspector's own service-linked role and write its log group.",
+    ),
+    *(
+        Acknowledgment(
+            rule, SDK_CALL_FUNCTION,
+            "CDK's AwsCustomResource provider runs only while CloudFormation deploys this stack, one SDK call per "
+            f"change, and reports its result to CloudFormation; {why}",
+        )
+        for rule, why in (
+            ("HIPAA.Security-LambdaConcurrency", "a reserved concurrency would only take capacity from the runbooks."),
+            ("HIPAA.Security-LambdaDLQ", "it is invoked synchronously by CloudFormation, which fails the deploy on "
+                                         "an error: there is no asynchronous event to lose."),
+            ("HIPAA.Security-LambdaInsideVPC", "it calls AWS APIs only and touches no data, so a VPC (with endpoints "
+                                               "for each API) would add cost and no protection."),
+        )
     ),
     # --- Database ---
     Acknowledgment(
@@ -129,13 +151,14 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         "ConfigDeliveryPolicy/Resource",
         "AWS Config names its history and snapshot objects itself, under this one prefix of the evidence bucket.",
     ),
-    # --- Replication role ---
+    # --- Replication roles (charts both ways, trail primary to DR) ---
     *(
         Acknowledgment(
-            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-charts-{{account}}-{{{region}}}/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{{prefix}}-{bucket}-{{account}}-{{{region}}}/*]",
             "ReplicationPolicy/Resource",
-            "Replication reads and writes every object version of the chart bucket pair, and only of that pair.",
+            f"Replication reads and writes every object version of the {bucket} bucket pair, and only of that pair.",
         )
+        for bucket in ("charts", "trail")
         for region in ("region", "partner_region")
     ),
     *(
@@ -432,7 +455,8 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
     *(
         PeerAcknowledgment("cfn-guard", "S3_BUCKET_REPLICATION_ENABLED", path,
                            _as_for_cdk_nag("HIPAA.Security-S3BucketReplicationEnabled", path))
-        for path in ("AccessLogBucket/Resource", "EvidenceBucket/Resource", "TrailBucket/Resource")
+        for path in ("AccessLogBucket/Resource", "EvidenceBucket/Resource", "TrailBucket/Resource",
+                     "ChartBucket/Resource")
     ),
     PeerAcknowledgment(
         "cfn-guard", "S3_BUCKET_SSL_REQUESTS_ONLY", "",
@@ -448,14 +472,27 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
     ),
     PeerAcknowledgment(
         "cfn-guard", "CLOUDTRAIL_S3_DATAEVENTS_ENABLED", "Trail",
-        "The trail logs read and write data events of the estate's PHI buckets (charts and evidence of both regions) "
-        "by name; the rule accepts only the all-buckets selector, which would also log the trail's own deliveries "
-        "into its bucket, an event per log file.",
+        "Each trail logs read and write data events of the estate's PHI buckets by name (the primary's multi-region "
+        "trail: charts and evidence of both regions; the DR trail: those of its region); the rule accepts only the "
+        "all-buckets selector, which would also log each trail's own deliveries into its bucket, an event per file.",
     ),
     PeerAcknowledgment(
-        "cfn-guard", "CW_LOGGROUP_RETENTION_PERIOD_CHECK", "TrailLogs/Resource",
-        "The trail's CloudWatch Logs copy is kept 2192 days (six years, HIPAA's documentation retention), a value "
-        "CloudWatch Logs accepts; the rule's list of allowed values predates those between 1827 and 3653 days.",
+        "checkov", "CKV_AWS_67", "Trail",
+        "The DR region's own trail, single-region by design: the primary's trail is the multi-region one (every "
+        "region's management events, replicated into the DR trail bucket); this one delivers us-west-1's events in "
+        "us-west-1 while us-east-1 is dark, and a second multi-region trail would record every event twice.",
+    ),
+    *(
+        PeerAcknowledgment(
+            "cfn-guard", "CW_LOGGROUP_RETENTION_PERIOD_CHECK", f"{group}/Resource",
+            f"{what} is kept 2192 days (six years, HIPAA's documentation retention), a value CloudWatch Logs accepts; "
+            "the rule's list of allowed values predates those between 1827 and 3653 days.",
+        )
+        for group, what in (
+            ("TrailLogs", "The trail's CloudWatch Logs copy"),
+            ("InspectorLambdaScanningLogs", "The log of the deploy-time call that enables Inspector"),
+            ("WayBackReplicationLogs", "The log of the deploy-time call that puts the DR chart bucket's way-back rule"),
+        )
     ),
     # --- The records database: Aurora, whose instances take storage, backup, logs and protection from the cluster ---
     *(
@@ -496,6 +533,16 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
              (("checkov", "CKV_AWS_116"), ("cfn-guard", "LAMBDA_DLQ_CHECK"))),
             ("HIPAA.Security-LambdaInsideVPC", "Function/Resource",
              (("checkov", "CKV_AWS_117"), ("cfn-guard", "LAMBDA_INSIDE_VPC"))),
+        )
+        for suite, check in peers
+    ),
+    *(
+        PeerAcknowledgment(suite, check, SDK_CALL_FUNCTION, _as_for_cdk_nag(rule, SDK_CALL_FUNCTION))
+        for rule, peers in (
+            ("HIPAA.Security-LambdaConcurrency",
+             (("checkov", "CKV_AWS_115"), ("cfn-guard", "LAMBDA_CONCURRENCY_CHECK"))),
+            ("HIPAA.Security-LambdaDLQ", (("checkov", "CKV_AWS_116"), ("cfn-guard", "LAMBDA_DLQ_CHECK"))),
+            ("HIPAA.Security-LambdaInsideVPC", (("checkov", "CKV_AWS_117"), ("cfn-guard", "LAMBDA_INSIDE_VPC"))),
         )
         for suite, check in peers
     ),
@@ -572,7 +619,7 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
 _Pending = tuple[tuple[str, ...], str, str]
 
 
-def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: bool) -> None:
+def acknowledge_findings(app: cdk.App, sites: list[Site]) -> None:
     """Attach each acknowledgment to the constructs it names (a path glob below the stack), in every stack.
 
     The paths are followed down from each stack, one segment at a time, rather than matched against every construct
@@ -590,7 +637,6 @@ def acknowledge_findings(app: cdk.App, sites: list[Site], *, archive_bootstrap: 
         _place(stack, [
             (tuple(entry.path.format(**fields).split("/")), entry.rule.format(**fields), entry.reason)
             for entry in ACKNOWLEDGMENTS
-            if archive_bootstrap or not entry.bootstrap_only
         ])
 
 

@@ -12,6 +12,7 @@ from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.topology import build_topology
 from stacks.access import AccessStack
 from stacks.archive import ArchiveStack
+from stacks.archive_return import ArchiveReturnStack
 from stacks.audit import AuditStack
 from stacks.backup import BackupStack
 from stacks.compliance_acknowledgments import acknowledge_findings
@@ -24,7 +25,7 @@ from stacks.site import Site
 from stacks.traffic import TrafficGateStack, TrafficStack
 
 
-def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: bool) -> list[Site]:
+def build_estate(app: cdk.App, config: DeploymentConfig) -> list[Site]:
     """Both regions' stacks under `app`; returns the two sites, primary first."""
     topology = build_topology(config)
     primary, dr = sites = [Site(config, topology, region) for region in config.regions]
@@ -32,7 +33,7 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
     stacks: dict[str, dict[str, cdk.Stack]] = {}
     for site in sites:
         key = keys[site.region].key
-        archive = ArchiveStack(app, site, key, replicate=site.is_primary or not archive_bootstrap)
+        archive = ArchiveStack(app, site, key, replicate=site.is_primary)
         runbooks = RunbookSupportStack(app, site, key)
         monitoring = MonitoringStack(app, site, key)
         database = DatabaseStack(app, site, key)
@@ -49,9 +50,15 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
         orchestration = OrchestrationStack(app, site, key, database.vpc, database.cidr)
         for needed in (runbooks, monitoring):  # its steps use the table, topology and topic by name
             orchestration.add_stack_dependency(needed)
-        stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring}
-    # S3 checks that a replication destination exists: the DR bucket first (see stacks/archive.py).
+        stacks[site.region] = {"archive": archive, "database": database, "monitoring": monitoring, "audit": audit}
+    # S3 checks that a replication destination exists: the DR bucket first, and the DR bucket's way-back rule once
+    # both exist (see stacks/archive_return.py).
     stacks[primary.region]["archive"].add_stack_dependency(stacks[dr.region]["archive"])
+    archive_return = ArchiveReturnStack(app, dr, keys[dr.region].key)
+    for region in config.regions:
+        archive_return.add_stack_dependency(stacks[region]["archive"])
+    # The primary's trail bucket replicates into the DR trail bucket (see stacks/audit.py).
+    stacks[primary.region]["audit"].add_stack_dependency(stacks[dr.region]["audit"])
     # The secondary joins the global cluster; the primary's secret replicates with the DR key.
     stacks[dr.region]["database"].add_stack_dependency(stacks[primary.region]["database"])
     stacks[primary.region]["database"].add_stack_dependency(keys[dr.region])
@@ -62,5 +69,5 @@ def build_estate(app: cdk.App, config: DeploymentConfig, *, archive_bootstrap: b
             gate = TrafficGateStack(app, site)
             gate.add_stack_dependency(stacks[site.region]["monitoring"])  # its alarm notifies the on-call topic
             traffic.add_stack_dependency(gate)  # a metric health check needs its alarm to exist
-    acknowledge_findings(app, sites, archive_bootstrap=archive_bootstrap)
+    acknowledge_findings(app, sites)
     return sites

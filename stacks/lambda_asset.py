@@ -1,10 +1,10 @@
 """The runbook function's code: `dr_runbooks` and its runtime dependencies for the Lambda platform, without Docker.
 
 Two parts, so that `cdk synth` stays offline and fast:
-- the build step (`python -m stacks.lambda_asset`; no aws_cdk import; run once per dependency change, and by CI
-  before the tests) installs the runtime dependencies from PyPI as manylinux wheels for the Lambda runtime
-  (`pip install --platform --target`) into `build/lambda/deps-<key>/`, the key hashing the requirements and the
-  platform: a changed requirement is a new key;
+- the build step (`python -m stacks.lambda_asset`; no aws_cdk import; cdk.json's `build` key makes the CDK CLI run
+  it before every synth and deploy, a no-op once built) installs the runtime dependencies from PyPI as manylinux
+  wheels for the Lambda runtime (`pip install --platform --target`) into `build/lambda/deps-<key>/`, the key hashing
+  the requirements and the platform: a changed requirement is a new key; offline with nothing built, one line;
 - synth (`asset_dir()`) adds a copy of `dr_runbooks` next to hard links of those files, in a directory named after the
   hash of both; it refuses with one line naming the build step when the dependencies were never built.
 
@@ -29,7 +29,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build" / "lambda"
+#: `EHR_DR_BUILD_DIR` moves the build directory (default `build/` of the repository), e.g. to a shared cache.
+BUILD = Path(os.environ.get("EHR_DR_BUILD_DIR") or ROOT / "build") / "lambda"
 PACKAGE = ROOT / "dr_runbooks"
 #: The Lambda platform (stacks/orchestration.py deploys python3.11 on x86_64): the Python and the machine the project
 #: is developed and tested on, so the test suite imports the built asset, its compiled wheel (pydantic-core) included,
@@ -87,14 +88,19 @@ def build_deps() -> Path:
     constraints = staging.with_suffix(".constraints.txt")
     constraints.write_text("\n".join(RUNTIME_DEPENDENCIES) + "\n")
     try:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-             "--target", str(staging), "--platform", PIP_PLATFORM, "--python-version", PYTHON_VERSION,
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-color", "--disable-pip-version-check",
+             "--no-compile", "--target", str(staging), "--platform", PIP_PLATFORM, "--python-version", PYTHON_VERSION,
              "--implementation", "cp", "--only-binary=:all:", "--constraint", str(constraints), *requirements()],
-            check=True,
+            capture_output=True, text=True,
         )
     finally:
         constraints.unlink()
+    if pip.returncode != 0:
+        shutil.rmtree(staging)
+        errors = [line for line in pip.stderr.splitlines() if line.startswith("ERROR:")] or pip.stderr.splitlines()
+        raise AssetNotBuilt(f"pip could not fetch the runbook function's dependencies from the package index "
+                            f"(offline, and nothing built in {BUILD}?): {errors[-1] if errors else 'no output'}")
     for leftover in staging.glob("bin"):
         shutil.rmtree(leftover)
     _write_rds_ca_bundle(staging / RDS_CA_BUNDLE)
@@ -171,7 +177,12 @@ def asset_dir() -> Path:
 
 
 def main() -> None:
-    print(build_deps())
+    """The build step: the built directory on stdout, or one line on stderr and exit status 1."""
+    try:
+        print(build_deps())
+    except AssetNotBuilt as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from stack_assembly import Estate
 
-from stacks.app import build_app, cdk_json_context
 from stacks.archive import retention_days
 
 
@@ -24,8 +22,23 @@ def _charts(estate: Estate, region: str) -> dict[str, Any]:
     return _bucket(estate, "archive", region, estate.topology.in_region(region).chart_bucket)
 
 
+def _way_back_configuration(estate: Estate) -> dict[str, Any]:
+    """The DR bucket's replication configuration as the archive-return stack puts it (PutBucketReplication's input)."""
+    (call,) = estate.resources("archive-return", estate.config.dr_region, "Custom::AWS").values()
+    separator, parts = call["Properties"]["Create"]["Fn::Join"]  # the role's ARN is the one token in it
+    request = json.loads(separator.join(part if isinstance(part, str) else "ROLE" for part in parts))
+    assert (request["service"], request["action"]) == ("S3", "putBucketReplication")
+    assert request["parameters"]["Bucket"] == estate.topology.in_region(estate.config.dr_region).chart_bucket
+    assert request["parameters"]["ReplicationConfiguration"]["Role"] == "ROLE"
+    return request["parameters"]["ReplicationConfiguration"]
+
+
 def _rule(estate: Estate, region: str) -> dict[str, Any]:
-    (rule,) = _charts(estate, region)["ReplicationConfiguration"]["Rules"]
+    """The region's chart replication rule: the primary's is its bucket's property, the DR's is put by a call."""
+    if region == estate.config.primary_region:
+        (rule,) = _charts(estate, region)["ReplicationConfiguration"]["Rules"]
+    else:
+        (rule,) = _way_back_configuration(estate)["Rules"]
     return rule
 
 
@@ -109,14 +122,23 @@ def test_charts_go_cold_after_the_configured_age_and_expire_only_after_retention
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= keep
 
 
-def test_bootstrap_pass_synthesizes_without_only_the_way_back_rule(tmp_path: Path) -> None:
-    build_app(cdk_json_context({"archive_bootstrap": "true"}), outdir=str(tmp_path)).synth()  # passes the packs
-    templates = {region: json.loads((tmp_path / f"ehr-dr-demo-archive-{region}.template.json").read_text())
-                 for region in ("us-east-1", "us-west-1")}
-    replication = {
-        region: [r["Properties"].get("ReplicationConfiguration") for r in template["Resources"].values()
-                 if r["Type"] == "AWS::S3::Bucket" and "-charts-" in r["Properties"].get("BucketName", "")]
-        for region, template in templates.items()
-    }
-    assert replication["us-east-1"][0] is not None
-    assert replication["us-west-1"] == [None]
+def test_dr_chart_bucket_gets_its_way_back_rule_from_the_archive_return_stack_not_its_own_property(
+    estate: Estate,
+) -> None:
+    assert "ReplicationConfiguration" not in _charts(estate, estate.config.dr_region)
+    assert _rule(estate, estate.config.dr_region)["ID"] == f"charts-{estate.config.dr_region}-to-" \
+        f"{estate.config.primary_region}"
+
+
+def test_way_back_rule_is_removed_with_the_archive_return_stack(estate: Estate) -> None:
+    (call,) = estate.resources("archive-return", estate.config.dr_region, "Custom::AWS").values()
+    delete = json.loads(call["Properties"]["Delete"])
+    assert (delete["action"], delete["parameters"]) == (
+        "deleteBucketReplication", {"Bucket": estate.topology.in_region(estate.config.dr_region).chart_bucket})
+
+
+def test_both_directions_have_the_same_rule_shape(estate: Estate) -> None:
+    primary, dr = (_rule(estate, region) for region in estate.regions)
+    assert {key: value for key, value in primary.items() if key not in ("Id", "Destination")} == {
+        key: value for key, value in dr.items() if key not in ("ID", "Destination")}
+    assert primary["Destination"].keys() == dr["Destination"].keys()

@@ -68,6 +68,6 @@ def _pattern(entry: Acknowledgment) -> re.Pattern[str]:
 
 def test_every_acknowledgment_is_used(estate: Estate) -> None:
     acknowledged = _acknowledged(estate)
-    unused = [entry.rule for entry in ACKNOWLEDGMENTS if not entry.bootstrap_only
-              and not any(reason == entry.reason and _pattern(entry).fullmatch(rule) for rule, reason in acknowledged)]
+    unused = [entry.rule for entry in ACKNOWLEDGMENTS
+              if not any(reason == entry.reason and _pattern(entry).fullmatch(rule) for rule, reason in acknowledged)]
     assert unused == []
