@@ -161,11 +161,20 @@ def _dr_operator_policies(scope: Construct, site: Site) -> list[iam.ManagedPolic
                            for r in regions],
             ),
             iam.PolicyStatement(
-                sid="ObserveAndGateTraffic",
-                actions=["cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData",
-                         "cloudwatch:DescribeAlarms"],
+                # cloudwatch:namespace is a condition key of PutMetricData only (AWS's IAM reference): a request
+                # always names its namespace, so the gate's metrics are the only ones this role can write.
+                sid="GateTraffic",
+                actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringEqualsIfExists": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}},
+                conditions={"StringEquals": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}},
+            ),
+            iam.PolicyStatement(
+                sid="ObserveMetrics", actions=["cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="ObserveAlarms", actions=["cloudwatch:DescribeAlarms"],
+                resources=[f"arn:aws:cloudwatch:{r.region}:{account}:alarm:{site.prefix}-*" for r in regions],
             ),
             iam.PolicyStatement(
                 # A runbook that reaches us-east-1 confirms where DNS answers (docs/runbooks.md, "Traffic gates").

@@ -101,8 +101,11 @@ class DatabaseStack(cdk.Stack):
                     )
                 ],
             ),
-            writer=rds.ClusterInstance.provisioned("writer", instance_type=INSTANCE_TYPE),
-            readers=[rds.ClusterInstance.provisioned("reader", instance_type=INSTANCE_TYPE)],
+            # Minor versions carry the engine's security fixes: said explicitly, as for the DR region's reader below.
+            writer=rds.ClusterInstance.provisioned("writer", instance_type=INSTANCE_TYPE,
+                                                   auto_minor_version_upgrade=True),
+            readers=[rds.ClusterInstance.provisioned("reader", instance_type=INSTANCE_TYPE,
+                                                     auto_minor_version_upgrade=True)],
             vpc=self.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             security_groups=[self.security_group],

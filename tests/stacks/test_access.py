@@ -45,8 +45,16 @@ def _operator_statements(estate: Estate) -> dict[str, dict[str, Any]]:
 
 
 def test_dr_operator_puts_metrics_only_into_the_traffic_gate_namespace(estate: Estate) -> None:
-    statement = _operator_statements(estate)["ObserveAndGateTraffic"]
-    assert statement["Condition"] == {"StringEqualsIfExists": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}}
+    statements = _operator_statements(estate)
+    assert statements["GateTraffic"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": TRAFFIC_GATE_NAMESPACE}}
+    puts = [sid for sid, statement in statements.items() if "cloudwatch:PutMetricData" in statement["Action"]]
+    assert puts == ["GateTraffic"]
+
+
+def test_dr_operator_reads_only_the_estates_alarms(estate: Estate) -> None:
+    statement = _operator_statements(estate)["ObserveAlarms"]
+    assert statement["Resource"] == [f"arn:aws:cloudwatch:{region}:{estate.config.account}:alarm:ehr-dr-demo-*"
+                                     for region in estate.regions]
 
 
 def test_dr_operator_uses_data_keys_only_through_the_data_services(estate: Estate) -> None:
