@@ -645,21 +645,33 @@ PEER_ACKNOWLEDGMENTS: tuple[PeerAcknowledgment, ...] = (
         for action in ("CreateNetworkInterface", "DeleteNetworkInterface", "AssignPrivateIpAddresses",
                        "UnassignPrivateIpAddresses")
     ),
-    PeerAcknowledgment(
-        "parliament", "RESOURCE_STAR[rds:DescribeDBClusters]", "FunctionPolicy*/Resource",
-        "A restore drill lists the region's clusters to find an interrupted drill's leftovers (named {prefix}-rd-<run "
-        "id>); DescribeDBClusters without an identifier is authorized on \"*\". Read only.",
+    # The restore drill's statements (stacks/drill_permissions.py): the DR function's, and the operator's for a drill
+    # run from a terminal.
+    *(
+        PeerAcknowledgment("parliament", check, policy, reason)
+        for policy in ("FunctionPolicy*/Resource", "DrOperatorPolicy*/Resource")
+        for check, reason in (
+            ("RESOURCE_STAR[rds:DescribeDBClusters]",
+             "A restore drill lists the region's clusters to find an interrupted drill's leftovers (named "
+             "{prefix}-rd-<run id>); DescribeDBClusters without an identifier is authorized on \"*\". Read only."),
+            ("RESOURCE_MISMATCH[rds:CreateDBInstance]",
+             "The statement grants CreateDBInstance on the subnet, parameter and option groups a drill's scratch "
+             "instance uses; the instance ARN ({prefix}-rd-*) is granted by the ScratchInstances statement. IAM "
+             "evaluates the policy as a whole, parliament one statement at a time."),
+            ("RESOURCE_MISMATCH[rds:DeleteDBCluster]",
+             "A drill deletes its scratch cluster with SkipFinalSnapshot (dr_runbooks/drills/scratch.py): no final "
+             "snapshot is made, so no cluster-snapshot ARN needs granting."),
+        )
     ),
     PeerAcknowledgment(
-        "parliament", "RESOURCE_MISMATCH[rds:CreateDBInstance]", "FunctionPolicy*/Resource",
-        "The statement grants CreateDBInstance on the subnet, parameter and option groups a drill's scratch instance "
-        "uses; the instance ARN ({prefix}-rd-*) is granted by the ScratchInstances statement. IAM evaluates the "
-        "policy as a whole, parliament one statement at a time.",
+        "parliament", "RESOURCE_MISMATCH[states:ListExecutions]", "DrOperatorPolicy*/Resource",
+        "drctl runs lists the executions of the estate's state machines (granted by ARN); the other resource type "
+        "AWS lists for ListExecutions, a distributed Map run, does not exist here (no plan has a distributed Map).",
     ),
     PeerAcknowledgment(
-        "parliament", "RESOURCE_MISMATCH[rds:DeleteDBCluster]", "FunctionPolicy*/Resource",
-        "A drill deletes its scratch cluster with SkipFinalSnapshot (dr_runbooks/drills/scratch.py): no final "
-        "snapshot is made, so no cluster-snapshot ARN needs granting.",
+        "parliament", "RESOURCE_MISMATCH[states:DescribeExecution]", "DrOperatorPolicy*/Resource",
+        "drctl --remote follows STANDARD executions of the estate's machines (execution ARNs); express executions, "
+        "the other resource type AWS lists for DescribeExecution, do not exist here.",
     ),
     PeerAcknowledgment(
         "parliament", "RESOURCE_MISMATCH[states:DescribeExecution]", "StateMachinePolicy/Resource",
