@@ -14,16 +14,17 @@ from collections import defaultdict
 
 from botocore.exceptions import ClientError
 
+from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.readiness.checks import NotReady, Scope
 from dr_runbooks.runbooks.permissions import (
     ON_AWS,
     PERMISSIONS,
     RUN,
+    RUNS_IN,
     Permission,
     function_role_arn,
     resources_for,
 )
-from dr_runbooks.runbooks.plans import PLANS
 
 #: How many denials the reason lists before it counts the rest.
 SHOWN_DENIALS = 5
@@ -33,12 +34,11 @@ _Key = tuple[str, str, tuple[tuple[str, str], ...]]
 
 def _wanted(scope: Scope) -> dict[_Key, dict[str, list[str]]]:
     """(role, resource, context) -> action -> the steps that need it ("<runbook> step <name>")."""
-    topology, target = scope.topology, scope.target
-    names = resources_for(topology, target)
+    topology = scope.topology
     operator = topology.role_arns["dr-operator"]
     wanted: dict[_Key, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
 
-    def need(permission: Permission, roles: tuple[str, ...], who: str) -> None:
+    def need(permission: Permission, roles: tuple[str, ...], who: str, names: dict[str, str]) -> None:
         for role in roles:
             key = (role, permission.resource.format(**names), permission.context)
             wanted[key][permission.action].append(who)
@@ -46,20 +46,24 @@ def _wanted(scope: Scope) -> dict[_Key, dict[str, list[str]]]:
     for runbook in scope.runbooks:
         if runbook not in PERMISSIONS:
             continue
-        declared = PERMISSIONS[runbook]
-        undeclared = [step.name for step in PLANS[runbook]().steps if step.name not in declared]
+        declared, plan = PERMISSIONS[runbook], RUNBOOKS[runbook].plan()
+        undeclared = [step.name for step in plan.steps if step.name not in declared]
         if undeclared:
             raise NotReady(f"{runbook} steps without a permissions declaration: {', '.join(undeclared)}")
-        for step in PLANS[runbook]().steps:
-            region = target if step.database != "source" else scope.source
+        # The region a run goes toward: the failover target, the DR region (drills), or the writer (retention sync).
+        target = {"target": scope.target, "dr": topology.dr_region, "writer": scope.source}[RUNS_IN.get(runbook,
+                                                                                                       "target")]
+        names = resources_for(topology, target)
+        for step in plan.steps:
+            region = target if step.database != "source" else topology.partner(target)
             function = function_role_arn(topology, region, database=step.database is not None)
             for permission in declared[step.name]:
-                need(permission, (operator, function), f"{runbook} step {step.name}")
+                need(permission, (operator, function), f"{runbook} step {step.name}", names)
         function = function_role_arn(topology, target, database=False)
         for permission in RUN:
-            need(permission, (operator, function), f"{runbook} (journal, lock, evidence)")
+            need(permission, (operator, function), f"{runbook} (journal, lock, evidence)", names)
         for permission in ON_AWS:
-            need(permission, (function,), f"{runbook} (on-call line)")
+            need(permission, (function,), f"{runbook} (on-call line)", names)
     return wanted
 
 

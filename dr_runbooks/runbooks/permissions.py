@@ -16,12 +16,16 @@ database's region runs (stacks/orchestration.py).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from dr_runbooks.topology import (
     TRAFFIC_GATE_NAMESPACE,
     Topology,
     database_function_name,
+    drill_scratch_instance_name,
+    drill_scratch_prefix,
     runbook_function_name,
 )
 
@@ -109,6 +113,98 @@ PERMISSIONS: dict[str, dict[str, tuple[Permission, ...]]] = {
 }
 
 
+# --- the drills and the retention sync ------------------------------------------------------------------------------
+# Scratch resources are named `<drill_scratch_prefix>` + the run (`scratch_*`); the policies scope them by that prefix.
+
+#: Finding scratch resources (`drills.scratch`): every cluster (DescribeDBClusters names none: `cluster:*`), the DB
+#: instances of a cluster (a filter: `db:*`), every bucket.
+_FIND_SCRATCH = (_p("rds:DescribeDBClusters", "{target_any_cluster_arn}"),
+                 _p("rds:DescribeDBInstances", "{target_any_db_arn}"),
+                 _p("s3:ListAllMyBuckets", "*"))
+#: Removing them (`scratch.remove`): the instance, then the cluster; the bucket's versions listed, deleted
+#: (DeleteObjects: s3:DeleteObject(Version) per key), then the bucket.
+_REMOVE_SCRATCH = (
+    *_FIND_SCRATCH,
+    _p("rds:DeleteDBInstance", "{scratch_db_arn}"),
+    _p("rds:DeleteDBCluster", "{scratch_cluster_arn}"),
+    _p("s3:ListBucketVersions", "{scratch_bucket_arn}"),
+    _p("s3:DeleteObject", f"{{scratch_bucket_arn}}/charts/{RUN_ID_PLACEHOLDER}"),
+    _p("s3:DeleteObjectVersion", f"{{scratch_bucket_arn}}/charts/{RUN_ID_PLACEHOLDER}"),
+    _p("s3:DeleteBucket", "{scratch_bucket_arn}"),
+)
+#: A restore job (`drills.restore._restore`): the recovery point's metadata, the job started on it with the DR backup
+#: role passed to AWS Backup, its status (DescribeRestoreJob has no resource-level permission).
+def _restore(point: str) -> tuple[Permission, ...]:
+    return (_p("backup:GetRecoveryPointRestoreMetadata", point), _p("backup:StartRestoreJob", point),
+            _p("iam:PassRole", "{target_backup_role_arn}", iam__PassedToService="backup.amazonaws.com"),
+            _p("backup:DescribeRestoreJob", "*"))
+
+
+#: Logging in to the scratch cluster (`restore._restored_endpoint`): an available instance, a fresh master password.
+_SCRATCH_LOGIN = (_p("rds:DescribeDBInstances", "{target_any_db_arn}"),
+                  _p("rds:ModifyDBCluster", "{scratch_cluster_arn}"),
+                  _p("rds:DescribeDBClusters", "{scratch_cluster_arn}"))
+#: Comparing both chart archives (`verify.compare`, current listing): ListObjectsV2 of each, then ListObjectVersions
+#: of each for a key on one side only.
+_COMPARE_ARCHIVES = tuple(_p(action, f"{{{side}_bucket_arn}}") for side in ("target", "source")
+                          for action in ("s3:ListBucket", "s3:ListBucketVersions"))
+#: A game day's leg: on AWS the state machine starts the child's execution (its own role); the step reads the child's
+#: journal in the leg's region and, from a terminal, seals its evidence there.
+def _leg(region: str) -> tuple[Permission, ...]:
+    return (*(_p(f"dynamodb:{action}", f"{{{region}_table_arn}}") for action in ("GetItem", "Query")),
+            _p("s3:ListBucket", f"{{{region}_evidence_arn}}"))
+
+
+#: The retention sync's manifest of moved patients, in the run's (the writer's) evidence bucket.
+_MANIFEST = f"{{target_evidence_arn}}/lifecycle/moved/{RUN_ID_PLACEHOLDER}.json"
+_CHART_VERSION = f"charts/{RUN_ID_PLACEHOLDER}"
+
+PERMISSIONS |= {
+    "restore-drill": {
+        "clean-leftovers": _REMOVE_SCRATCH,
+        "pick-recovery-points": (_p("backup:ListRecoveryPointsByBackupVault", "{target_vault_arn}"),),
+        "restore-database": (_p("rds:DescribeDBClusters", "{target_any_cluster_arn}"),
+                             _p("rds:DescribeDBClusters", "{target_cluster_arn}"),
+                             *_restore("{database_recovery_point_arn}"),
+                             _p("rds:AddTagsToResource", "{scratch_cluster_arn}")),
+        "restore-archive": (_p("s3:ListAllMyBuckets", "*"), *_restore("{archive_recovery_point_arn}"),
+                            _p("s3:PutBucketTagging", "{scratch_bucket_arn}")),
+        "add-instance": (_p("rds:DescribeDBInstances", "{target_any_db_arn}"),
+                         _p("rds:DescribeDBClusters", "{scratch_cluster_arn}"),
+                         _p("rds:CreateDBInstance", "{scratch_db_arn}"),
+                         _p("rds:DescribeDBInstances", "{scratch_db_arn}")),
+        "validate-records": (*_SCRATCH_LOGIN, *_database("target")),
+        "validate-charts": (*_SCRATCH_LOGIN, _p("s3:GetObject", f"{{scratch_bucket_arn}}/{_CHART_VERSION}")),
+        "teardown": _REMOVE_SCRATCH,
+        "verdict": (),
+    },
+    "verify-replication": {
+        "compare-archives": _COMPARE_ARCHIVES,
+        "verdict": (),
+    },
+    "game-day": {
+        "switchover-to-dr": _leg("target"),
+        "verify-replication": _COMPARE_ARCHIVES,
+        "serve-from-dr": (*_database("target"), _p("s3:GetObject", f"{{target_bucket_arn}}/{_CHART_VERSION}")),
+        "switchover-to-primary": _leg("source"),
+        "verdict": (),
+    },
+    "retention-sync": {
+        "find-moved": (*_database("target"), _p("s3:PutObject", _MANIFEST)),
+        # Each version's retention read (GetObjectRetention) and extended; the same action covers a named version.
+        "extend-retention": (_p("s3:GetObject", _MANIFEST),
+                             *(_p(action, f"{{{side}_bucket_arn}}/{_CHART_VERSION}") for side in ("target", "source")
+                               for action in ("s3:GetObjectRetention", "s3:PutObjectRetention")),
+                             *(_p("s3:ListBucketVersions", f"{{{side}_bucket_arn}}") for side in ("target", "source"))),
+        "mark-synced": (*_database("target"), _p("s3:GetObject", _MANIFEST)),
+    },
+}
+#: Where a runbook's run goes, which fills the `target_*` names: the failover target (the on-call plans, the
+#: default), the DR region (the drills, deployed there), or the region whose database writes (the retention sync).
+RUNS_IN: dict[str, Literal["target", "dr", "writer"]] = {
+    "restore-drill": "dr", "verify-replication": "dr", "game-day": "dr", "retention-sync": "writer"}
+
+
 def resources_for(topology: Topology, target: str) -> dict[str, str]:
     """The names the templates use, for a run toward `target`. A secret's ARN ends in six characters AWS chose; the
     policies match them with `-*`, so any six stand for them here."""
@@ -124,7 +220,21 @@ def resources_for(topology: Topology, target: str) -> dict[str, str]:
             f"{role}_evidence_arn": f"arn:aws:s3:::{here.evidence_bucket}",
             f"{role}_table_arn": f"arn:aws:dynamodb:{region}:{account}:table/{here.runbook_table}",
             f"{role}_topic_arn": here.oncall_topic_arn,
+            f"{role}_vault_arn": f"arn:aws:backup:{region}:{account}:backup-vault:{here.backup_vault}",
+            f"{role}_backup_role_arn": here.backup_role_arn,
+            f"{role}_any_cluster_arn": f"arn:aws:rds:{region}:{account}:cluster:*",
+            f"{role}_any_db_arn": f"arn:aws:rds:{region}:{account}:db:*",
         }
+    scratch = f"{drill_scratch_prefix(topology.env_name)}{RUN_ID_PLACEHOLDER}"
+    names |= {
+        "scratch_cluster_arn": f"arn:aws:rds:{target}:{account}:cluster:{scratch}",
+        "scratch_db_arn": f"arn:aws:rds:{target}:{account}:db:{drill_scratch_instance_name(scratch)}",
+        "scratch_bucket_arn": f"arn:aws:s3:::{scratch}",
+        # Recovery points in the vault: an Aurora one is a cluster snapshot AWS Backup names, an S3 one its own.
+        "database_recovery_point_arn": f"arn:aws:rds:{target}:{account}:cluster-snapshot:awsbackup:job-"
+                                       f"{RUN_ID_PLACEHOLDER}",
+        "archive_recovery_point_arn": f"arn:aws:backup:{target}:{account}:recovery-point:{RUN_ID_PLACEHOLDER}",
+    }
     gate = topology.traffic.gates[source] if topology.traffic else None
     names["target_gate_alarm_arn"] = (f"arn:aws:cloudwatch:{gate.alarm_region}:{account}:alarm:{gate.alarm_name}"
                                       if gate else f"arn:aws:cloudwatch:{target}:{account}:alarm:*")

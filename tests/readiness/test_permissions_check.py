@@ -9,10 +9,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from dr_runbooks.config import DeploymentConfig
+from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.readiness.checks import NotReady, Scope
 from dr_runbooks.readiness.simulation import _wanted, permissions
 from dr_runbooks.runbooks.permissions import PERMISSIONS
-from dr_runbooks.runbooks.plans import PLANS
 from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology, build_topology
 
@@ -71,4 +71,8 @@ def test_a_database_step_is_simulated_for_the_database_function_of_its_region(to
 
 @pytest.mark.parametrize("runbook", sorted(PERMISSIONS))
 def test_every_step_of_the_plan_declares_its_permissions(runbook: str) -> None:
-    assert [step.name for step in PLANS[runbook]().steps] == list(PERMISSIONS[runbook])
+    assert [step.name for step in RUNBOOKS[runbook].plan().steps] == list(PERMISSIONS[runbook])
+
+
+def test_every_orchestrated_runbook_declares_its_permissions() -> None:
+    assert sorted(PERMISSIONS) == sorted(RUNBOOKS)
