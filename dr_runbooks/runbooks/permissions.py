@@ -1,4 +1,4 @@
-"""The IAM actions each step of the on-call plans calls, on which resources of the topology: what `drctl evaluate`
+"""The IAM actions each step of the orchestrated plans (on-call, drills, retention sync) calls, on which resources of the topology: what `drctl evaluate`
 simulates against the roles that run the steps, so a role that lost a permission is found before the outage.
 
 Beside the plans (`plans.py`) because they describe the same steps: a step's `calls` say what it does for people, its
@@ -11,7 +11,8 @@ give them.
 
 Who calls: `drctl` runs every step as the dr-operator role; on AWS the runbook function of the target region runs the
 steps, except those that connect to a records database (`Step.database`), which the database function of that
-database's region runs (stacks/orchestration.py).
+database's region runs (stacks/orchestration.py). The target of a drill is the DR region, of the retention sync the
+writer's region (`RUNS_IN`).
 """
 
 from __future__ import annotations
