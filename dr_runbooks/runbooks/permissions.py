@@ -1,5 +1,6 @@
-"""The IAM actions each step of the orchestrated plans (on-call, drills, retention sync) calls, on which resources of the topology: what `drctl evaluate`
-simulates against the roles that run the steps, so a role that lost a permission is found before the outage.
+"""The IAM actions each step of the orchestrated plans (on-call, drills, retention sync) calls, on which resources
+of the topology: what `drctl evaluate` simulates against the roles that run the steps, so a role that lost a
+permission is found before the outage.
 
 Beside the plans (`plans.py`) because they describe the same steps: a step's `calls` say what it does for people, its
 permissions here say what IAM must allow for it. `RUN` holds what every run does besides its steps (journal, lock,
