@@ -175,6 +175,14 @@ class Mapping:
             return [self.request(self.action(), "*")]
         return [self.request(self.action(), key_arn, **{"kms:ResourceAliases": self.estate.key_aliases(key_arn)})]
 
+    def _described_alarms(self) -> list[Request]:
+        """DescribeAlarms is authorized on each alarm it names; with none named (a prefix, or all), on every alarm."""
+        params = self.params()
+        names = params.get("AlarmNames") or [value for key, value in sorted(params.items())
+                                             if key.startswith("AlarmNames.member.")]
+        return [self.request(self.action(), self.arn("cloudwatch", f"alarm:{name}")) for name in names] or [
+            self.request(self.action(), self.arn("cloudwatch", "alarm:*"))]
+
     def _metric_data(self) -> list[Request]:
         return [self.request(self.action(), "*", **{"cloudwatch:namespace": str(self.params().get("Namespace"))})]
 
@@ -244,11 +252,9 @@ def _parameter(mapping: Mapping, params: dict[str, Any]) -> str | None:
 
 
 def _alarms(mapping: Mapping, params: dict[str, Any]) -> str | None:
-    names = [value for key, value in params.items() if key.startswith("AlarmNames")]
-    names = names[0] if names and isinstance(names[0], list) else names
-    if mapping.call.operation == "DescribeAlarms" and len(names) == 1:
-        return mapping.arn("cloudwatch", f"alarm:{names[0]}")
-    return mapping.arn("cloudwatch", "alarm:*") if mapping.call.operation == "DescribeAlarms" else None
+    """CloudWatch's alarm actions other than DescribeAlarms (which `Mapping._described_alarms` maps) name one alarm."""
+    name = params.get("AlarmName")
+    return mapping.arn("cloudwatch", f"alarm:{name}") if name else None
 
 
 _RESOURCES: dict[str, Callable[[Mapping, dict[str, Any]], str | None]] = {
@@ -270,6 +276,7 @@ _SPECIAL: dict[tuple[str, str], Callable[[Mapping], list[Request]]] = {
     ("s3", "DeleteObjects"): Mapping._s3_delete_objects,
     ("s3", "CopyObject"): Mapping._s3_copy_object,
     ("monitoring", "PutMetricData"): Mapping._metric_data,
+    ("monitoring", "DescribeAlarms"): Mapping._described_alarms,
     **{("kms", operation): Mapping._key_request for operation in (
         "DescribeKey", "Encrypt", "Decrypt", "GenerateDataKey", "CreateGrant", "ReEncrypt", "GetKeyPolicy",
         "GetKeyRotationStatus", "ScheduleKeyDeletion", "DisableKey", "EnableKey")},

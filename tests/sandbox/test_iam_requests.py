@@ -122,3 +122,12 @@ def test_simulating_a_principals_policies_is_authorized_on_that_principal() -> N
     role = f"arn:aws:iam::{ACCOUNT}:role/ehr-dr-demo-dr-operator"
     assert requests(call("iam", "SimulatePrincipalPolicy", "query", query={
         "Action": ["SimulatePrincipalPolicy"], "PolicySourceArn": [role]})) == [("iam:SimulatePrincipalPolicy", role)]
+
+
+def test_describing_named_alarms_is_authorized_on_each_alarm_and_on_every_alarm_without_names() -> None:
+    named = json.dumps({"AlarmNames": ["gate-a", "gate-b"]}).encode()
+    assert requests(call("monitoring", "DescribeAlarms", "json", body=named)) == [
+        ("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:us-west-1:{ACCOUNT}:alarm:gate-a"),
+        ("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:us-west-1:{ACCOUNT}:alarm:gate-b")]
+    assert requests(call("monitoring", "DescribeAlarms", "json", body=b"{}")) == [
+        ("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:us-west-1:{ACCOUNT}:alarm:*")]
