@@ -119,13 +119,19 @@ class AwsSession:
                 ]
         except (ClientError, BotoCoreError) as error:
             raise SessionError(f"MFA session refused by STS in {region}: {error}") from None
-        boto = boto_session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=self.boto.region_name,
-        )
-        return AwsSession(boto, self.endpoint_url, self.endpoint_urls, mfa=True)
+        return AwsSession.from_credentials(credentials, self.endpoint_url, self.endpoint_urls, mfa=True,
+                                           region_name=self.boto.region_name)
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any], endpoint_url: str | None = None,
+                         endpoint_urls: dict[str, str] | None = None, mfa: bool = False,
+                         region_name: str | None = None) -> AwsSession:
+        """A session on temporary credentials as STS returns them (`AccessKeyId`, `SecretAccessKey`,
+        `SessionToken`): an assumed role's, or those Lambda hands a function."""
+        boto = boto_session(aws_access_key_id=credentials["AccessKeyId"],
+                            aws_secret_access_key=credentials["SecretAccessKey"],
+                            aws_session_token=credentials["SessionToken"], region_name=region_name)
+        return cls(boto, endpoint_url, endpoint_urls, mfa=mfa)
 
     def identity(self, region: str) -> Identity:
         arn = self.client("sts", region).get_caller_identity()["Arn"]

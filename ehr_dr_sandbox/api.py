@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from dr_runbooks.config import DeploymentConfig
 from dr_runbooks.runbooks.heartbeat import INTERVAL_SECONDS
+from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import Topology, build_topology
 from ehr_dr_sandbox.faults import FaultsClient, control_request
 from ehr_dr_sandbox.state import read_state
@@ -90,6 +91,10 @@ class Sandbox:
         """Credentials of one of the stacks' roles as `service` gets them (Lambda runs a function under its execution
         role): every call with them is authorized against the role's policies."""
         return self.action("assume-service-role", role=role, service=service)
+
+    def role_session(self, role: str, service: str = "lambda.amazonaws.com") -> AwsSession:
+        """An `AwsSession` on `role_credentials(role, service)`: a function's steps run with it as on Lambda."""
+        return AwsSession.from_credentials(self.role_credentials(role, service), endpoint_url=self.endpoint_url)
 
     def action(self, name: str, **arguments: Any) -> Any:
         return control_request(self.endpoint_url, f"actions/{name}", arguments)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dr_runbooks.runbooks import heartbeat
-from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import database_function_name
 from ehr_dr_sandbox.context import SandboxContext
 from ehr_dr_sandbox.dispatch import Registry
@@ -56,10 +56,8 @@ class HeartbeatSchedule:
     def _aws(self, region: str) -> AwsSession:
         """The region's function's clients, made once (the roles exist once the estate is provisioned)."""
         if region not in self._sessions:
-            credentials = self._credentials(region)
-            self._sessions[region] = AwsSession(boto_session(
-                aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"]), endpoint_url=self.context.endpoint_url)
+            self._sessions[region] = AwsSession.from_credentials(self._credentials(region),
+                                                                 endpoint_url=self.context.endpoint_url)
         return self._sessions[region]
 
     def beat(self) -> dict[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from dr_runbooks.orchestration.catalog import RUNBOOKS
 from dr_runbooks.orchestration.definition import definition
 from dr_runbooks.orchestration.handler import ORCHESTRATED_LEASE_SECONDS, StepFailed, handle, handler
 from dr_runbooks.runbooks import plans
-from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import database_function_name, runbook_function_name
 from ehr_dr_sandbox.api import Sandbox
 
@@ -51,10 +51,7 @@ def writer(sandbox: Sandbox) -> str:
 def function_session(sandbox: Sandbox, function_name: str, region: str) -> AwsSession:
     """What Lambda gives a function of the region: its execution role's credentials (the sandbox authorizes every
     call with them against the role's policies, as deployed by the stacks)."""
-    credentials = sandbox.role_credentials(f"{function_name}-{region}")
-    return AwsSession(boto_session(aws_access_key_id=credentials["AccessKeyId"],
-                                   aws_secret_access_key=credentials["SecretAccessKey"],
-                                   aws_session_token=credentials["SessionToken"]), endpoint_url=sandbox.endpoint_url)
+    return sandbox.role_session(f"{function_name}-{region}")
 
 
 class Machine:

@@ -14,7 +14,7 @@ from dr_runbooks.evidence.record import EvidenceRecord
 from dr_runbooks.evidence.store import S3EvidenceBucket
 from dr_runbooks.orchestration.handler import handle
 from dr_runbooks.readiness.scheduled import CHECK_METRIC
-from dr_runbooks.session import AwsSession, boto_session
+from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import (
     READINESS_NAMESPACE,
     READY_METRIC,
@@ -27,10 +27,7 @@ from ehr_dr_sandbox.api import Sandbox
 def _as_role(sandbox: Sandbox, role: str) -> AwsSession:
     """An AwsSession with the credentials Lambda gives a function of the stacks' role `role` (enforced by the
     sandbox's IAM against the policies the stacks deploy)."""
-    credentials = sandbox.role_credentials(role)
-    return AwsSession(boto_session(aws_access_key_id=credentials["AccessKeyId"],
-                                   aws_secret_access_key=credentials["SecretAccessKey"],
-                                   aws_session_token=credentials["SessionToken"]), endpoint_url=sandbox.endpoint_url)
+    return sandbox.role_session(role)
 
 
 def evaluate_as_scheduled(sandbox: Sandbox, region: str, scratch: Any) -> dict[str, Any]:

@@ -7,13 +7,13 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
 
 from dr_runbooks.cli import cli
 from dr_runbooks.observe import probes
+from dr_runbooks.session import AwsSession
 from dr_runbooks.topology import role_name
 from ehr_dr_sandbox.api import Sandbox
 
@@ -26,16 +26,14 @@ def operator_arn(sandbox: Sandbox) -> str:
     return f"arn:aws:iam::{sandbox.config.account}:role/{role_name(sandbox.config, 'dr-operator')}"
 
 
-def session_of(sandbox: Sandbox, credentials: dict[str, str]) -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"],
-                                 aws_secret_access_key=credentials["SecretAccessKey"],
-                                 aws_session_token=credentials["SessionToken"])
+def operator_credentials(sandbox: Sandbox) -> dict[str, str]:
+    """The dr-operator role's credentials, assumed with MFA as an on-call engineer does."""
+    return sandbox.client("sts").assume_role(RoleArn=operator_arn(sandbox), RoleSessionName="oncall",
+                                             SerialNumber=SERIAL, TokenCode="123456")["Credentials"]
 
 
-def operator(sandbox: Sandbox) -> boto3.session.Session:
-    credentials = sandbox.client("sts").assume_role(RoleArn=operator_arn(sandbox), RoleSessionName="oncall",
-                                                    SerialNumber=SERIAL, TokenCode="123456")["Credentials"]
-    return session_of(sandbox, credentials)
+def operator(sandbox: Sandbox) -> AwsSession:
+    return AwsSession.from_credentials(operator_credentials(sandbox), endpoint_url=sandbox.endpoint_url)
 
 
 def denials(sandbox: Sandbox) -> list[dict[str, str]]:
@@ -75,7 +73,7 @@ def test_the_operator_role_is_refused_without_mfa(sandbox: Sandbox) -> None:
 
 
 def test_a_call_the_operator_is_not_granted_is_denied_naming_action_and_resource(sandbox: Sandbox) -> None:
-    s3 = operator(sandbox).client("s3", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    s3 = operator(sandbox).client("s3", "us-west-1")
     with pytest.raises(ClientError) as denied:
         s3.delete_bucket(Bucket=sandbox.topology.in_region("us-west-1").chart_bucket)
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
@@ -84,12 +82,12 @@ def test_a_call_the_operator_is_not_granted_is_denied_naming_action_and_resource
 
 
 def test_the_operator_reads_the_topology_it_is_granted(sandbox: Sandbox) -> None:
-    ssm = operator(sandbox).client("ssm", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    ssm = operator(sandbox).client("ssm", "us-west-1")
     assert ssm.get_parameter(Name=f"/ehr-dr/{sandbox.config.env_name}/topology")["Parameter"]["Value"]
 
 
 def test_a_gate_metric_outside_the_traffic_namespace_is_denied_by_its_condition(sandbox: Sandbox) -> None:
-    cloudwatch = operator(sandbox).client("cloudwatch", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    cloudwatch = operator(sandbox).client("cloudwatch", "us-west-1")
     with pytest.raises(ClientError, match="cloudwatch:PutMetricData"):
         cloudwatch.put_metric_data(Namespace="Elsewhere", MetricData=[{"MetricName": "x", "Value": 1.0}])
 
@@ -113,8 +111,8 @@ def test_a_function_role_is_assumed_by_its_service_only(sandbox: Sandbox) -> Non
     role = f"ehr-dr-{sandbox.config.env_name}-runbooks-us-west-1"
     with pytest.raises(Exception, match="cannot assume"):
         sandbox.role_credentials(role, service="states.amazonaws.com")
-    function = session_of(sandbox, sandbox.role_credentials(role))
-    rds = function.client("rds", region_name="us-west-1", endpoint_url=sandbox.endpoint_url)
+    function = sandbox.role_session(role)
+    rds = function.client("rds", "us-west-1")
     assert probes.global_cluster(rds, sandbox.topology.global_cluster_id).writer() is not None
 
 
@@ -149,8 +147,7 @@ def test_a_command_that_needs_no_mfa_code_works_from_an_operator_session(
 ) -> None:
     """An engineer whose profile assumes the dr-operator role (with MFA) runs the read and backup commands with it."""
     monkeypatch.chdir(tmp_path)
-    credentials = seeded.client("sts").assume_role(RoleArn=operator_arn(seeded), RoleSessionName="oncall",
-                                                   SerialNumber=SERIAL, TokenCode="123456")["Credentials"]
+    credentials = operator_credentials(seeded)
     env = {**sandbox_env, "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"], "AWS_SESSION_TOKEN": credentials["SessionToken"]}
     before = seeded.status()["iam"]["denied"]
