@@ -67,7 +67,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_CREDENTIAL = re.compile(r"Credential=[^/&]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/&]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -98,13 +98,27 @@ class Call:
     headers: dict[str, str]
     body: bytes
     uri_params: dict[str, str] = field(default_factory=dict)
+    #: The access key id the request is signed with (who calls: `iam_enforcement.py`).
+    access_key: str | None = None
 
     def param(self, name: str) -> str | None:
         """A query-protocol parameter (form field or query string), e.g. `DBClusterIdentifier`."""
         values = self.query.get(name) or self.form().get(name)
         return values[0] if values else None
 
+    def param_list(self, name: str) -> list[str]:
+        """A query-protocol list parameter, in order: `Name.member.1`, `Name.member.2`, ..."""
+        values = []
+        while (value := self.param(f"{name}.member.{len(values) + 1}")) is not None:
+            values.append(value)
+        return values
+
     def form(self) -> dict[str, list[str]]:
+        return self._form
+
+    @cached_property
+    def _form(self) -> dict[str, list[str]]:
+        """The form fields, parsed once (guards, intercepts and IAM read them parameter by parameter)."""
         if not self.headers.get("content-type", "").startswith(_FORM):
             return {}
         return parse_qs(self.body.decode(), keep_blank_values=True)
@@ -330,7 +344,7 @@ def describe(environ: dict[str, Any], body: bytes) -> Call | None:
     method = environ["REQUEST_METHOD"]
     path = environ.get("PATH_INFO", "/")
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    call = Call(service, region, None, "rest", method, path, query, headers, body)
+    call = Call(service, region, None, "rest", method, path, query, headers, body, access_key=scope["key"])
     if target := headers.get("x-amz-target"):
         return replace(call, operation=target.rpartition(".")[2], protocol="json")
     if action := call.param("Action"):

@@ -45,7 +45,6 @@ from ehr_dr_sandbox.iam_requests import Mapping
 
 #: IAM's quota for a managed policy document ("IAM and AWS STS quotas"), in characters without white space.
 MANAGED_POLICY_MAX_CHARACTERS = 6144
-_ACCESS_KEY = re.compile(r"Credential=(?P<key>[^/&]+)/")
 #: Denials kept for the status report (the newest).
 KEPT_DENIALS = 50
 #: Needs no permission (AWS STS API Reference, GetCallerIdentity).
@@ -83,8 +82,12 @@ class Enforcement:
         documents = [_default_document(policy) for policy in role.managed_policies.values()]
         return [*documents, *role.policies.values()]
 
+    def documents(self, role_name: str) -> list[dict[str, Any]]:
+        """The role's policies, parsed (each document once: they change only when a test or drift changes them)."""
+        return [_parsed(document) for document in self.policies(role_name)]
+
     def decide(self, role_name: str, request: Request) -> Decision:
-        return evaluate((_parsed(document) for document in self.policies(role_name)), request)
+        return evaluate(self.documents(role_name), request)
 
     # ------------------------------------------------------------------------------------------------------ the guard
 
@@ -96,10 +99,11 @@ class Enforcement:
                    "aws:PrincipalArn": f"arn:aws:iam::{self.account}:role/{session.role_name}"}
         if session.mfa:
             context["aws:MultiFactorAuthAge"] = str(int(time.time() - session.issued))
+        documents = self.documents(session.role_name)  # once per call: a batch delete authorizes every key
         for request in Mapping(call, self.account, _MotoEstate(self.context)).requests():
             request = Request(request.action, request.resource, {**request.context, **context})
             try:
-                decision = self.decide(session.role_name, request)
+                decision = evaluate(documents, request)
             except PolicyError as error:  # a gap of the emulation: said, never passed silently
                 return Reply.error(call, "InternalFailure", f"sandbox: {error}", 500)
             if not decision.allowed:
@@ -109,9 +113,7 @@ class Enforcement:
         return None
 
     def session_of(self, call: Call) -> RoleSession | None:
-        found = _ACCESS_KEY.search(call.headers.get("authorization", "")) or _ACCESS_KEY.search(
-            "Credential=" + (call.query.get("X-Amz-Credential") or [""])[0])
-        return self.sessions.get(found["key"]) if found else None
+        return self.sessions.get(call.access_key) if call.access_key else None
 
     def _deny(self, call: Call, session: RoleSession, request: Request, decision: Decision) -> Reply:
         why = ("with an explicit deny in an identity-based policy" if decision.verdict == "explicit deny"
@@ -182,18 +184,16 @@ class Enforcement:
 
     def simulate(self, call: Call) -> dict[str, Any]:
         """iam:SimulatePrincipalPolicy for a role: each action on each resource, evaluated as the guard would."""
-        params = {key: values[0] for key, values in call.form().items()}
-        role_name = params["PolicySourceArn"].rpartition("/")[2]
+        role_name = (call.param("PolicySourceArn") or "").rpartition("/")[2]
         if role_name not in {role.name for role in self._iam().roles.values()}:
             raise ApiError("NoSuchEntity", f"The role with name {role_name} cannot be found.", 404)
-        actions = _members(params, "ActionNames")
-        resources = _members(params, "ResourceArns") or ["*"]
+        actions = call.param_list("ActionNames")
+        resources = call.param_list("ResourceArns") or ["*"]
         context: dict[str, str | list[str]] = {}
-        for index in range(1, 100):
-            key = params.get(f"ContextEntries.member.{index}.ContextKeyName")
-            if key is None:
-                break
-            context[key] = _members(params, f"ContextEntries.member.{index}.ContextKeyValues")
+        entry = 1
+        while (key := call.param(f"ContextEntries.member.{entry}.ContextKeyName")) is not None:
+            context[key] = call.param_list(f"ContextEntries.member.{entry}.ContextKeyValues")
+            entry += 1
         results = []
         for action in actions:
             for resource in resources:
@@ -275,13 +275,9 @@ def _default_document(policy: Any) -> str:
 
 
 @lru_cache(maxsize=256)
-def _parsed(document: str | dict[str, Any]) -> dict[str, Any]:
-    return json.loads(document) if isinstance(document, str) else document
-
-
-def _members(params: dict[str, str], name: str) -> list[str]:
-    return [value for index in range(1, 1000) if (value := params.get(f"{name}.member.{index}")) is not None] \
-        if f"{name}.member.1" in params else []
+def _parsed(document: str) -> dict[str, Any]:
+    """A policy document as moto keeps it (JSON text), parsed once per distinct text."""
+    return json.loads(document)
 
 
 def _xml_text(body: bytes, tag: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from botocore.parsers import RpcV2CBORParser
@@ -100,7 +101,11 @@ class Mapping:
         return f"arn:aws:{service}:{self.call.region if region is None else region}:{self.account}:{resource}"
 
     def params(self) -> dict[str, Any]:
-        """The request's parameters, whatever the protocol (form fields, JSON, CBOR, URI and query)."""
+        return self._params
+
+    @cached_property
+    def _params(self) -> dict[str, Any]:
+        """The request's parameters, whatever the protocol (form fields, JSON, CBOR, URI and query), parsed once."""
         call = self.call
         content_type = call.headers.get("content-type", "")
         if call.protocol in ("query", "ec2"):
@@ -177,9 +182,7 @@ class Mapping:
 
     def _described_alarms(self) -> list[Request]:
         """DescribeAlarms is authorized on each alarm it names; with none named (a prefix, or all), on every alarm."""
-        params = self.params()
-        names = params.get("AlarmNames") or [value for key, value in sorted(params.items())
-                                             if key.startswith("AlarmNames.member.")]
+        names = self.params().get("AlarmNames") or self.call.param_list("AlarmNames")
         return [self.request(self.action(), self.arn("cloudwatch", f"alarm:{name}")) for name in names] or [
             self.request(self.action(), self.arn("cloudwatch", "alarm:*"))]
 
