@@ -60,9 +60,15 @@ def restore_drill_permissions(site: Site, key_arns: list[str], key_conditions: d
     ]
     if validates:
         statements += [
-            iam.PolicyStatement(sid="ScratchMasterPassword", actions=["rds:ModifyDBCluster"],
-                                resources=[f"arn:aws:rds:{region}:{account}:cluster:{scratch}*"]),
+            scratch_master_password(site),
             iam.PolicyStatement(sid="ReadRestoredCharts", actions=["s3:GetObject"],
                                 resources=[f"arn:aws:s3:::{scratch}*/*"]),
         ]
     return statements
+
+
+def scratch_master_password(site: Site) -> iam.PolicyStatement:
+    """The validations log in to the restored cluster with a fresh master password they set (it keeps the
+    since-rotated one of backup time): whoever runs them (the database function in AWS) needs this."""
+    return iam.PolicyStatement(sid="ScratchMasterPassword", actions=["rds:ModifyDBCluster"], resources=[
+        f"arn:aws:rds:{site.region}:{site.config.account}:cluster:{drill_scratch_prefix(site.config.env_name)}*"])

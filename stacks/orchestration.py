@@ -56,7 +56,7 @@ from dr_runbooks.topology import (
     state_machine_arn,
     state_machine_name,
 )
-from stacks.drill_permissions import restore_drill_permissions
+from stacks.drill_permissions import restore_drill_permissions, scratch_master_password
 from stacks.lambda_asset import RDS_CA_BUNDLE
 from stacks.lambda_zip import asset_hash, asset_zip
 from stacks.managed_policies import managed_policies
@@ -435,10 +435,7 @@ def _database_permissions(site: Site, key: kms.IKey, function_name: str) -> list
             site.cluster_arn(region), *(f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch)]),
         *([iam.PolicyStatement(sid="FindInstances", actions=["rds:DescribeDBInstances"],
                                resources=[f"arn:aws:rds:{region}:{account}:db:*"]),
-           # The validations log in to the restored cluster with a fresh master password they set (it keeps the
-           # since-rotated one of backup time): the database steps do it, so this function holds it.
-           iam.PolicyStatement(sid="ScratchMasterPassword", actions=["rds:ModifyDBCluster"],
-                               resources=[f"arn:aws:rds:{region}:{account}:cluster:{prefix}*" for prefix in scratch])]
+           scratch_master_password(site)]
           if scratch else []),
         iam.PolicyStatement(sid="DatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[
             f"arn:aws:secretsmanager:{region}:{account}:secret:{topology.db_secret_name}-*"]),
