@@ -49,6 +49,12 @@ _NAMED_TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+#: The types whose `Ref` resolves to their ARN here: CloudFormation's `Ref` of a managed policy, topic or state
+#: machine is its ARN; a KMS key's is its id, which a policy cannot name a key by (only its ARN), so the ARN it is.
+#: The rest resolve to their name.
+_REF_IS_ARN = ("AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine", "AWS::KMS::Key")
+
+
 @dataclass(frozen=True)
 class DeployedRole:
     """A role as the stacks deploy it: its trust policy, the AWS managed policies it attaches (by name), and its own
@@ -189,10 +195,7 @@ class _Resolver:
                   "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.name}
         if name in pseudo:
             return pseudo[name]
-        resource = self._resource(name)
-        if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
-            return self.get_att(name, "Arn")
-        if resource["Type"] == "AWS::KMS::Key":
+        if self._resource(name)["Type"] in _REF_IS_ARN:
             return self.get_att(name, "Arn")
         return self.physical_name(name)
 
